@@ -1,0 +1,18 @@
+//! redis-k8s: a Juju podspec charm for Redis on Kubernetes, compiled to one static binary.
+//!
+//! Data flows one way through the crate:
+//!
+//! - [`dispatch`] decides which hook Juju is running (`JUJU_DISPATCH_PATH`, else `argv[0]`);
+//! - [`charm`] runs that hook: it builds the handler registry and hands it to the reactive engine;
+//! - [`reactive`] is the engine: flags, handlers, the dispatch loop and the crash-safe flag store;
+//! - [`layers`] are the behaviours of the layers the original charm used (docker-resource, status,
+//!   caas-base), written as handlers and helpers on top of the engine;
+//! - [`redis`] is the Redis logic: config validation, the pod spec, the `db` relation, its handlers;
+//! - [`juju`] is the only code that talks to Juju: hook tools behind one trait, and the hook environment.
+//!
+//! The local stand-in for a Juju controller and Kubernetes (`juju-local`) lives in `src/bin/juju-local/`
+//! and uses none of this crate's internals.
+
+pub mod charm;
+pub mod dispatch;
+pub mod juju;

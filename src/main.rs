@@ -1,0 +1,112 @@
+//! The charm's entry point: hook name in, exit code out.
+//!
+//! Juju execs this binary as `dispatch` (2.8+) or through a `hooks/<name>` symlink. It finds the hook
+//! ([`redis_k8s::dispatch`]), runs it ([`redis_k8s::charm`]) against the real hook tools, and turns any
+//! failure, including a panic, into exactly one line on stderr and a non-zero exit. Outside a hook
+//! context it is a small CLI that says how it is meant to be run.
+
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use clap::Parser;
+use redis_k8s::dispatch::{self, Invocation};
+use redis_k8s::juju::{HookEnv, HookTools, LogLevel, ProcessRunner};
+
+/// What the one-line error names: `redis-k8s: <hook>: …`.
+static CURRENT: OnceLock<String> = OnceLock::new();
+
+#[derive(Parser)]
+#[command(
+    name = "redis-k8s",
+    version,
+    about = "The redis-k8s Juju charm (podspec, Kubernetes), as one static binary.",
+    long_about = "The redis-k8s Juju charm (podspec, Kubernetes), as one static binary.\n\n\
+Juju runs this binary for every hook: as `dispatch` with JUJU_DISPATCH_PATH=hooks/<name> (Juju 2.8+), \
+or through the hooks/<name> symlinks. It acts only through Juju's hook tools (config-get, status-set, \
+pod-spec-set, ...), so it does nothing useful outside a hook context. To try it without a controller, \
+use the local agent: `juju-local deploy ./redis-k8s.charm --resource redis-image=redis:7.0`."
+)]
+struct Cli {
+    /// List the hooks and actions this charm handles, one per line.
+    #[arg(long)]
+    list_hooks: bool,
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let what = CURRENT.get().map(String::as_str).unwrap_or("startup");
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("redis-k8s: {what}: internal error: {}{place}", one_line(&msg));
+        std::process::exit(1);
+    }));
+
+    let argv0 = std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let dispatch_path = std::env::var("JUJU_DISPATCH_PATH").ok().filter(|p| !p.is_empty());
+    let in_context = std::env::var("JUJU_UNIT_NAME").is_ok_and(|u| !u.is_empty());
+
+    match dispatch::resolve(dispatch_path.as_deref(), &argv0, in_context) {
+        Ok(Invocation::Cli) => cli(),
+        Ok(Invocation::Hook(hook)) => run_hook(&hook),
+        Ok(Invocation::Action(action)) => {
+            eprintln!("redis-k8s: action {action}: no actions are implemented yet");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("redis-k8s: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn cli() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.list_hooks {
+        for h in dispatch::known_hooks() {
+            println!("{h}");
+        }
+        for a in dispatch::ACTIONS {
+            println!("actions/{a}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "redis-k8s: not in a Juju hook context (JUJU_UNIT_NAME is not set).\n\
+         Juju runs this binary as the charm's `dispatch` or `hooks/<name>`; see --help."
+    );
+    ExitCode::from(2)
+}
+
+fn run_hook(hook: &str) -> ExitCode {
+    let _ = CURRENT.set(hook.to_string());
+    let env = HookEnv::from_env();
+    let mut tools = HookTools::new(Box::new(ProcessRunner::from_env()));
+    if env.unit_name.is_empty() {
+        eprintln!("redis-k8s: {hook}: not in a Juju hook context (JUJU_UNIT_NAME is not set)");
+        return ExitCode::from(1);
+    }
+    let result = redis_k8s::charm::run_hook(hook, &env, &mut tools);
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let line = one_line(&format!("{err:#}"));
+            eprintln!("redis-k8s: {hook}: {line}");
+            // Best effort: the failure may be juju-log itself.
+            let _ = tools.log(LogLevel::Error, &format!("{hook} failed: {line}"));
+            ExitCode::from(1)
+        }
+    };
+    // stdout is logged by Juju at DEBUG: the call count is there for whoever debugs hook cost.
+    println!("redis-k8s: {hook}: {} hook tool calls: {}", tools.calls().len(), tools.calls().join(" "));
+    code
+}
+
+/// Folds a message onto one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
