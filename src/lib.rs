@@ -16,3 +16,15 @@
 pub mod charm;
 pub mod dispatch;
 pub mod juju;
+pub mod reactive;
+
+/// Test-only crash injection: when `REDIS_K8S_CRASH_AT` names this point, the process kills itself with
+/// SIGKILL right here, as an operator pod eviction would. Used by the crash-safety tests; a no-op otherwise.
+pub fn crash_point(name: &str) {
+    if std::env::var_os("REDIS_K8S_CRASH_AT").is_some_and(|v| v == name) {
+        // SAFETY: kill(2) on our own pid; no memory is touched.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}

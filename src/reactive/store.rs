@@ -1,0 +1,305 @@
+//! The flag store: the unit's flags and kv data in one JSON file, committed only when a hook succeeds.
+//!
+//! Where: `$REDIS_K8S_STATE_DIR` if set (tests), else the unit agent's `state/` directory beside the charm
+//! dir (`$JUJU_CHARM_DIR/../state/`) when it exists, else `$JUJU_CHARM_DIR/.unit-state/`. The file is
+//! human-readable, mode 0600, schema-versioned. It is loaded once at hook start; a missing file starts
+//! empty, but a corrupt one or one from a newer schema fails the hook (never a silent reset of flags).
+//!
+//! Commit is atomic: write a temporary file in the same directory, fsync, rename over the store, fsync
+//! the directory. A hook that fails never reaches commit, so the previous file stays byte-for-byte.
+//!
+//! Juju 2.8+ gives podspec charms no persistent operator disk (reference §1.5), so the committed bytes
+//! are also mirrored into Juju's charm state (`state-set`, one key, only when they changed; deferred by
+//! Juju until the hook succeeds) and restored from `state-get` when the local file is missing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::juju::{HookEnv, HookTools, LogLevel, Settings};
+
+/// The schema this build writes and the newest it reads.
+pub const SCHEMA: u32 = 1;
+/// The store's file name inside the state directory.
+pub const FILE_NAME: &str = "redis-k8s-reactive.json";
+/// The `state-set` key of the mirror.
+pub const MIRROR_KEY: &str = "redis-k8s.reactive-store";
+/// Environment variable overriding the state directory.
+pub const STATE_DIR_ENV: &str = "REDIS_K8S_STATE_DIR";
+/// Juju's per-value limit for `state-set` (reference §1.7).
+const MIRROR_LIMIT: usize = 65536;
+
+/// What persists between hooks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitState {
+    pub flags: BTreeMap<String, Value>,
+    pub kv: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    schema: u32,
+    #[serde(default)]
+    flags: BTreeMap<String, Value>,
+    #[serde(default)]
+    kv: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: Option<Value>,
+}
+
+/// Where the state came from at hook start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    File,
+    Mirror,
+    Empty,
+}
+
+/// A loaded store: the state and the exact bytes it was read from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub state: UnitState,
+    pub source: Source,
+    bytes: Option<Vec<u8>>,
+}
+
+/// The store of one unit.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The store for the unit of `env` (see the module doc for the rules).
+    pub fn locate(env: &HookEnv) -> Store {
+        if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
+            return Store { dir: PathBuf::from(dir) };
+        }
+        let agent_state = env.charm_dir.join("..").join("state");
+        let dir = if agent_state.is_dir() { agent_state } else { env.charm_dir.join(".unit-state") };
+        Store { dir }
+    }
+
+    /// A store in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Store {
+        Store { dir: dir.into() }
+    }
+
+    /// The store file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Loads the local file, else the `state-get` mirror, else an empty state.
+    pub fn load(&self, tools: &mut HookTools) -> Result<Loaded> {
+        let path = self.path();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let state = decode(&bytes).with_context(|| format!("flag store {}", path.display()))?;
+                Ok(Loaded { state, source: Source::File, bytes: Some(bytes) })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mirror = tools.state_get(MIRROR_KEY).context("restoring the flag store from state-get")?;
+                match mirror {
+                    Some(text) => {
+                        let state = decode(text.as_bytes()).context("flag store mirror in Juju's charm state")?;
+                        Ok(Loaded { state, source: Source::Mirror, bytes: Some(text.into_bytes()) })
+                    }
+                    None => Ok(Loaded { state: UnitState::default(), source: Source::Empty, bytes: None }),
+                }
+            }
+            Err(e) => Err(e).with_context(|| format!("reading flag store {}", path.display())),
+        }
+    }
+
+    /// Commits `state` at the end of a successful hook: mirrors it with `state-set` and writes the
+    /// file atomically, each only when the bytes changed. Call it last: after it, the hook must exit 0.
+    pub fn commit(&self, loaded: &Loaded, state: &UnitState, tools: &mut HookTools) -> Result<()> {
+        let bytes = encode(state);
+        if loaded.bytes.as_deref() == Some(bytes.as_slice()) {
+            if loaded.source == Source::Mirror {
+                self.write(&bytes)?;
+            }
+            return Ok(());
+        }
+        if bytes.len() <= MIRROR_LIMIT {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut values = Settings::new();
+            values.insert(MIRROR_KEY.to_string(), text);
+            tools.state_set(&values).context("mirroring the flag store with state-set")?;
+        } else {
+            let msg = format!(
+                "flag store is {} bytes, over Juju's {MIRROR_LIMIT}-byte state value limit: not mirrored; \
+                 it will not survive an operator pod restart",
+                bytes.len()
+            );
+            tools.log(LogLevel::Warning, &msg).context("logging the unmirrored flag store")?;
+        }
+        self.write(&bytes)
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<()> {
+        let path = self.path();
+        let ctx = || format!("writing flag store {}", path.display());
+        if !self.dir.is_dir() {
+            fs::create_dir_all(&self.dir).with_context(ctx)?;
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).with_context(ctx)?;
+        }
+        let tmp = self.dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
+        let result = (|| -> Result<()> {
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            // The mode passed to open() is masked by the umask and ignored for an existing file.
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            crate::crash_point("store-before-rename");
+            fs::rename(&tmp, &path)?;
+            crate::crash_point("store-after-rename");
+            fs::File::open(&self.dir)?.sync_all()?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.with_context(ctx)
+    }
+}
+
+/// The store's file format: pretty JSON with sorted keys.
+pub fn encode(state: &UnitState) -> Vec<u8> {
+    let disk = OnDisk { schema: SCHEMA, flags: state.flags.clone(), kv: state.kv.clone() };
+    let mut out = serde_json::to_vec_pretty(&disk).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Reads the store's file format, refusing what it cannot read faithfully.
+pub fn decode(bytes: &[u8]) -> Result<UnitState> {
+    let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("is corrupt (not UTF-8)"))?;
+    let head: SchemaOnly = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("is corrupt ({e}); refusing to start from empty flags"))?;
+    match head.schema.as_ref().and_then(Value::as_u64) {
+        None => bail!("is corrupt (no numeric \"schema\" key); refusing to start from empty flags"),
+        Some(n) if n > u64::from(SCHEMA) => {
+            bail!("has schema {n}, newer than this charm reads ({SCHEMA}); was the charm downgraded?")
+        }
+        Some(_) => {}
+    }
+    let disk: OnDisk = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("is corrupt ({e}); refusing to start from empty flags"))?;
+    Ok(UnitState { flags: disk.flags, kv: disk.kv })
+}
+
+/// Whether a path is a store file (for tests and tools).
+pub fn is_store_file(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| n == FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::juju::fake::{FakeJuju, FakeModel};
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("redis-k8s-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn tools(model: FakeModel) -> (HookTools, FakeJuju) {
+        let fake = FakeJuju::new(model);
+        (HookTools::new(Box::new(fake.clone())), fake)
+    }
+
+    #[test]
+    fn roundtrip_mode_and_no_rewrite_when_unchanged() {
+        let dir = tmpdir("rt");
+        let store = Store::at(&dir);
+        let (mut t, fake) = tools(FakeModel::new("r/0"));
+        let loaded = store.load(&mut t).unwrap();
+        assert_eq!(loaded.source, Source::Empty);
+        let mut st = UnitState::default();
+        st.flags.insert("a".into(), Value::Null);
+        store.commit(&loaded, &st, &mut t).unwrap();
+        let meta = fs::metadata(store.path()).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fake.model.borrow().count("state-set"), 1);
+
+        let loaded = store.load(&mut t).unwrap();
+        assert_eq!(loaded.state, st);
+        store.commit(&loaded, &st, &mut t).unwrap();
+        assert_eq!(fake.model.borrow().count("state-set"), 1, "unchanged state is not mirrored again");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_file_restores_from_the_mirror() {
+        let dir = tmpdir("mirror");
+        let mut st = UnitState::default();
+        st.flags.insert("restored".into(), Value::Null);
+        let mut model = FakeModel::new("r/0");
+        model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&st)).unwrap());
+        let (mut t, fake) = tools(model);
+        let store = Store::at(&dir);
+        let loaded = store.load(&mut t).unwrap();
+        assert_eq!(loaded.source, Source::Mirror);
+        assert_eq!(loaded.state, st);
+        store.commit(&loaded, &st, &mut t).unwrap();
+        assert!(store.path().exists(), "the local file is rewritten from the mirror");
+        assert_eq!(fake.model.borrow().count("state-set"), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_and_newer_stores_are_refused_with_a_clear_error() {
+        for (bytes, needle) in [
+            (&b"{not json"[..], "is corrupt"),
+            (&b"{\"flags\":{}}"[..], "no numeric \"schema\""),
+            (&b"{\"schema\":99,\"flags\":{}}"[..], "schema 99, newer"),
+            (&[0xff, 0x00][..], "not UTF-8"),
+            (&b"{\"schema\":1,\"flags\":[1,2]}"[..], "is corrupt"),
+        ] {
+            let err = decode(bytes).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let dir = tmpdir("corrupt");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(FILE_NAME), b"garbage").unwrap();
+        let (mut t, _) = tools(FakeModel::new("r/0"));
+        let err = format!("{:#}", Store::at(&dir).load(&mut t).unwrap_err());
+        assert!(err.starts_with("flag store ") && err.contains("is corrupt"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn locate_prefers_the_agent_state_dir() {
+        let root = tmpdir("locate");
+        fs::create_dir_all(root.join("charm")).unwrap();
+        let env = HookEnv { charm_dir: root.join("charm"), ..Default::default() };
+        if std::env::var_os(STATE_DIR_ENV).is_none() {
+            assert_eq!(Store::locate(&env).dir, root.join("charm").join(".unit-state"));
+            fs::create_dir_all(root.join("state")).unwrap();
+            assert_eq!(Store::locate(&env).dir, root.join("charm").join("..").join("state"));
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn schema_1_fixture_still_loads() {
+        // A store written by schema 1. When the schema changes, this must keep loading (migrate it).
+        let fixture = include_bytes!("../../tests/fixtures/store-schema-1.json");
+        let st = decode(fixture).unwrap();
+        assert!(st.flags.contains_key("layer.docker-resource.redis-image.available"));
+        assert!(st.kv.contains_key("reactive.data_changed.redis.pod-spec"));
+    }
+}

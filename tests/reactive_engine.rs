@@ -1,0 +1,438 @@
+//! Pins the reactive engine's semantics (charms.reactive `bus.py`/`flags.py`, reference §1-§3) and the
+//! flag store's commit-only-on-success rule, through the public API with the recording fake.
+
+use std::cell::RefCell;
+use std::fs;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use redis_k8s::juju::fake::{FakeJuju, FakeModel, Fault};
+use redis_k8s::juju::{HookEnv, HookTools, ToolError};
+use redis_k8s::reactive::{AutoSpec, Ctx, Engine, Flags, Kv, Registry, Store, dispatch};
+use serde_json::json;
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn new_ctx<'h>(
+    hook: &'h str,
+    env: &'h HookEnv,
+    tools: &'h mut HookTools,
+    flags: &[&str],
+    reg: &Registry<Log>,
+    log: Log,
+) -> Ctx<'h, Log> {
+    let mut f = Flags::new(Default::default(), reg.triggers());
+    for x in flags {
+        f.set(x);
+    }
+    Ctx::new(hook, env, tools, f, Kv::default(), log)
+}
+
+fn tools() -> HookTools {
+    HookTools::new(Box::new(FakeJuju::new(FakeModel::new("redis-k8s/0"))))
+}
+
+/// A handler that records its name, then sets and clears flags.
+fn h(
+    reg: &mut Registry<Log>,
+    name: &'static str,
+    when: &[&str],
+    when_not: &[&str],
+    set: &'static [&'static str],
+    clear: &'static [&'static str],
+) {
+    let mut b = reg.handler(name);
+    if !when.is_empty() {
+        b = b.when_all(when);
+    }
+    if !when_not.is_empty() {
+        b = b.when_none(when_not);
+    }
+    b.run(move |ctx| {
+        ctx.charm.borrow_mut().push(name.to_string());
+        for f in set {
+            ctx.flags.set(f);
+        }
+        for f in clear {
+            ctx.flags.clear(f);
+        }
+        Ok(())
+    });
+}
+
+fn run(reg: &Registry<Log>, hook: &str, initial: &[&str]) -> (Vec<String>, redis_k8s::reactive::Report, Vec<String>) {
+    let env = HookEnv::default();
+    let mut t = tools();
+    let log: Log = Default::default();
+    let mut ctx = new_ctx(hook, &env, &mut t, initial, reg, log.clone());
+    let report = dispatch(reg, &mut ctx).unwrap();
+    let flags = ctx.flags.list().iter().map(|s| s.to_string()).collect();
+    let calls = log.borrow().clone();
+    (calls, report, flags)
+}
+
+#[test]
+fn cascade_runs_in_iterations_foo_then_bar_then_qux() {
+    // test_bus.py::test_dispatch: foo and foo2 run; then bar, bar2 and both; then qux.
+    let mut reg = Registry::new();
+    h(&mut reg, "bar", &["bar"], &[], &[], &[]);
+    h(&mut reg, "foo", &["foo"], &[], &["bar"], &[]);
+    h(&mut reg, "foo2", &["foo"], &[], &["bar2"], &[]);
+    h(&mut reg, "bar2", &["bar2"], &[], &["qux"], &[]);
+    h(&mut reg, "both", &["bar", "bar2"], &[], &[], &[]);
+    h(&mut reg, "qux", &["qux"], &[], &[], &[]);
+    let (calls, report, _) = run(&reg, "update-status", &["foo"]);
+    assert_eq!(calls, ["foo", "foo2", "bar", "bar2", "both", "qux"]);
+    assert_eq!(report.iterations, 3);
+    assert!(!report.hit_cap);
+}
+
+#[test]
+fn a_set_never_adds_to_the_current_queue() {
+    // `late` comes after `foo` in registration order and watches the flag foo sets, but it was not in
+    // iteration 0's queue, so it runs in iteration 1, after `other`.
+    let mut reg = Registry::new();
+    h(&mut reg, "foo", &["foo"], &[], &["bar"], &[]);
+    h(&mut reg, "late", &["bar"], &[], &[], &[]);
+    h(&mut reg, "other", &["foo"], &[], &[], &[]);
+    let (calls, _, _) = run(&reg, "update-status", &["foo"]);
+    assert_eq!(calls, ["foo", "other", "late"]);
+}
+
+#[test]
+fn a_set_never_removes_a_queued_handler() {
+    let mut reg = Registry::new();
+    h(&mut reg, "setter", &["x"], &[], &["z"], &[]);
+    h(&mut reg, "not_z", &[], &["z"], &[], &[]);
+    let (calls, _, _) = run(&reg, "update-status", &["x"]);
+    assert_eq!(calls, ["setter", "not_z"], "when_not(z) stays queued although z is now set");
+}
+
+#[test]
+fn any_clear_refilters_the_rest_of_the_queue() {
+    let mut reg = Registry::new();
+    h(&mut reg, "setter", &["x"], &[], &["z"], &[]);
+    h(&mut reg, "clear_unset", &["x"], &[], &[], &["never-set"]);
+    h(&mut reg, "not_z", &[], &["z"], &[], &[]);
+    let (calls, _, _) = run(&reg, "update-status", &["x"]);
+    assert_eq!(calls, ["setter", "clear_unset"], "the clear of an unset flag re-tests not_z, which now fails");
+
+    let mut reg = Registry::new();
+    h(&mut reg, "a", &["x"], &[], &[], &["y"]);
+    h(&mut reg, "b", &["y"], &[], &[], &[]);
+    let (calls, _, flags) = run(&reg, "update-status", &["x", "y"]);
+    assert_eq!(calls, ["a"]);
+    assert_eq!(flags, ["x"]);
+}
+
+#[test]
+fn a_handler_runs_again_in_a_later_iteration_but_never_twice_in_one() {
+    // A handler that does not watch the flag that changed is not re-run.
+    let mut reg = Registry::new();
+    h(&mut reg, "watcher", &["a"], &[], &[], &[]);
+    h(&mut reg, "setb", &["a"], &["b"], &["b"], &[]);
+    let (calls, _, _) = run(&reg, "update-status", &["a"]);
+    assert_eq!(calls, ["watcher", "setb"]);
+
+    // it0: watch_ac, set_c (sets c); it1: clear_c (c changed; watch_ac now fails when_not c);
+    // it2: c changed again: watch_ac runs a second time; set_c watches only a, so it does not.
+    let mut reg = Registry::new();
+    h(&mut reg, "watch_ac", &["a"], &["c"], &[], &[]);
+    h(&mut reg, "set_c", &["a"], &[], &["c"], &[]);
+    h(&mut reg, "clear_c", &["c"], &[], &[], &["c"]);
+    let (calls, report, _) = run(&reg, "update-status", &["a"]);
+    assert_eq!(calls, ["watch_ac", "set_c", "clear_c", "watch_ac"]);
+    assert_eq!(report.iterations, 3);
+}
+
+#[test]
+fn hook_handlers_run_once_in_the_hooks_phase() {
+    let mut reg = Registry::new();
+    reg.handler("on_upgrade").hook(&["upgrade-charm", "{config,leader-settings}-changed"]).run(
+        |ctx: &mut Ctx<'_, Log>| {
+            ctx.charm.borrow_mut().push("on_upgrade".into());
+            ctx.flags.set("refetch");
+            ctx.flags.clear("x");
+            Ok(())
+        },
+    );
+    h(&mut reg, "refetch", &["refetch"], &[], &[], &["refetch"]);
+    let (calls, _, _) = run(&reg, "upgrade-charm", &[]);
+    assert_eq!(calls, ["on_upgrade", "refetch"]);
+    let (calls, _, _) = run(&reg, "leader-settings-changed", &[]);
+    assert_eq!(calls, ["on_upgrade", "refetch"]);
+    let (calls, _, _) = run(&reg, "install", &[]);
+    assert!(calls.is_empty());
+}
+
+#[test]
+fn the_iteration_cap_stops_a_ping_pong_and_is_reported() {
+    let mut reg = Registry::new();
+    h(&mut reg, "ping", &["a"], &[], &["b"], &["a"]);
+    h(&mut reg, "pong", &["b"], &[], &["a"], &["b"]);
+    let (calls, report, _) = run(&reg, "update-status", &["a"]);
+    assert!(report.hit_cap);
+    assert_eq!(report.iterations, 100);
+    assert_eq!(calls.len(), 100);
+}
+
+#[test]
+fn triggers_fire_synchronously_inside_set_and_clear() {
+    let mut reg: Registry<Log> = Registry::new();
+    reg.trigger_when("image.changed", &[], &["spec.sent"]);
+    reg.trigger_when_not("leader", &["was.leader"], &[]);
+    reg.handler("check").when("image.changed").run(|ctx| {
+        ctx.charm.borrow_mut().push(format!("spec.sent={}", ctx.flags.is_set("spec.sent")));
+        Ok(())
+    });
+    h(&mut reg, "change", &["go"], &[], &["image.changed"], &["leader"]);
+    let (calls, _, flags) = run(&reg, "update-status", &["go", "spec.sent", "leader"]);
+    assert_eq!(calls, ["change", "spec.sent=false"]);
+    assert!(flags.contains(&"was.leader".to_string()));
+}
+
+// ---- run_hook: automatic flags, store, rollback ------------------------------------------------
+
+struct Harness {
+    dir: PathBuf,
+    model: FakeJuju,
+}
+
+impl Harness {
+    fn new(tag: &str) -> Harness {
+        let dir = std::env::temp_dir().join(format!("redis-k8s-engine-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut m = FakeModel::new("redis-k8s/0");
+        m.leader = true;
+        m.config.insert("port".into(), json!(6379));
+        Harness { dir, model: FakeJuju::new(m) }
+    }
+
+    fn store(&self) -> Store {
+        Store::at(&self.dir)
+    }
+
+    fn hook(&self, eng: &Engine<Log>, hook: &str, env: &HookEnv) -> (anyhow::Result<Vec<String>>, Vec<String>) {
+        let mut tools = HookTools::new(Box::new(self.model.clone()));
+        let log: Log = Default::default();
+        let r = eng.run_hook(hook, env, &mut tools, &self.store(), log.clone()).map(|o| o.flags);
+        self.model.model.borrow_mut().end_hook(r.is_ok());
+        let calls = log.borrow().clone();
+        (r, calls)
+    }
+}
+
+fn engine(reg: Registry<Log>) -> Engine<Log> {
+    let spec = AutoSpec::from_config_yaml("options:\n  port:\n    type: int\n    default: 6379\n", &["db"]).unwrap();
+    Engine::new(reg, spec, |_| Ok(()))
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn observer() -> Registry<Log> {
+    let mut reg = Registry::new();
+    for f in ["config.changed", "config.changed.port", "config.set.port", "config.default.port", "leadership.is_leader"]
+    {
+        reg.handler(f).when(f).run(move |ctx: &mut Ctx<'_, Log>| {
+            ctx.charm.borrow_mut().push(f.to_string());
+            Ok(())
+        });
+    }
+    reg
+}
+
+#[test]
+fn config_flags_across_hooks_and_never_persisted() {
+    let hx = Harness::new("config");
+    let reg = engine(observer());
+    let env = HookEnv::default();
+    let (r, seen) = hx.hook(&reg, "install", &env);
+    let flags = r.unwrap();
+    assert_eq!(
+        seen,
+        ["config.changed", "config.changed.port", "config.set.port", "config.default.port", "leadership.is_leader"]
+    );
+    assert!(flags.iter().all(|f| !f.starts_with("config.")), "config.* flags live for one hook: {flags:?}");
+
+    let (_, seen) = hx.hook(&reg, "config-changed", &env);
+    assert_eq!(seen, ["config.set.port", "config.default.port", "leadership.is_leader"], "nothing changed");
+
+    hx.model.model.borrow_mut().config.insert("port".into(), json!(7000.0));
+    let (_, seen) = hx.hook(&reg, "config-changed", &env);
+    assert_eq!(seen, ["config.changed", "config.changed.port", "config.set.port", "leadership.is_leader"]);
+
+    // 7000 and 7000.0 are the same value (Juju passes numbers as float64).
+    hx.model.model.borrow_mut().config.insert("port".into(), json!(7000));
+    let (_, seen) = hx.hook(&reg, "config-changed", &env);
+    assert!(!seen.contains(&"config.changed".to_string()));
+}
+
+#[test]
+fn a_failed_hook_changes_neither_the_store_nor_the_mirror_and_the_retry_reruns() {
+    let hx = Harness::new("rollback");
+    let env = HookEnv::default();
+    hx.hook(&engine(observer()), "install", &env).0.unwrap();
+    let before = fs::read(hx.store().path()).unwrap();
+    let mirror_before = hx.model.model.borrow().state.clone();
+    assert!(!mirror_before.is_empty(), "the first hook mirrored the store");
+
+    let mut reg = observer();
+    reg.handler("fails").when("leadership.is_leader").run(|ctx: &mut Ctx<'_, Log>| {
+        ctx.flags.set("half.done");
+        ctx.kv.set("x", json!(1));
+        anyhow::bail!("boom")
+    });
+    let reg = engine(reg);
+    hx.model.model.borrow_mut().config.insert("port".into(), json!(7000));
+    let (r, _) = hx.hook(&reg, "config-changed", &env);
+    let err = format!("{:#}", r.unwrap_err());
+    assert_eq!(err, "handler fails: boom");
+    assert_eq!(fs::read(hx.store().path()).unwrap(), before, "store bytes unchanged");
+    assert_eq!(hx.model.model.borrow().state, mirror_before, "mirror unchanged");
+
+    // The retry still sees the config change, because the snapshot was not committed either.
+    let reg = engine(observer());
+    let (r, seen) = hx.hook(&reg, "config-changed", &env);
+    r.unwrap();
+    assert!(seen.contains(&"config.changed.port".to_string()));
+    assert_ne!(fs::read(hx.store().path()).unwrap(), before);
+}
+
+#[test]
+fn a_tool_failure_during_automatic_flags_fails_the_hook_before_any_handler() {
+    let hx = Harness::new("toolfail");
+    let reg = engine(observer());
+    hx.model.model.borrow_mut().faults.push(Fault {
+        tool: "is-leader".into(),
+        nth: 0,
+        error: ToolError::Runtime { tool: "is-leader".into(), message: "ERROR leadership status unknown: x".into() },
+    });
+    let (r, seen) = hx.hook(&reg, "install", &HookEnv::default());
+    assert_eq!(r.unwrap_err().to_string(), "is-leader failed: ERROR leadership status unknown: x");
+    assert!(seen.is_empty());
+    assert!(!hx.store().path().exists());
+}
+
+#[test]
+fn hitting_the_cap_logs_a_warning() {
+    let hx = Harness::new("cap");
+    let mut reg = Registry::new();
+    h(&mut reg, "ping", &["leadership.is_leader"], &["b"], &["b"], &[]);
+    h(&mut reg, "pong", &["b"], &[], &[], &["b"]);
+    let reg = engine(reg);
+    hx.hook(&reg, "update-status", &HookEnv::default()).0.unwrap();
+    let logs = hx.model.model.borrow().logs.clone();
+    assert!(logs.iter().any(|(lvl, m)| lvl == "WARNING" && m.contains("stopped after 100 iterations")), "{logs:?}");
+}
+
+#[test]
+fn endpoint_flags_follow_relation_hooks() {
+    use redis_k8s::juju::fake::FakeRelation;
+    let hx = Harness::new("endpoint");
+    let mut reg = Registry::new();
+    for f in ["endpoint.db.joined", "endpoint.db.changed", "endpoint.db.changed.foo", "endpoint.db.departed"] {
+        reg.handler(f).when(f).run(move |ctx: &mut Ctx<'_, Log>| {
+            ctx.charm.borrow_mut().push(f.to_string());
+            Ok(())
+        });
+    }
+    let reg = engine(reg);
+    let (_, seen) = hx.hook(&reg, "install", &HookEnv::default());
+    assert!(seen.is_empty());
+    let mut rel = FakeRelation { remote_app: "client".into(), ..Default::default() };
+    rel.units.insert("client/0".into(), [("foo".to_string(), "1".to_string())].into());
+    hx.model.model.borrow_mut().relations.insert("db:1".into(), rel);
+    let env = HookEnv {
+        relation: Some("db".into()),
+        relation_id: Some("db:1".into()),
+        remote_unit: Some("client/0".into()),
+        ..Default::default()
+    };
+    let (_, seen) = hx.hook(&reg, "db-relation-joined", &env);
+    assert_eq!(seen, ["endpoint.db.joined", "endpoint.db.changed", "endpoint.db.changed.foo"]);
+
+    // A non-relation hook uses the recorded membership: no relation-* calls.
+    let before = hx.model.model.borrow().calls.len();
+    let (_, seen) = hx.hook(&reg, "update-status", &HookEnv::default());
+    let tools: Vec<String> = hx.model.model.borrow().calls[before..].iter().map(|c| c.tool.clone()).collect();
+    assert!(tools.iter().all(|t| !t.starts_with("relation-")), "{tools:?}");
+    assert_eq!(
+        seen,
+        ["endpoint.db.joined", "endpoint.db.changed", "endpoint.db.changed.foo"],
+        ".changed is never cleared automatically"
+    );
+
+    hx.model.model.borrow_mut().relations.get_mut("db:1").unwrap().units.clear();
+    let env = HookEnv { departing_unit: Some("client/0".into()), ..env };
+    let (_, seen) = hx.hook(&reg, "db-relation-departed", &env);
+    assert_eq!(seen, ["endpoint.db.changed", "endpoint.db.changed.foo", "endpoint.db.departed"]);
+}
+
+/// Kill -9 between the temp write and the rename: the old store survives and the next hook loads it.
+/// The crash runs in a child process (this test binary re-executed on one test), since it kills itself.
+#[test]
+fn crash_between_temp_write_and_rename_keeps_the_old_store() {
+    if std::env::var_os("ENGINE_CRASH_CHILD").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("redis-k8s-engine-crash-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    for point in ["store-before-rename", "store-after-rename"] {
+        let _ = fs::remove_dir_all(&dir);
+        // First commit, uncrashed.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env("ENGINE_CRASH_DIR", &dir)
+            .env("ENGINE_CRASH_PORT", "6379")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let before = fs::read(dir.join(redis_k8s::reactive::store::FILE_NAME)).unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env("ENGINE_CRASH_DIR", &dir)
+            .env("ENGINE_CRASH_PORT", "7000")
+            .env("REDIS_K8S_CRASH_AT", point)
+            .output()
+            .unwrap()
+            .status;
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "the child was killed at {point}");
+        let after = fs::read(dir.join(redis_k8s::reactive::store::FILE_NAME)).unwrap();
+        let st = redis_k8s::reactive::store::decode(&after).expect("a valid store after the crash");
+        if point == "store-before-rename" {
+            assert_eq!(after, before, "old store byte-for-byte");
+        } else {
+            assert_eq!(st.kv["reactive.config.snapshot"]["port"], json!(7000));
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os("ENGINE_CRASH_DIR") else { return };
+    let port: u16 = std::env::var("ENGINE_CRASH_PORT").unwrap().parse().unwrap();
+    let mut m = FakeModel::new("redis-k8s/0");
+    m.config.insert("port".into(), json!(port));
+    let fake = FakeJuju::new(m);
+    let mut tools = HookTools::new(Box::new(fake));
+    let spec = AutoSpec::from_config_yaml("options:\n  port:\n    default: 6379\n", &[]).unwrap();
+    let eng = Engine::new(observer(), spec, |_| Ok(()));
+    eng.run_hook("config-changed", &HookEnv::default(), &mut tools, &Store::at(PathBuf::from(dir)), Log::default())
+        .unwrap();
+}
+
+#[test]
+fn re_setting_a_set_flag_is_not_a_transition() {
+    let mut reg = Registry::new();
+    h(&mut reg, "setter", &["x"], &[], &["y"], &[]);
+    h(&mut reg, "watcher", &["y"], &[], &[], &[]);
+    let (calls, report, _) = run(&reg, "update-status", &["x", "y"]);
+    assert_eq!(calls, ["setter", "watcher"], "y was already set: watcher must not run again");
+    assert_eq!(report.iterations, 1);
+}
