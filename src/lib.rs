@@ -16,3 +16,4 @@
 pub mod charm;
 pub mod dispatch;
 pub mod juju;
+pub mod redis;
