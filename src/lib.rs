@@ -17,6 +17,7 @@ pub mod charm;
 pub mod dispatch;
 pub mod juju;
 pub mod reactive;
+pub mod redis;
 
 /// Test-only crash injection: when `REDIS_K8S_CRASH_AT` names this point, the process kills itself with
 /// SIGKILL right here, as an operator pod eviction would. Used by the crash-safety tests; a no-op otherwise.
