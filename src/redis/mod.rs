@@ -7,6 +7,7 @@
 //! - [`relation`] is the data published on the `db` relation;
 //! - [`handlers`] wires these into the reactive engine (the only part that acts through hook tools).
 
+pub mod auth;
 pub mod config;
 pub mod handlers;
 pub mod podspec;
