@@ -5,6 +5,9 @@
 //! - [`podspec`] renders the version 3 pod spec (and the redis.conf inside it) that the leader pipes to
 //!   `pod-spec-set`, and the workload version for `application-version-set`;
 //! - [`relation`] is the data published on the `db` relation;
+//! - [`auth`] is where the password comes from and where it is kept;
+//! - [`resp`] is a small, bounded RESP2 client for asking a pod's Redis or Sentinel about replication
+//!   (the one module here that talks to the network, and only when called);
 //! - [`handlers`] wires these into the reactive engine (the only part that acts through hook tools).
 
 pub mod auth;
@@ -12,6 +15,7 @@ pub mod config;
 pub mod handlers;
 pub mod podspec;
 pub mod relation;
+pub mod resp;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
 pub use podspec::{ImageDetails, image_version, redis_conf, render_pod_spec};

@@ -235,7 +235,7 @@ mod tests {
     }
 
     fn render(port: u16, image: &ImageDetails) -> String {
-        render_pod_spec(&RedisConfig { port }, image).unwrap()
+        render_pod_spec(&RedisConfig { port, ..RedisConfig::default() }, image).unwrap()
     }
 
     // ---- The rules Juju (strict v3 decoding, §5.1–5.4) and Kubernetes enforce ------------------------------
@@ -557,7 +557,8 @@ containers:
       timeoutSeconds: 2
       failureThreshold: 3
 "#,
-            content = serde_json::to_string(&redis_conf(&RedisConfig { port: 7000 })).unwrap()
+            content =
+                serde_json::to_string(&redis_conf(&RedisConfig { port: 7000, ..RedisConfig::default() })).unwrap()
         ))
         .unwrap();
         assert_eq!(spec, expected, "{yaml}");
@@ -677,7 +678,7 @@ containers:
 
     #[test]
     fn redis_conf_has_the_directives_the_pod_needs() {
-        let conf = redis_conf(&RedisConfig { port: 7000 });
+        let conf = redis_conf(&RedisConfig { port: 7000, ..RedisConfig::default() });
         let d = directives(&conf);
         let expected: Vec<(String, String)> = [
             ("bind", "0.0.0.0"),
@@ -691,7 +692,7 @@ containers:
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         assert_eq!(d, expected);
-        assert_eq!(conf, redis_conf(&RedisConfig { port: 7000 }), "deterministic");
+        assert_eq!(conf, redis_conf(&RedisConfig { port: 7000, ..RedisConfig::default() }), "deterministic");
         assert!(conf.ends_with('\n'));
     }
 
@@ -745,7 +746,7 @@ containers:
         use std::time::{Duration, Instant};
 
         let port = free_loopback_port();
-        let conf = redis_conf(&RedisConfig { port });
+        let conf = redis_conf(&RedisConfig { port, ..RedisConfig::default() });
         let dir = std::env::temp_dir().join(format!("redis-k8s-conf-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let data_line = format!("dir {DATA_DIR}\n");
