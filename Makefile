@@ -56,7 +56,7 @@ charm: build
 	cp $(BIN) dispatch
 	chmod 0755 dispatch
 	rm -f $(CHARM)
-	zip -q -X -y $(CHARM) $(CHARM_FILES) dispatch hooks/*
+	zip -q -X -y $(CHARM) $(CHARM_FILES) dispatch hooks/* $(wildcard actions/*)
 	@echo "$(CHARM): $$(stat -c %s $(CHARM)) bytes; dispatch: $$(stat -c %s dispatch) bytes"
 
 lint: setup charm

@@ -132,6 +132,20 @@ fn leader_deploy_sets_the_golden_spec_version_and_active_status() {
 #[test]
 fn non_leader_never_calls_pod_spec_set_and_says_it_follows_the_leader() {
     let u = Unit::new("redis-k8s/1", false);
+    // Until the leader has shared the password, a non-leader says so.
+    u.hook("install").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("waiting", "waiting for the leader to share the Redis password")));
+    let mut peers = FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() };
+    peers.local_app.insert("password".into(), "shared-by-the-leader-0123456789ab".into());
+    peers.units.insert("redis-k8s/0".into(), Default::default());
+    u.model().relations.insert("redis-peers:0".into(), peers);
+    let env = HookEnv {
+        relation: Some("redis-peers".into()),
+        relation_id: Some("redis-peers:0".into()),
+        remote_unit: Some("redis-k8s/0".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("redis-peers-relation-joined", &env).0.unwrap();
     let calls = u.deploy();
     assert!(!calls.contains(&"pod-spec-set".to_string()));
     let m = u.model();
@@ -301,4 +315,129 @@ fn a_failing_pod_spec_set_fails_the_hook_and_the_retry_sends_it() {
     let before = u.store_bytes();
     u.hook("update-status").0.unwrap();
     assert_eq!(u.store_bytes(), before, "a quiet hook rewrites nothing");
+}
+
+// ---- actions ---------------------------------------------------------------------------------------
+
+fn run_action(u: &Unit, action: &str) -> Result<(), String> {
+    let mut tools = HookTools::new(Box::new(u.fake.clone()));
+    let env = HookEnv { action_name: Some(action.into()), ..u.env.clone() };
+    let r = redis_k8s::redis::actions::run_action(action, &env, &mut tools).map_err(|e| format!("{e:#}"));
+    u.fake.model.borrow_mut().end_hook(r.is_ok());
+    r
+}
+
+fn with_peers(u: &Unit) {
+    u.model()
+        .relations
+        .insert("redis-peers:0".into(), FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() });
+}
+
+#[test]
+fn the_leader_generates_a_password_into_the_peer_bag_and_get_password_returns_it() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    let pw = u.model().relations["redis-peers:0"].local_app.get("password").cloned().expect("a generated password");
+    assert_eq!(pw.len(), 32);
+    run_action(&u, "get-password").unwrap();
+    let m = u.model();
+    assert_eq!(m.action_results.get("password"), Some(&pw));
+    assert_eq!(m.action_results.get("require-auth").map(String::as_str), Some("true"));
+    // Generated once: later hooks keep it.
+    drop(m);
+    u.hook("config-changed").0.unwrap();
+    u.hook("update-status").0.unwrap();
+    assert_eq!(u.model().relations["redis-peers:0"].local_app["password"], pw);
+    // Never on a relation-set command line: it went through stdin.
+    let m = u.model();
+    let leaks: Vec<_> =
+        m.calls.iter().filter(|c| c.tool != "action-set" && c.args.iter().any(|a| a.contains(&pw))).collect();
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
+#[test]
+fn rotate_password_refuses_on_a_non_leader_and_rotates_on_the_leader() {
+    let u = Unit::new("redis-k8s/1", false);
+    with_peers(&u);
+    u.deploy();
+    run_action(&u, "rotate-password").unwrap();
+    assert!(u.model().action_failed.as_deref().unwrap_or_default().contains("must run on the leader"));
+
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    let before = u.model().relations["redis-peers:0"].local_app["password"].clone();
+    run_action(&u, "rotate-password").unwrap();
+    let m = u.model();
+    assert_eq!(m.action_failed, None);
+    let after = m.relations["redis-peers:0"].local_app["password"].clone();
+    assert_ne!(after, before);
+    assert_eq!(m.action_results.get("rotated").map(String::as_str), Some("true"));
+}
+
+#[test]
+fn rotate_password_is_refused_while_the_option_sets_one() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.model().config.insert("password".into(), json!("operator-chosen-password-1234"));
+    u.deploy();
+    run_action(&u, "rotate-password").unwrap();
+    assert!(u.model().action_failed.as_deref().unwrap_or_default().contains("password option is set"));
+    run_action(&u, "get-password").unwrap();
+    assert_eq!(u.model().action_results.get("password").map(String::as_str), Some("operator-chosen-password-1234"));
+}
+
+/// check-service against a real redis-server on a loopback port this test picks, with a password.
+#[test]
+fn check_service_reports_role_and_version_from_a_real_redis() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let pw = "check-service-test-password-0001";
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--requirepass", pw, "--daemonize", "no", "--logfile", ""])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (make setup)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Kill(std::mem::replace(&mut child, std::process::Command::new("true").spawn().unwrap()))
+    };
+    let u = Unit::new("redis-k8s/0", true);
+    u.model().config.insert("port".into(), json!(port));
+    u.model().config.insert("password".into(), json!(pw));
+    run_action(&u, "check-service").unwrap();
+    let m = u.model();
+    assert_eq!(m.action_failed, None, "{:?}", m.action_failed);
+    assert_eq!(m.action_results.get("role").map(String::as_str), Some("primary"));
+    assert!(m.action_results.get("version").is_some_and(|v| v.starts_with(char::is_numeric)));
+    drop(m);
+    // A wrong password is refused, and the action says Redis did not answer, without echoing it.
+    u.model().config.insert("password".into(), json!("definitely-not-the-password-99"));
+    run_action(&u, "check-service").unwrap();
+    let failed = u.model().action_failed.clone().unwrap_or_default();
+    assert!(failed.contains("does not answer") && !failed.contains("definitely-not"), "{failed}");
+}
+
+#[test]
+fn first_deploy_with_the_peer_relation_stays_within_twenty_tool_calls() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    let calls = u.deploy();
+    assert!(calls.len() <= 20, "first deploy sequence: {} calls: {calls:?}", calls.len());
+    assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 1, "the password is stored once");
 }

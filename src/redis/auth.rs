@@ -51,7 +51,7 @@ pub fn peer_relation(ctx: &Ctx<'_>) -> Option<String> {
 }
 
 fn refresh_hook(hook: &str) -> bool {
-    hook.starts_with("redis-peers-relation-") || hook == "update-status"
+    hook.starts_with("redis-peers-relation-") || matches!(hook, "update-status" | "rotate-password")
 }
 
 /// The password shared through the peer bag: the cached copy, re-read where it may have changed. The

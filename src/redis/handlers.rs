@@ -11,6 +11,7 @@
 
 use anyhow::{Context as _, Result, bail};
 
+use super::auth;
 use super::config::RedisConfig;
 use super::podspec::{ImageDetails, image_version, render_pod_spec};
 use super::relation::unit_data;
@@ -48,11 +49,19 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     let Some(info) = docker_resource::get_info(ctx, IMAGE) else {
         bail!("{IMAGE} is flagged available but its image details are missing from the flag store");
     };
+    let password = password(ctx, &cfg)?;
+    if cfg.require_auth && password.is_none() {
+        // Only a non-leader gets here: the leader makes one when there is none.
+        status::waiting(ctx, "waiting for the leader to share the Redis password");
+        return Ok(());
+    }
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
-    let spec = render_pod_spec(&cfg, &image).context("rendering the pod spec")?;
-    if caas_base::would_send(ctx, &spec) {
-        status::maintenance(ctx, "configuring container")?;
-        caas_base::pod_spec_set(ctx, &spec)?;
+    if ctx.is_leader {
+        let spec = render_pod_spec(&cfg, &image).context("rendering the pod spec")?;
+        if caas_base::would_send(ctx, &spec) {
+            status::maintenance(ctx, "configuring container")?;
+            caas_base::pod_spec_set(ctx, &spec)?;
+        }
     }
     let version = image_version(&image.image_path);
     if ctx.kv.data_changed("redis.workload-version", &version) {
@@ -65,6 +74,14 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         status::active(ctx, &format!("listening on port {} (pod spec set by the leader)", cfg.port));
     }
     Ok(())
+}
+
+/// The password Redis requires, `None` when auth is off (or, on a non-leader, not shared yet).
+fn password(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<Option<String>> {
+    if !cfg.require_auth {
+        return Ok(None);
+    }
+    auth::effective_password(ctx, cfg.password.as_deref().unwrap_or(""))
 }
 
 fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
@@ -81,7 +98,8 @@ fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
             h
         }
     };
-    let data = unit_data(&host, cfg.port, None);
+    let password = password(ctx, &cfg)?;
+    let data = unit_data(&host, cfg.port, password.as_deref());
     for rid in joined_units(ctx, ENDPOINT).keys() {
         if ctx.kv.data_changed(&format!("redis.db.published.{rid}"), &data) {
             ctx.tools.relation_set(rid, &data, false)?;

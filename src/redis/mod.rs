@@ -8,8 +8,10 @@
 //! - [`auth`] is where the password comes from and where it is kept;
 //! - [`resp`] is a small, bounded RESP2 client for asking a pod's Redis or Sentinel about replication
 //!   (the one module here that talks to the network, and only when called);
-//! - [`handlers`] wires these into the reactive engine (the only part that acts through hook tools).
+//! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions (the
+//!   only parts that act through hook tools).
 
+pub mod actions;
 pub mod auth;
 pub mod config;
 pub mod handlers;
