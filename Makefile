@@ -25,6 +25,7 @@ CHARM_FILES := metadata.yaml config.yaml layer.yaml README.md copyright $(wildca
 APT_PACKAGES := redis-server zip unzip bubblewrap iproute2 python3-venv
 VENV := .venv-tools
 CHARM_TOOLS_VERSION := 3.0.9
+CHARMS_REACTIVE_VERSION := 1.5.3
 CHARM_PROOF := $(VENV)/bin/charm-proof
 # charm-proof itself, run so that it can read binary hooks (see the script's docstring).
 PROOF := $(VENV)/bin/python scripts/charm-proof.py
@@ -45,6 +46,10 @@ setup:
 	  echo "setup: creating $(VENV)/ with charm-tools $(CHARM_TOOLS_VERSION)"; \
 	  rm -rf $(VENV) && python3 -m venv $(VENV) && \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check charm-tools==$(CHARM_TOOLS_VERSION); \
+	fi
+	@if ! $(VENV)/bin/python -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("charms.reactive"))' 2>/dev/null; then \
+	  echo "setup: adding charms.reactive $(CHARMS_REACTIVE_VERSION) to $(VENV)/ (the requirer tests drive it)"; \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check charms.reactive==$(CHARMS_REACTIVE_VERSION); \
 	fi
 
 build:

@@ -185,7 +185,10 @@ fn port_change_re_renders_the_spec_and_republishes() {
     let m = u.model();
     assert_eq!(m.pod_spec.as_deref(), Some(golden("podspec-port-7000.yaml").as_str()));
     assert_eq!(m.relations["db:3"].local["port"], "7000");
-    assert_eq!(m.last_status(), Some(("active", "listening on port 7000")));
+    assert_eq!(
+        m.last_status(),
+        Some(("active", "listening on port 7000; auth on: ops-library clients cannot connect"))
+    );
 }
 
 #[test]
@@ -281,7 +284,10 @@ fn relation_joined_publishes_own_address_and_changed_does_not_repeat_it() {
     let env = u.relate("db:3");
     let (r, calls) = u.hook_env("db-relation-joined", &env);
     r.unwrap();
-    assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 1);
+    assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 2, "unit bag and, as leader, app bag");
+    assert_eq!(u.model().relations["db:3"].local_app["leader-host"], "10.152.183.7");
+    let warned = u.model().logs.iter().any(|(l, m)| l == "WARNING" && m.contains("cannot send a password"));
+    assert!(warned, "joining while auth is on warns about ops-library clients");
     let local = u.model().relations["db:3"].local.clone();
     assert_eq!(local["host"], "10.152.183.7", "this application's own ingress address, not the client's");
     assert_eq!(local["hostname"], "10.152.183.7");
@@ -440,4 +446,69 @@ fn first_deploy_with_the_peer_relation_stays_within_twenty_tool_calls() {
     let calls = u.deploy();
     assert!(calls.len() <= 20, "first deploy sequence: {} calls: {calls:?}", calls.len());
     assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 1, "the password is stored once");
+}
+
+// ---- what the two families of client read (issue: every client) -------------------------------------
+
+/// Runs tests/requirers/read_relation.py, which reads the relation with the real charms.reactive
+/// `JSONUnitDataView` (PyPI) and mirrors the requirer rules of interface:redis and the ops library.
+fn read_as_clients(units: &[(&str, &Unit)], rid: &str) -> serde_json::Value {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/python");
+    assert!(python.exists(), "{} is missing: run `make setup` (it installs charms.reactive)", python.display());
+    let mut bags = serde_json::Map::new();
+    let mut app = serde_json::Map::new();
+    for (name, u) in units {
+        let m = u.model();
+        bags.insert(name.to_string(), json!(m.relations[rid].local));
+        if m.leader {
+            app = m.relations[rid].local_app.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        }
+    }
+    let input = json!({"units": bags, "app": app}).to_string();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/requirers/read_relation.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "read_relation.py failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn one_unit_both_families_read_host_port_and_only_reactive_gets_the_password() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    let env = u.relate("db:3");
+    u.hook_env("db-relation-joined", &env).0.unwrap();
+    let pw = u.model().relations["redis-peers:0"].local_app["password"].clone();
+
+    let seen = read_as_clients(&[("redis-k8s/0", &u)], "db:3");
+    assert_eq!(seen["reactive"]["available"], json!(true));
+    assert_eq!(
+        seen["reactive"]["first"],
+        json!({"unit": "redis-k8s/0", "host": "10.152.183.7", "port": 6379, "password": pw})
+    );
+    assert_eq!(seen["ops"]["urls"], json!(["redis://10.152.183.7:6379"]));
+    assert_eq!(seen["ops"]["ports_are_ints"], json!(true));
+
+    // Port change: both families follow.
+    u.model().config.insert("port".into(), json!(7000));
+    u.hook("config-changed").0.unwrap();
+    let seen = read_as_clients(&[("redis-k8s/0", &u)], "db:3");
+    assert_eq!(seen["reactive"]["first"]["port"], json!(7000));
+    assert_eq!(seen["ops"]["urls"], json!(["redis://10.152.183.7:7000"]));
+
+    // Auth off (the escape hatch for ops-library clients): no password is published at all.
+    u.model().config.insert("require-auth".into(), json!(false));
+    u.hook("config-changed").0.unwrap();
+    let seen = read_as_clients(&[("redis-k8s/0", &u)], "db:3");
+    assert!(seen["reactive"]["first"].get("password").is_none(), "{seen}");
+    assert!(!u.model().relations["db:3"].local.contains_key("password"));
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 7000")));
 }

@@ -14,7 +14,8 @@ use anyhow::{Context as _, Result, bail};
 use super::auth;
 use super::config::RedisConfig;
 use super::podspec::{ImageDetails, image_version, render_pod_spec};
-use super::relation::unit_data;
+use super::relation::{UNIT_KEYS, app_data, unit_data, with_deletions};
+use crate::juju::LogLevel;
 use crate::layers::{Ctx, State, caas_base, docker_resource, status};
 use crate::reactive::{Registry, joined_units};
 
@@ -68,11 +69,14 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         ctx.tools.application_version_set(&version)?;
     }
     ctx.flags.set(CONFIGURED);
-    if ctx.is_leader {
-        status::active(ctx, &format!("listening on port {}", cfg.port));
-    } else {
-        status::active(ctx, &format!("listening on port {} (pod spec set by the leader)", cfg.port));
+    let mut message = format!("listening on port {}", cfg.port);
+    if !ctx.is_leader {
+        message.push_str(" (pod spec set by the leader)");
     }
+    if cfg.require_auth && ctx.flags.is_set(&format!("endpoint.{ENDPOINT}.joined")) {
+        message.push_str("; auth on: ops-library clients cannot connect");
+    }
+    status::active(ctx, &message);
     Ok(())
 }
 
@@ -99,11 +103,24 @@ fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
         }
     };
     let password = password(ctx, &cfg)?;
-    let data = unit_data(&host, cfg.port, password.as_deref());
+    let data = with_deletions(unit_data(&host, cfg.port, password.as_deref()), UNIT_KEYS);
+    let app_data = app_data(&host);
     for rid in joined_units(ctx, ENDPOINT).keys() {
         if ctx.kv.data_changed(&format!("redis.db.published.{rid}"), &data) {
             ctx.tools.relation_set(rid, &data, false)?;
         }
+        if ctx.is_leader && ctx.kv.data_changed(&format!("redis.db.published-app.{rid}"), &app_data) {
+            ctx.tools.relation_set(rid, &app_data, true)?;
+        }
+    }
+    if ctx.hook == format!("{ENDPOINT}-relation-joined") && cfg.require_auth {
+        let rid = ctx.env.relation_id.clone().unwrap_or_default();
+        let msg = format!(
+            "a client joined {rid} while require-auth is on: clients built on the ops redis_k8s library \
+             cannot send a password and will be refused (NOAUTH); reactive interface:redis clients receive it. \
+             Set require-auth=false only if such a client must connect."
+        );
+        ctx.tools.log(LogLevel::Warning, &msg)?;
     }
     Ok(())
 }
