@@ -66,6 +66,7 @@ pub fn shared_password(ctx: &mut Ctx<'_>) -> Result<Option<String>> {
     {
         let app = ctx.env.app_name().to_string();
         let bag = ctx.tools.relation_get_app(rid, &app)?;
+        super::topology::note_shared(ctx, &bag);
         current = bag.get(BAG_KEY).filter(|p| !p.is_empty()).cloned();
     }
     if current.is_none() && ctx.is_leader {

@@ -8,6 +8,7 @@
 //! - [`auth`] is where the password comes from and where it is kept;
 //! - [`resp`] is a small, bounded RESP2 client for asking a pod's Redis or Sentinel about replication
 //!   (the one module here that talks to the network, and only when called);
+//! - [`topology`] is how many units there are and which pod is the primary;
 //! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions (the
 //!   only parts that act through hook tools).
 
@@ -18,6 +19,7 @@ pub mod handlers;
 pub mod podspec;
 pub mod relation;
 pub mod resp;
+pub mod topology;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
 pub use podspec::{ImageDetails, image_version, redis_conf, render_pod_spec};
