@@ -176,8 +176,13 @@ pub fn stop_pod(pod: &PodRecord) {
     }
 }
 
-/// Removes mount points juju-local created on the host for this pod (only if still empty).
+/// Removes mount points juju-local created on the host for this pod (only if still empty). Skipped
+/// while another juju-local model is active: removing a directory that is a mount point in another
+/// model's pod would detach that pod's mount.
 pub fn remove_created_dirs(pod: &PodRecord) {
+    if netns::active_models() > 1 {
+        return;
+    }
     for d in pod.created_dirs.iter().rev() {
         let _ = fs::remove_dir(d);
     }
@@ -410,8 +415,7 @@ fn start_pod(
             };
             binds.push((src, PathBuf::from(&fset.mount_path)));
         }
-        let mut args: Vec<String> =
-            vec![bwrap.display().to_string(), "--dev-bind".into(), "/".into(), "/".into(), "--die-with-parent".into()];
+        let mut args: Vec<String> = vec![bwrap.display().to_string(), "--dev-bind".into(), "/".into(), "/".into()];
         let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
         for (src, dst) in &binds {
             ensure_mount_point(dst, src.is_file(), &done, &pod_dir, created)?;

@@ -37,8 +37,7 @@ fn allocate_index(model_dir: &Path) -> Result<(u8, PathBuf)> {
         let file = dir.join(format!("index-{i}"));
         if let Ok(owner) = std::fs::read_to_string(&file) {
             // Reclaim indexes whose model dir is gone and whose bridge no longer exists.
-            let stale = !Path::new(owner.trim()).join("model.json").exists()
-                && !Path::new(&format!("/sys/class/net/jlbr{i}")).exists();
+            let stale = !Path::new(owner.trim()).exists() && !Path::new(&format!("/sys/class/net/jlbr{i}")).exists();
             if !stale {
                 continue;
             }
@@ -50,6 +49,13 @@ fn allocate_index(model_dir: &Path) -> Result<(u8, PathBuf)> {
         return Ok((i, file));
     }
     bail!("no free network index in 10.201.0.0/16 (250 models in use)")
+}
+
+/// How many juju-local models hold a network index on this machine right now.
+pub fn active_models() -> usize {
+    std::fs::read_dir(run_dir())
+        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("index-")).count())
+        .unwrap_or(0)
 }
 
 /// Probes whether this machine lets us create network namespaces.

@@ -287,7 +287,9 @@ pub fn yaml_string_map(text: &str) -> Result<std::collections::BTreeMap<String, 
                     Value::Null => String::new(),
                     Value::Bool(_) | Value::Number(_) => v.to_string(),
                     other => {
-                        return Err(run_err(format!("cannot parse settings: value for {k:?} is not a string: {other}")));
+                        return Err(run_err(format!(
+                            "cannot parse settings: value for {k:?} is not a string: {other}"
+                        )));
                     }
                 };
                 out.insert(k, s);
