@@ -57,6 +57,8 @@ enum Cmd {
     /// Set the number of units.
     #[command(alias = "scale-application")]
     Scale { application: String, scale: u32 },
+    /// Remove one unit (departed/broken/stop/remove); a new leader is elected if it led.
+    RemoveUnit { unit: String },
     /// Remove an application and its pods.
     #[command(alias = "remove-application")]
     Remove { application: String },
@@ -221,6 +223,18 @@ fn run(cli: Cli) -> Result<i32> {
             let mut model = Model::load(&paths)?;
             print_warnings(&lifecycle::remove_app(&paths, &mut model, &application)?);
             println!("removed application {application}");
+            Ok(0)
+        }
+        Cmd::RemoveUnit { unit } => {
+            let _l = lock(&paths)?;
+            let mut model = Model::load(&paths)?;
+            let (app, n) = parse_unit_name(&unit)?;
+            model.unit(&app, n)?;
+            let mut warnings = Vec::new();
+            lifecycle::remove_unit(&paths, &mut model, &app, n, &mut warnings)?;
+            warnings.extend(lifecycle::drain(&paths, &mut model)?);
+            print_warnings(&warnings);
+            println!("removed unit {unit}");
             Ok(0)
         }
         Cmd::RunHook { unit, hook, relation, remote_unit } => {

@@ -310,7 +310,8 @@ fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::R
         let parsed = podspec::parse(spec)?;
         let app = model.apps.get_mut(app_name).ok_or("application gone")?;
         app.pod_spec = Some(spec.clone());
-        match k8s_rules::check(app_name, &parsed, meta.stateful, meta.service_omitted) {
+        let storage: Vec<String> = meta.storage.values().cloned().collect();
+        match k8s_rules::check(app_name, &parsed, meta.stateful, meta.service_omitted, &storage) {
             Ok(()) => {
                 app.applied_spec = Some(spec.clone());
                 app.operator_error = None;

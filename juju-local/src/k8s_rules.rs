@@ -37,7 +37,15 @@ fn port_name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Checks a spec as the API server would on create/update. `Err` is the operator error message.
-pub fn check(app: &str, spec: &PodSpec, stateful: bool, service_omitted: bool) -> Result<(), String> {
+/// `storage` holds the locations of the charm's filesystem storage, which Juju mounts into every
+/// container after the spec's own volumes (so a volumeConfig at the same path is a duplicate mount).
+pub fn check(
+    app: &str,
+    spec: &PodSpec,
+    stateful: bool,
+    service_omitted: bool,
+    storage: &[String],
+) -> Result<(), String> {
     let kind = if stateful { "StatefulSet.apps" } else { "Deployment.apps" };
     let mut errs = Vec::new();
     let mut names = BTreeSet::new();
@@ -50,6 +58,13 @@ pub fn check(app: &str, spec: &PodSpec, stateful: bool, service_omitted: bool) -
             errs.push(format!("{field}.name: Invalid value: {:?}: {LABEL_MSG}", c.name));
         } else if !names.insert(c.name.clone()) {
             errs.push(format!("{field}.name: Duplicate value: {:?}", c.name));
+        }
+        let mounts: Vec<&str> =
+            c.volume_config.iter().map(|v| v.mount_path.as_str()).chain(storage.iter().map(String::as_str)).collect();
+        for (k, m) in mounts.iter().enumerate() {
+            if mounts[..k].contains(m) {
+                errs.push(format!("{field}.volumeMounts[{k}].mountPath: Invalid value: {m:?}: must be unique"));
+            }
         }
         for (j, p) in c.ports.iter().enumerate() {
             let pf = format!("{field}.ports[{j}]");
@@ -107,24 +122,40 @@ mod tests {
 
     #[test]
     fn protocol_must_be_upper_case() {
-        let e = check("r", &spec("[{containerPort: 6379, protocol: tcp}]"), false, false).unwrap_err();
+        let e = check("r", &spec("[{containerPort: 6379, protocol: tcp}]"), false, false, &[]).unwrap_err();
         assert!(e.starts_with("Deployment.apps \"r\" is invalid: spec.template.spec.containers[0].ports[0].protocol: Unsupported value: \"tcp\""), "{e}");
-        assert!(check("r", &spec("[{containerPort: 6379, protocol: TCP}]"), false, false).is_ok());
+        assert!(check("r", &spec("[{containerPort: 6379, protocol: TCP}]"), false, false, &[]).is_ok());
     }
 
     #[test]
     fn ports_and_names() {
         assert!(
-            check("r", &spec("[{containerPort: 70000}]"), false, false).unwrap_err().contains("between 1 and 65535")
+            check("r", &spec("[{containerPort: 70000}]"), false, false, &[])
+                .unwrap_err()
+                .contains("between 1 and 65535")
         );
         assert_eq!(
-            check("r", &spec("[]"), true, false).unwrap_err(),
+            check("r", &spec("[]"), true, false, &[]).unwrap_err(),
             "ports are required for kubernetes service \"r\""
         );
-        assert!(check("r", &spec("[]"), true, true).is_ok());
-        assert!(check("r", &spec("[{containerPort: 1, name: Redis}]"), false, false).is_err());
-        assert!(check("r", &spec("[{containerPort: 1, name: a-very-long-port-name}]"), false, false).is_err());
-        let two = check("r", &spec("[{containerPort: 1, name: a}, {containerPort: 2}]"), false, false).unwrap_err();
+        assert!(check("r", &spec("[]"), true, true, &[]).is_ok());
+        assert!(check("r", &spec("[{containerPort: 1, name: Redis}]"), false, false, &[]).is_err());
+        assert!(check("r", &spec("[{containerPort: 1, name: a-very-long-port-name}]"), false, false, &[]).is_err());
+        let two =
+            check("r", &spec("[{containerPort: 1, name: a}, {containerPort: 2}]"), false, false, &[]).unwrap_err();
         assert_eq!(two, "Service \"r\" is invalid: spec.ports[1].name: Required value");
+    }
+
+    #[test]
+    fn storage_and_volume_at_the_same_path_clash() {
+        let s = podspec::parse("version: 3\ncontainers:\n- name: redis\n  image: redis\n  ports: [{containerPort: 1}]\n  volumeConfig: [{name: d, mountPath: /data, emptyDir: {}}]\n").unwrap();
+        let e = check("r", &s, true, false, &["/data".into()]).unwrap_err();
+        assert!(
+            e.ends_with(
+                "spec.template.spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/data\": must be unique"
+            ),
+            "{e}"
+        );
+        assert!(check("r", &s, true, false, &["/var/lib/redis".into()]).is_ok());
     }
 }

@@ -101,20 +101,68 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
     queue.push(HookSpec::plain(if leader { "leader-elected" } else { "leader-settings-changed" }));
     queue.push(HookSpec::plain("config-changed"));
     queue.push(HookSpec::plain("start"));
+    let me = model::unit_name(app, n);
+    // Entering scope publishes the unit's addresses at once, before any of its hooks run.
+    for r in model.relations.values_mut().filter(|r| r.app == app) {
+        r.unit_data.insert(me.clone(), scope_settings(&address));
+    }
+    let unit = Unit { number: n, agent: StatusInfo::new("allocating", ""), address, ..Default::default() };
+    model.app_mut(app)?.units.insert(n, unit);
     for r in &rels {
-        queue.extend(join_hooks(model, r));
+        queue.extend(join_hooks(model, r, &me));
     }
     queue.push(HookSpec::plain("update-status"));
-    let unit = Unit { number: n, agent: StatusInfo::new("allocating", ""), address, queue, ..Default::default() };
-    model.app_mut(app)?.units.insert(n, unit);
+    // Peers: the existing units see the new one join.
+    for r in rels.iter().filter(|r| r.remote_app == r.app) {
+        let hooks: Vec<HookSpec> = ["joined", "changed"]
+            .iter()
+            .map(|kind| HookSpec {
+                name: format!("{}-relation-{kind}", r.endpoint),
+                relation_id: Some(r.id),
+                remote_unit: Some(me.clone()),
+                remote_app: Some(app.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        for (m, u) in model.app_mut(app)?.units.iter_mut() {
+            if *m != n {
+                u.queue.extend(hooks.iter().cloned());
+            }
+        }
+    }
+    model.unit_mut(app, n)?.queue = queue;
     Ok(n)
 }
 
+/// The units on the other side of a relation, as seen from `me` (peers: the other units of the app).
+fn remote_units(model: &Model, r: &Relation, me: &str) -> Vec<String> {
+    if r.remote_app == r.app {
+        let units: Vec<String> = model
+            .apps
+            .get(&r.app)
+            .map(|a| a.units.keys().map(|n| model::unit_name(&r.app, *n)).collect())
+            .unwrap_or_default();
+        return units.into_iter().filter(|u: &String| u != me).collect();
+    }
+    model.remote_apps.get(&r.remote_app).map(|a| a.units.clone()).unwrap_or_default()
+}
+
+/// The settings Juju writes when a unit enters a relation's scope.
+fn scope_settings(addr: &str) -> BTreeMap<String, String> {
+    [
+        ("private-address", addr.to_string()),
+        ("ingress-address", addr.to_string()),
+        ("egress-subnets", format!("{addr}/32")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// relation-joined + relation-changed for every remote unit of a relation.
-fn join_hooks(model: &Model, r: &Relation) -> Vec<HookSpec> {
-    let remote_units = model.remote_apps.get(&r.remote_app).map(|a| a.units.clone()).unwrap_or_default();
+fn join_hooks(model: &Model, r: &Relation, me: &str) -> Vec<HookSpec> {
     let mut v = Vec::new();
-    for ru in remote_units {
+    for ru in remote_units(model, r, me) {
         for kind in ["joined", "changed"] {
             v.push(HookSpec {
                 name: format!("{}-relation-{kind}", r.endpoint),
@@ -128,11 +176,10 @@ fn join_hooks(model: &Model, r: &Relation) -> Vec<HookSpec> {
     v
 }
 
-/// Bookkeeping Juju does around relation hooks: entering scope publishes the unit's addresses.
+/// Bookkeeping around relation hooks: relation-list includes a remote unit from its joined hook on.
 fn before_hook(model: &mut Model, app: &str, n: u32, hook: &HookSpec) {
     let Some(rid) = hook.relation_id else { return };
     let uname = model::unit_name(app, n);
-    let addr = model.apps.get(app).and_then(|a| a.units.get(&n)).map(|u| u.address.clone()).unwrap_or_default();
     let Some(rel) = model.relations.get_mut(&rid) else { return };
     if hook.name.ends_with("-relation-joined")
         && let Some(ru) = &hook.remote_unit
@@ -141,13 +188,6 @@ fn before_hook(model: &mut Model, app: &str, n: u32, hook: &HookSpec) {
         if !list.contains(ru) {
             list.push(ru.clone());
         }
-    }
-    if hook.name.ends_with("-relation-created") || hook.name.ends_with("-relation-joined") {
-        let bag = rel.unit_data.entry(uname).or_default();
-        for k in ["private-address", "ingress-address"] {
-            bag.entry(k.into()).or_insert_with(|| addr.clone());
-        }
-        bag.entry("egress-subnets".into()).or_insert_with(|| format!("{addr}/32"));
     }
 }
 
@@ -294,6 +334,23 @@ pub fn deploy(
         name.clone(),
         App { name: name.clone(), charm: meta.name.clone(), config: settings, resources: images, ..Default::default() },
     );
+    // Juju creates the peer relations with the application.
+    for ep in meta.endpoints.iter().filter(|e| e.role == "peer") {
+        let id = model.next_relation_id;
+        model.next_relation_id += 1;
+        model.relations.insert(
+            id,
+            Relation {
+                id,
+                app: name.clone(),
+                endpoint: ep.name.clone(),
+                interface: ep.interface.clone(),
+                remote_app: name.clone(),
+                remote_endpoint: ep.name.clone(),
+                ..Default::default()
+            },
+        );
+    }
     for _ in 0..num_units {
         add_unit(paths, &mut model, &name)?;
     }
@@ -428,7 +485,7 @@ pub fn relate(paths: &Paths, model: &mut Model, app_ep: &str, remote: &str) -> R
         ..Default::default()
     };
     model.relations.insert(id, rel.clone());
-    let joins = join_hooks(model, &rel);
+    let joins = join_hooks(model, &rel, "");
     for u in model.app_mut(&app)?.units.values_mut() {
         u.queue.push(created.clone());
         u.queue.extend(joins.iter().cloned());
@@ -475,6 +532,19 @@ pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings
     }
     hooks.push_back(HookSpec::plain("stop"));
     hooks.push_back(HookSpec::plain("remove"));
+    // Peers: the other units see this one depart.
+    let peer_departs: Vec<HookSpec> = model
+        .relations_of(app)
+        .filter(|r| r.remote_app == r.app)
+        .map(|r| HookSpec {
+            name: format!("{}-relation-departed", r.endpoint),
+            relation_id: Some(r.id),
+            remote_unit: Some(uname.clone()),
+            remote_app: Some(app.to_string()),
+            departing_unit: Some(uname.clone()),
+            ..Default::default()
+        })
+        .collect();
     {
         let u = model.unit_mut(app, n)?;
         u.queue.clear();
@@ -503,6 +573,10 @@ pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings
     let _ = std::fs::remove_dir_all(paths.tools_dir(app, n));
     let _ = std::fs::remove_dir_all(paths.pod_dir(app, n));
     let a = model.app_mut(app)?;
+    for (_, u) in a.units.iter_mut() {
+        u.queue.retain(|h| h.remote_unit.as_deref() != Some(uname.as_str()));
+        u.queue.extend(peer_departs.iter().cloned());
+    }
     if a.leader == Some(n) {
         a.leader = a.units.keys().next().copied();
         if let Some(new) = a.leader

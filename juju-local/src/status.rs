@@ -221,7 +221,7 @@ pub fn to_table(model: &Model) -> String {
             ]);
         }
     }
-    for name in model.remote_apps.keys() {
+    for name in model.remote_apps.keys().filter(|n| !model.apps.contains_key(*n)) {
         app_rows.push(vec![
             name.clone(),
             String::new(),
@@ -243,7 +243,7 @@ pub fn to_table(model: &Model) -> String {
                 format!("{}:{}", r.app, r.endpoint),
                 format!("{}:{}", r.remote_app, r.remote_endpoint),
                 r.interface.clone(),
-                "regular".into(),
+                if r.app == r.remote_app { "peer" } else { "regular" }.into(),
             ]);
         }
         out.push('\n');

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::process::Command;
 
 #[test]
 fn deploy_answers_pong_and_follows_the_port_option() {
@@ -15,7 +16,7 @@ fn deploy_answers_pong_and_follows_the_port_option() {
     assert!(ping(&addr, 6379), "no PONG at {addr}:6379");
     assert_eq!(
         m.hooks("testredis", 0),
-        ["install", "leader-elected", "config-changed", "start", "update-status"],
+        ["install", "cluster-relation-created", "leader-elected", "config-changed", "start", "update-status"],
         "deploy hook order"
     );
     let st = m.status();
@@ -58,7 +59,16 @@ fn two_units_get_two_pods_and_only_unit_0_leads() {
     if st["model"]["network"] == "netns" {
         assert!(ping(&a0, 6379) && ping(&a1, 6379), "both pods answer on the same port");
     }
-    assert_eq!(m.hooks("testredis", 1)[..2], ["install".to_string(), "leader-settings-changed".to_string()]);
+    assert_eq!(
+        m.hooks("testredis", 1)[..3],
+        ["install", "cluster-relation-created", "leader-settings-changed"].map(String::from)
+    );
+    // Peers: each unit saw the other join.
+    assert!(m.hooks("testredis", 0).contains(&"cluster-relation-joined".to_string()));
+    assert!(m.hooks("testredis", 1).contains(&"cluster-relation-joined".to_string()));
+    let peers = &m.model_json()["relations"]["0"]["joined"];
+    assert_eq!(peers["testredis/0"][0], "testredis/1");
+    assert_eq!(peers["testredis/1"][0], "testredis/0");
     assert_eq!(m.state_file("testredis", 1, "nonleader-err").as_deref(), Some("ERROR this unit is not the leader\n"));
 
     // Scale down removes the highest unit with its hooks; its pod stops.
@@ -66,7 +76,50 @@ fn two_units_get_two_pods_and_only_unit_0_leads() {
     assert!(pid1 > 0);
     m.ok(&["scale", "testredis", "1"]);
     assert!(!alive(pid1), "pod of removed unit still runs");
+    assert_eq!(m.hooks("testredis", 0).last().map(String::as_str), Some("cluster-relation-departed"));
     let st = m.status();
     assert_eq!(st["applications"]["testredis"]["scale"], 1);
     assert!(ping(&a0, 6379));
+}
+
+#[test]
+fn removing_the_leader_elects_the_lowest_remaining_unit() {
+    let m = TestModel::new("leader");
+    let charm = build_charm(&m.work, &CharmOpts::default());
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"]);
+    m.ok(&["remove-unit", "testredis/0"]);
+    let st = m.status();
+    assert_eq!(TestModel::unit(&st, "testredis/1")["leader"], true);
+    assert_eq!(TestModel::unit(&st, "testredis/2")["leader"], false);
+    assert_eq!(m.hooks("testredis", 1).last().map(String::as_str), Some("leader-elected"));
+    assert!(st["applications"]["testredis"]["units"]["testredis/0"].is_null());
+}
+
+#[test]
+fn a_dead_container_is_restarted_by_the_next_reconcile() {
+    let m = TestModel::new("restart");
+    let charm = build_charm(&m.work, &CharmOpts::default());
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0"]);
+    m.wait_active("testredis");
+    let addr = m.address("testredis/0");
+    let out = Command::new("redis-cli").args(["-h", &addr, "-p", "6379", "SHUTDOWN", "NOSAVE"]).output();
+    assert!(out.is_ok());
+    m.wait_for("redis to stop", || (!ping(&addr, 6379)).then_some(()));
+    m.wait_active("testredis");
+    assert!(ping(&addr, 6379), "container was not restarted");
+    assert_eq!(m.model_json()["apps"]["testredis"]["units"]["0"]["pod"]["restarts"], 1);
+}
+
+#[test]
+fn without_namespaces_pods_get_loopback_addresses() {
+    let mut m = TestModel::new("loopback");
+    m.env.push(("JUJU_LOCAL_NO_NETNS".into(), "1".into()));
+    let charm = build_charm(&m.work, &CharmOpts::default());
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "--config", "port=7390"]);
+    m.wait_active("testredis");
+    let addr = m.address("testredis/0");
+    assert!(addr.starts_with("127.201."), "{addr}");
+    assert!(ping(&addr, 7390));
+    let table = m.ok(&["status"]);
+    assert!(table.contains("No network namespaces (disabled by JUJU_LOCAL_NO_NETNS)"), "{table}");
 }

@@ -21,7 +21,7 @@ fn failed_hook_discards_deferred_changes_and_retry_succeeds() {
     // status-set is immediate, so the charm's maintenance status from install stays.
     assert_eq!(u["workload-status"]["current"], "maintenance");
     // The queue stopped at the failure: start has not run.
-    assert_eq!(m.hooks("testredis", 0), ["install", "leader-elected", "config-changed"]);
+    assert_eq!(m.hooks("testredis", 0), ["install", "cluster-relation-created", "leader-elected", "config-changed"]);
     assert!(m.status().to_string().contains("hook failed"));
 
     // Still failing: run-hook exits non-zero.

@@ -26,7 +26,7 @@ fn relate_gives_the_client_the_providers_data() {
     // config-changed updates the relation through relation-ids/relation-set -r.
     m.ok(&["config", "testredis", "port=7002"]);
     let mj = m.model_json();
-    assert_eq!(mj["relations"]["0"]["unit_data"]["testredis/0"]["port"], "7002");
+    assert_eq!(mj["relations"]["1"]["unit_data"]["testredis/0"]["port"], "7002");
     // A relation hook by hand, with the relation context inferred.
     m.ok(&["run-hook", "testredis/0", "db-relation-changed"]);
     // Removing the application runs departed/broken/stop/remove.

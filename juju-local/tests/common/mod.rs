@@ -14,6 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_juju-local");
 pub struct TestModel {
     pub dir: PathBuf,
     pub work: PathBuf,
+    pub env: Vec<(String, String)>,
 }
 
 impl TestModel {
@@ -21,11 +22,16 @@ impl TestModel {
         let work = std::env::temp_dir().join(format!("jl-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("create test dir");
-        TestModel { dir: work.join("model"), work }
+        TestModel { dir: work.join("model"), work, env: Vec::new() }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--model-dir").arg(&self.dir).args(args).output().expect("run juju-local")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--model-dir").arg(&self.dir).args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run juju-local")
     }
 
     /// Runs and asserts success; returns stdout.
@@ -130,7 +136,7 @@ pub fn ping(host: &str, port: u16) -> bool {
 }
 
 pub const METADATA: &str = "name: testredis\nsummary: test\ndescription: test\nseries: [kubernetes]\nmin-juju-version: 2.8.0\n\
-resources:\n  redis-image:\n    type: oci-image\n    description: image\nprovides:\n  db:\n    interface: redis\n";
+resources:\n  redis-image:\n    type: oci-image\n    description: image\nprovides:\n  db:\n    interface: redis\npeers:\n  cluster:\n    interface: testpeer\n";
 pub const CONFIG: &str = "options:\n  port:\n    type: int\n    default: 6379\n    description: port\n";
 
 /// Knobs for the test charm's behaviour.
