@@ -468,15 +468,10 @@ pub fn relate(paths: &Paths, model: &mut Model, app_ep: &str, remote: &str) -> R
         remote_endpoint: endpoint.interface.clone(),
         ..Default::default()
     };
-    let bag: BTreeMap<String, String> = [
-        ("private-address", host.clone()),
-        ("ingress-address", host.clone()),
-        ("egress-subnets", format!("{host}/32")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    rel.unit_data.insert(remote_unit, bag);
+    rel.unit_data.insert(remote_unit, scope_settings(&host));
+    for (n, u) in &model.app(&app)?.units {
+        rel.unit_data.insert(model::unit_name(&app, *n), scope_settings(&u.address));
+    }
     rel.app_data.insert(remote.into(), BTreeMap::new());
     let created = HookSpec {
         name: format!("{}-relation-created", rel.endpoint),
