@@ -47,8 +47,13 @@ fn relation_ids(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
     ctx.print(p, &Value::Array(ids))
 }
 
-fn require_relation(ctx: &Ctx, p: &Parsed, model: &crate::model::Model) -> Result<u32, super::ToolError> {
-    ctx.relation_id(p, model)?.ok_or_else(|| usage_err("no relation id specified"))
+fn require_relation<'m>(
+    ctx: &Ctx,
+    p: &Parsed,
+    model: &'m crate::model::Model,
+) -> Result<&'m Relation, super::ToolError> {
+    let id = ctx.relation_id(p, model)?.ok_or_else(|| usage_err("no relation id specified"))?;
+    model.relations.get(&id).ok_or_else(|| usage_err("relation not found"))
 }
 
 fn relation_list(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
@@ -56,8 +61,7 @@ fn relation_list(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
         return Err(unrecognized(&p.args));
     }
     let model = ctx.model()?;
-    let id = require_relation(ctx, p, &model)?;
-    let rel = &model.relations[&id];
+    let rel = require_relation(ctx, p, &model)?;
     if p.has("app") {
         return ctx.print(p, &Value::String(rel.remote_app.clone()));
     }
@@ -89,8 +93,7 @@ fn relation_get(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
         return Err(unrecognized(&p.args[2..]));
     }
     let model = ctx.model()?;
-    let id = require_relation(ctx, p, &model)?;
-    let rel = &model.relations[&id];
+    let rel = require_relation(ctx, p, &model)?;
     let app_flag = p.has("app");
     let target = match p.args.get(1) {
         Some(t) => t.clone(),
@@ -145,7 +148,7 @@ fn relation_set(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
         None => BTreeMap::new(),
     };
     parse_pairs(&p.args, &mut pairs)?;
-    let id = require_relation(ctx, p, &model)?;
+    let id = require_relation(ctx, p, &model)?.id;
     let app_flag = p.has("app");
     if app_flag && !ctx.is_leader(&model) {
         return Err(run_err("cannot write relation settings"));
