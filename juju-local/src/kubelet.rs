@@ -118,7 +118,7 @@ pub fn reconcile(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
                 None => true,
                 Some(p) if p.spec_hash != hash => true,
                 Some(p) if p.error.is_some() => false,
-                Some(p) => !pod_healthy(p, &unit.address),
+                Some(p) => !pod_healthy(p, &unit.address) && backoff_elapsed(p),
             };
             if !restart {
                 continue;
@@ -153,6 +153,17 @@ pub fn reconcile(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
         }
     }
     Ok(warnings)
+}
+
+/// CrashLoopBackOff: the first restart is immediate, then 10 s, doubling, capped at 5 min since the
+/// last start (checked whenever a command reconciles).
+fn backoff_elapsed(pod: &PodRecord) -> bool {
+    if pod.restarts == 0 {
+        return true;
+    }
+    let last = pod.containers.iter().map(|c| c.started_ms).max().unwrap_or(0);
+    let wait = (10_000u64 << (pod.restarts - 1).min(5)).min(300_000);
+    util::now_ms().saturating_sub(last) >= wait
 }
 
 /// All processes alive and no liveness probe failing.

@@ -43,6 +43,13 @@ fn deploy_answers_pong_and_follows_the_port_option() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already has the value"));
     assert_eq!(m.hooks("testredis", 0).len(), before, "a hook ran for a refused or unchanged config");
     assert_eq!(m.ok(&["config", "testredis", "port"]).trim(), "7000");
+    // --reset restores the default and runs config-changed.
+    m.ok(&["config", "testredis", "--reset", "port"]);
+    assert_eq!(m.hooks("testredis", 0).last().map(String::as_str), Some("config-changed"));
+    m.wait_active("testredis");
+    m.wait_for("PONG on 6379 again", || ping(&addr, 6379).then_some(()));
+    let shown: serde_json::Value = serde_yaml::from_str(&m.ok(&["config", "testredis"])).unwrap();
+    assert_eq!(shown["settings"]["port"]["source"], "default");
 }
 
 #[test]
