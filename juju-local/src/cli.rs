@@ -140,9 +140,15 @@ pub fn main(args: Vec<String>) -> i32 {
                 let _ = e.print();
                 return 0;
             }
+            // clap's message is its first paragraph (before the usage line), on one line.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("ERROR {first}");
+            let para: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("ERROR {}", para.join(" ").trim_start_matches("error: "));
             return 2;
         }
     };
@@ -160,16 +166,18 @@ fn run(cli: Cli) -> Result<i32> {
     let paths = Paths::new(&root)?;
     match cli.command {
         Cmd::Deploy { charm, application, resources, config, num_units } => {
+            if !charm.is_file() {
+                bail!("charm or bundle at {:?} not found", charm.display().to_string());
+            }
+            let created = !paths.root.exists();
             std::fs::create_dir_all(&paths.root).with_context(|| format!("cannot create {}", paths.root.display()))?;
             let _l = lock(&paths)?;
-            let (model, warnings) = lifecycle::deploy(
-                &paths,
-                &charm,
-                application.as_deref(),
-                &pairs(&resources)?,
-                &pairs(&config)?,
-                num_units,
-            )?;
+            let (resources, config) = (pairs(&resources)?, pairs(&config)?);
+            let result = lifecycle::deploy(&paths, &charm, application.as_deref(), &resources, &config, num_units);
+            if result.is_err() && created && !paths.model_file().exists() {
+                let _ = std::fs::remove_dir_all(&paths.root);
+            }
+            let (model, warnings) = result?;
             print_warnings(&warnings);
             let name = application.unwrap_or_else(|| model.apps.keys().last().cloned().unwrap_or_default());
             println!("Deployed {name:?} from local charm {:?} ({} unit(s))", charm.display().to_string(), num_units);
