@@ -139,6 +139,21 @@ fn find_handler(
     Ok(None)
 }
 
+/// Wraps a hook's argv so that it sees the cluster's names, as a hook in the operator pod does through
+/// cluster DNS: `/etc/hosts` is the model's hosts file (every pod, `<app>-<n>.<app>-endpoints`) in a
+/// private mount namespace. Without bubblewrap or before any pod exists, the hook runs as is.
+fn in_operator_pod(paths: &Paths, argv: Vec<String>) -> Vec<String> {
+    let hosts = paths.operator_hosts();
+    if !hosts.is_file() || which::which("bwrap").is_err() {
+        return argv;
+    }
+    let mut wrapped: Vec<String> = ["bwrap", "--dev-bind", "/", "/", "--ro-bind"].iter().map(|s| s.to_string()).collect();
+    wrapped.push(hosts.display().to_string());
+    wrapped.extend(["/etc/hosts".to_string(), "--".to_string()]);
+    wrapped.extend(argv);
+    wrapped
+}
+
 /// Runs a program with a Juju-like environment, sending stdout/stderr to the unit log.
 fn execute(
     paths: &Paths,
@@ -220,7 +235,7 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
     match find_handler(&charm_dir, "hooks", &hook.name) {
         Ok(Some((path, kind))) => {
             let env = hook_env(paths, model, &ctx, Some(hook))?;
-            let argv = vec![path.display().to_string()];
+            let argv = in_operator_pod(paths, vec![path.display().to_string()]);
             match execute(paths, &ctx, &argv, &env, &charm_dir, &logger) {
                 Ok((0, _, _)) => model::log_line(
                     paths,

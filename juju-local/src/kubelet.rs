@@ -94,6 +94,7 @@ pub fn reconcile(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
     let metas: BTreeMap<String, Option<Metadata>> =
         model.apps.values().map(|a| (a.name.clone(), load_meta(paths, a))).collect();
     let hosts = hosts_file(model, &metas);
+    write_in_place(&paths.operator_hosts(), &hosts)?;
     let net = model.network.clone();
     for app in model.apps.values_mut() {
         let meta = metas.get(&app.name).cloned().flatten().unwrap_or_default();

@@ -313,6 +313,10 @@ impl Paths {
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
+    /// The hosts file hooks see (the operator pod's view of cluster DNS).
+    pub fn operator_hosts(&self) -> PathBuf {
+        self.root.join("operator-hosts")
+    }
     pub fn pod_dir(&self, app: &str, n: u32) -> PathBuf {
         self.root.join("pods").join(format!("{app}-{n}"))
     }
