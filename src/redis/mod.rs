@@ -22,4 +22,4 @@ pub mod resp;
 pub mod topology;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
-pub use podspec::{ImageDetails, image_version, redis_conf, render_pod_spec};
+pub use podspec::{ImageDetails, Topology, image_version, redis_conf, render_pod_spec};
