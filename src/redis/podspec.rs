@@ -536,9 +536,10 @@ UNITS={units}
 
 # This pod is <app>-<ordinal>, a StatefulSet pod, reachable as
 # <app>-<ordinal>.<app>-endpoints through the headless service (which publishes
-# pods before they are ready). Only tests set the REDIS_K8S_* variables, to stand
-# in for the pod's name and the cluster's DNS.
-POD_NAME="${{REDIS_K8S_POD_NAME:-$(uname -n)}}"
+# pods before they are ready). Its name is in HOSTNAME, which the container
+# runtime sets, else it is the host name. Only tests set the REDIS_K8S_*
+# variables, to stand in for the pod's name and the cluster's DNS.
+POD_NAME="${{REDIS_K8S_POD_NAME:-${{HOSTNAME:-$(uname -n)}}}}"
 ORDINAL="${{POD_NAME##*-}}"
 case "$ORDINAL" in
     ''|*[!0-9]*)
@@ -1549,6 +1550,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Who the scripts think they are: the test variables, else HOSTNAME (set by the container runtime, and by
+    /// juju-local), else the host name; a name without an ordinal stops the script.
+    #[test]
+    fn scripts_find_their_pod_name_and_ordinal() {
+        let prelude = script_prelude("t.sh", "test", &no_auth(), &topo(3), &POD) + "echo \"$ORDINAL $SELF\"\n";
+        let run = |env: &[(&str, &str)]| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &prelude])
+                .env_remove("HOSTNAME")
+                .env_remove("REDIS_K8S_POD_NAME")
+                .env_remove("REDIS_K8S_HOST_PREFIX")
+                .env_remove("REDIS_K8S_HOST_SUFFIX")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        assert_eq!(run(&[("HOSTNAME", "redis-2")]), (true, "2 redis-2.redis-endpoints".to_owned()));
+        assert_eq!(
+            run(&[("HOSTNAME", "redis-2"), ("REDIS_K8S_POD_NAME", "redis-1")]),
+            (true, "1 redis-1.redis-endpoints".to_owned())
+        );
+        assert_eq!(
+            run(&[
+                ("REDIS_K8S_POD_NAME", "redis-0"),
+                ("REDIS_K8S_HOST_PREFIX", "10.0.0.1"),
+                ("REDIS_K8S_HOST_SUFFIX", "")
+            ]),
+            (true, "0 10.0.0.10".to_owned())
+        );
+        assert!(!run(&[("HOSTNAME", "not-a-pod")]).0);
+        assert!(!run(&[("HOSTNAME", "redis-")]).0);
     }
 
     // ---- Running the rendered files with the real redis-server ------------------------------------------------
