@@ -106,9 +106,13 @@ fn golden(name: &str) -> String {
     fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)).unwrap()
 }
 
+/// The golden files are rendered with this password (set here as the `password` option).
+const GOLDEN_PASSWORD: &str = "golden-test-password-0123456789";
+
 #[test]
 fn leader_deploy_sets_the_golden_spec_version_and_active_status() {
     let u = Unit::new("redis-k8s/0", true);
+    u.model().config.insert("password".into(), json!(GOLDEN_PASSWORD));
     let calls = u.deploy();
     let m = u.model();
     assert_eq!(m.pod_spec.as_deref(), Some(golden("podspec-default.yaml").as_str()));
@@ -173,6 +177,7 @@ fn unchanged_config_changed_and_update_status_are_cheap() {
 #[test]
 fn port_change_re_renders_the_spec_and_republishes() {
     let u = Unit::new("redis-k8s/0", true);
+    u.model().config.insert("password".into(), json!(GOLDEN_PASSWORD));
     u.deploy();
     let env = u.relate("db:3");
     u.hook_env("db-relation-joined", &env).0.unwrap();

@@ -15,7 +15,9 @@ use serde_json::Value;
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 fn charm() -> PathBuf {
-    let p = std::env::var_os("REDIS_K8S_CHARM").map(PathBuf::from).unwrap_or_else(|| Path::new(REPO).join("redis-k8s.charm"));
+    let p = std::env::var_os("REDIS_K8S_CHARM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join("redis-k8s.charm"));
     assert!(p.is_file(), "{} is missing: build it with `make charm`", p.display());
     p
 }
@@ -132,7 +134,10 @@ fn deploy_config_port_and_status_on_a_real_redis() {
     m.ok(&["config", "redis-k8s", "port=7000"]);
     m.wait_active("redis-k8s");
     ping_eventually(&format!("{addr}:7000"), Some(&pw)).unwrap();
-    assert!(resp::ping(&format!("{addr}:6379"), Some(&pw), Duration::from_secs(1)).is_err(), "nothing on 6379 any more");
+    assert!(
+        resp::ping(&format!("{addr}:6379"), Some(&pw), Duration::from_secs(1)).is_err(),
+        "nothing on 6379 any more"
+    );
     let st = m.status();
     assert_eq!(unit_status(&st, "redis-k8s", "redis-k8s/0"), ("active".into(), "listening on port 7000".into()));
 

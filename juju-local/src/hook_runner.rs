@@ -147,7 +147,8 @@ fn in_operator_pod(paths: &Paths, argv: Vec<String>) -> Vec<String> {
     if !hosts.is_file() || which::which("bwrap").is_err() {
         return argv;
     }
-    let mut wrapped: Vec<String> = ["bwrap", "--dev-bind", "/", "/", "--ro-bind"].iter().map(|s| s.to_string()).collect();
+    let mut wrapped: Vec<String> =
+        ["bwrap", "--dev-bind", "/", "/", "--ro-bind"].iter().map(|s| s.to_string()).collect();
     wrapped.push(hosts.display().to_string());
     wrapped.extend(["/etc/hosts".to_string(), "--".to_string()]);
     wrapped.extend(argv);

@@ -13,8 +13,9 @@ use anyhow::{Context as _, Result, bail};
 
 use super::auth;
 use super::config::RedisConfig;
-use super::podspec::{ImageDetails, image_version, render_pod_spec};
+use super::podspec::{ImageDetails, Topology, image_version, render_pod_spec};
 use super::relation::{UNIT_KEYS, app_data, unit_data, with_deletions};
+use super::topology;
 use crate::juju::LogLevel;
 use crate::layers::{Ctx, State, caas_base, docker_resource, status};
 use crate::reactive::{Registry, joined_units};
@@ -58,7 +59,8 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
     if ctx.is_leader {
-        let spec = render_pod_spec(&cfg, &image).context("rendering the pod spec")?;
+        let topo = Topology { app: ctx.env.app_name().to_string(), units: topology::units(ctx), password };
+        let spec = render_pod_spec(&cfg, &image, &topo).context("rendering the pod spec")?;
         if caas_base::would_send(ctx, &spec) {
             status::maintenance(ctx, "configuring container")?;
             caas_base::pod_spec_set(ctx, &spec)?;
@@ -80,6 +82,21 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// This unit's ingress address: asked in the hooks where it can change, remembered otherwise.
+fn ingress_address(ctx: &mut Ctx<'_>) -> Result<String> {
+    let refresh = ctx.hook.starts_with(&format!("{ENDPOINT}-relation-"))
+        || matches!(ctx.hook, "config-changed" | "upgrade-charm" | "leader-elected" | "start");
+    let cached: Option<String> = ctx.kv.get_as(ADDRESS_KEY);
+    match cached {
+        Some(h) if !refresh => Ok(h),
+        _ => {
+            let h = ctx.tools.ingress_address(ENDPOINT)?;
+            ctx.kv.set_as(ADDRESS_KEY, &h);
+            Ok(h)
+        }
+    }
+}
+
 /// The password Redis requires, `None` when auth is off (or, on a non-leader, not shared yet).
 fn password(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<Option<String>> {
     if !cfg.require_auth {
@@ -91,18 +108,14 @@ fn password(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<Option<String>> {
 fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
     // A bad config keeps the last good data published.
     let Ok(cfg) = RedisConfig::from_juju(&ctx.config) else { return Ok(()) };
-    let refresh = ctx.hook.starts_with(&format!("{ENDPOINT}-relation-"))
-        || matches!(ctx.hook, "config-changed" | "upgrade-charm" | "leader-elected" | "start");
-    let cached: Option<String> = ctx.kv.get_as(ADDRESS_KEY);
-    let host = match cached {
-        Some(h) if !refresh => h,
-        _ => {
-            let h = ctx.tools.ingress_address(ENDPOINT)?;
-            ctx.kv.set_as(ADDRESS_KEY, &h);
-            h
-        }
-    };
     let password = password(ctx, &cfg)?;
+    let host = if topology::units(ctx) > 1 {
+        // Several units: clients get the primary pod's stable name (the leader asks Sentinel).
+        topology::refresh_primary(ctx, password.as_deref())?;
+        topology::pod_host(ctx.env.app_name(), &topology::primary_pod(ctx))
+    } else {
+        ingress_address(ctx)?
+    };
     let data = with_deletions(unit_data(&host, cfg.port, password.as_deref()), UNIT_KEYS);
     let app_data = app_data(&host);
     for rid in joined_units(ctx, ENDPOINT).keys() {

@@ -750,6 +750,12 @@ mod tests {
         render_pod_spec(&cfg_port(port), image, &topo(1)).unwrap()
     }
 
+    /// The golden files are rendered for the charm's default application name, so the charm's own
+    /// tests (tests/charm_hooks.rs) can compare what a deployed `redis-k8s` sends against them.
+    fn golden_topo(units: u32) -> Topology {
+        Topology { app: "redis-k8s".to_owned(), ..topo(units) }
+    }
+
     fn parse(yaml: &str) -> Value {
         serde_yaml::from_str(yaml).unwrap()
     }
@@ -1404,17 +1410,19 @@ mod tests {
 
     #[test]
     fn golden_default_spec() {
-        check_golden("podspec-default.yaml", &render(6379, &public_image("redis:7.0")));
+        let yaml = render_pod_spec(&cfg_port(6379), &public_image("redis:7.0"), &golden_topo(1)).unwrap();
+        check_golden("podspec-default.yaml", &yaml);
     }
 
     #[test]
     fn golden_port_7000_spec() {
-        check_golden("podspec-port-7000.yaml", &render(7000, &public_image("redis:7.0")));
+        let yaml = render_pod_spec(&cfg_port(7000), &public_image("redis:7.0"), &golden_topo(1)).unwrap();
+        check_golden("podspec-port-7000.yaml", &yaml);
     }
 
     #[test]
     fn golden_3_units_spec() {
-        let yaml = render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &topo(3)).unwrap();
+        let yaml = render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &golden_topo(3)).unwrap();
         check_golden("podspec-3-units.yaml", &yaml);
     }
 
@@ -1427,7 +1435,8 @@ mod tests {
             maxmemory_policy: MaxmemoryPolicy::AllkeysLru,
             ..RedisConfig::default()
         };
-        let yaml = render_pod_spec(&cfg, &public_image("redis:7.0"), &Topology { password: None, ..topo(3) }).unwrap();
+        let yaml =
+            render_pod_spec(&cfg, &public_image("redis:7.0"), &Topology { password: None, ..golden_topo(3) }).unwrap();
         check_golden("podspec-no-auth.yaml", &yaml);
     }
 

@@ -21,8 +21,6 @@ use crate::juju::Settings;
 use crate::layers::Ctx;
 use crate::reactive::joined_units;
 
-/// Sentinel's port in every pod.
-pub const SENTINEL_PORT: u16 = 26379;
 /// How long the leader waits for each Sentinel.
 pub const SENTINEL_TIMEOUT: Duration = Duration::from_millis(700);
 /// The peer-bag key holding the primary pod's name.
@@ -35,7 +33,7 @@ pub fn units(ctx: &Ctx<'_>) -> u32 {
     u32::try_from(others + 1).unwrap_or(u32::MAX)
 }
 
-/// `<app>-<n>.<app>-endpoints`: a pod's stable DNS name.
+/// `<pod>.<app>-endpoints`: a pod's stable DNS name, from its name (`<app>-<n>`).
 pub fn pod_host(app: &str, pod: &str) -> String {
     format!("{pod}.{app}-endpoints")
 }
@@ -73,8 +71,7 @@ pub fn refresh_primary(ctx: &mut Ctx<'_>, password: Option<&str>) -> Result<bool
         return Ok(false);
     }
     let app = ctx.env.app_name().to_string();
-    let sentinels: Vec<String> =
-        (0..n).map(|i| format!("{}:{SENTINEL_PORT}", pod_host(&app, &format!("{app}-{i}")))).collect();
+    let sentinels = super::podspec::sentinel_addresses(&app, n);
     let Some((host, _port)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT) else {
         ctx.trace.push("no Sentinel answered; keeping the last known primary".into());
         return Ok(false);
