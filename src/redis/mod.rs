@@ -18,6 +18,7 @@ pub mod config;
 pub mod handlers;
 pub mod podspec;
 pub mod relation;
+pub mod resolve;
 pub mod resp;
 pub mod topology;
 

@@ -4,15 +4,16 @@
 //! needs no connection pool, pipelining or RESP3, and no dependency. [`query`] connects, optionally sends `AUTH`,
 //! sends one command, reads one reply and closes. Everything it does is bounded:
 //!
-//! - time: the whole exchange (connect, AUTH, command, reply) must finish within the `timeout` given; name
-//!   resolution (`host:port` through the system resolver) is the one step the standard library cannot bound;
+//! - time: the whole exchange (resolving `host:port`, connect, AUTH, command, reply) must finish within the
+//!   `timeout` given; names go through [`super::resolve`], never glibc's `getaddrinfo`, which a static binary
+//!   cannot trust;
 //! - memory: a reply larger than [`MAX_REPLY_BYTES`] in total, or nested deeper than [`MAX_DEPTH`], is refused;
 //! - input: any byte sequence from the server gives a [`Resp`] or an error, never a panic.
 //!
 //! Error messages name the address and what went wrong, and never contain the password.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -146,7 +147,9 @@ fn remaining(deadline: Instant) -> io::Result<Duration> {
 }
 
 fn connect(addr: &str, deadline: Instant) -> Result<TcpStream> {
-    let addrs = addr.to_socket_addrs().with_context(|| format!("cannot resolve {addr}"))?;
+    let addrs = remaining(deadline)
+        .and_then(|left| super::resolve::resolve_host_port(addr, left))
+        .with_context(|| format!("cannot resolve {addr}"))?;
     let mut last_error = None;
     for socket_addr in addrs {
         let attempt = remaining(deadline).and_then(|left| TcpStream::connect_timeout(&socket_addr, left));
