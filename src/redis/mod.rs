@@ -6,8 +6,8 @@
 //!   `pod-spec-set`, and the workload version for `application-version-set`;
 //! - [`relation`] is the data published on the `db` relation;
 //! - [`auth`] is where the password comes from and where it is kept;
-//! - [`resp`] is a small, bounded RESP2 client for asking a pod's Redis or Sentinel about replication
-//!   (the one module here that talks to the network, and only when called);
+//! - [`resp`] is a small, bounded RESP2 client for asking a pod's Redis or Sentinel about replication,
+//!   and [`resolve`] the name resolver it uses (a static glibc binary cannot rely on getaddrinfo);
 //! - [`topology`] is how many units there are and which pod is the primary;
 //! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions (the
 //!   only parts that act through hook tools).
