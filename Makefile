@@ -71,8 +71,10 @@ lint: setup charm
 	unzip -q $(CHARM) -d $(PROOF_DIR)
 	$(PROOF) $(PROOF_DIR)
 
+# The e2e tests drive the built charm through juju-local (target/debug/juju-local).
 test: setup charm
-	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) cargo test --workspace
+	cargo build -p juju-local
+	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo test --workspace
 
 demo: setup charm
 	./scripts/demo.sh

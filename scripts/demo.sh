@@ -28,6 +28,13 @@ step "waiting (at most 20 s) for $APP/0 to be active"
 ADDR="$("$JL" address "$APP/0")"
 echo "unit address: $ADDR"
 
+step "juju-local run-action $APP/0 get-password (auth is on by default)"
+# The password goes to redis-cli through REDISCLI_AUTH, never on a command line.
+REDISCLI_AUTH="$("$JL" run-action "$APP/0" get-password | sed -n 's/^ *password: *//p' | tr -d "'\"")"
+export REDISCLI_AUTH
+[ -n "$REDISCLI_AUTH" ] || { echo "ERROR get-password returned no password" >&2; exit 1; }
+echo "password: ${#REDISCLI_AUTH} characters (not shown)"
+
 step "redis-cli -h $ADDR -p 6379 PING"
 redis-cli -h "$ADDR" -p 6379 PING
 
