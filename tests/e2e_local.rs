@@ -220,3 +220,105 @@ fn pids_of(model_dir: &Path) -> Vec<u32> {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
+
+/// The pid of the redis-server (not the Sentinel) running in a unit's pod: the processes of the pod's
+/// network namespace (`ip netns pids`) that is redis-server and not its Sentinel.
+fn redis_server_pid(model_dir: &Path, app: &str, n: u32) -> Option<u32> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).ok()?).ok()?;
+    let netns = v["apps"][app]["units"][n.to_string()]["pod"]["netns"].as_str()?.to_string();
+    let out = Command::new("ip").args(["netns", "pids", &netns]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse::<u32>().ok()).find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            // redis-server rewrites its title: `redis-server 0.0.0.0:6379` vs `… [sentinel]`.
+            c.starts_with("redis-server") && !c.contains("sentinel")
+        })
+    })
+}
+
+fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn relation_view(m: &Model, rid: &str) -> Value {
+    let text = m.ok(&["show-relation", rid]);
+    serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap()
+}
+
+/// Three units: pod 0 is the primary; kill its redis-server and Sentinel promotes a replica, the relation
+/// names the new primary on every unit (both client families), and the data written before is there.
+#[test]
+fn three_units_fail_over_and_the_relation_follows_the_primary() {
+    let m = Model::new("ha");
+    let charm = charm();
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"]);
+    m.wait_active("redis-k8s");
+    let addrs: Vec<String> = (0..3).map(|i| m.address(&format!("redis-k8s/{i}"))).collect();
+    let pw = m.password("redis-k8s/0");
+    let out = m.ok(&["relate", "redis-k8s:db", "client"]);
+    let rid = {
+        let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+        format!("db:{}", v["relation-id"].as_u64().unwrap())
+    };
+    let view = relation_view(&m, &rid);
+    let uses = &view["views"]["reactive-interface-redis"]["uses"];
+    assert_eq!(uses["host"], "redis-k8s-0.redis-k8s-endpoints", "{view}");
+    assert_eq!(uses["password"], Value::String(pw.clone()));
+    assert_eq!(
+        view["views"]["ops-redis-k8s-library"]["urls"],
+        serde_json::json!(["redis://redis-k8s-0.redis-k8s-endpoints:6379"])
+    );
+
+    // Write through the primary; the replicas have it once they synced.
+    let primary = format!("{}:6379", addrs[0]);
+    for i in 0..20 {
+        resp::query(&primary, Some(&pw), &["SET", &format!("k{i}"), &format!("v{i}")], Duration::from_secs(2))
+            .and_then(|r| r.into_result())
+            .unwrap();
+    }
+    for a in &addrs[1..] {
+        until("the replica to sync", 40, || {
+            let r = resp::query(&format!("{a}:6379"), Some(&pw), &["GET", "k19"], Duration::from_secs(1)).ok()?;
+            (r.as_str() == Some("v19")).then_some(())
+        });
+    }
+
+    // Kill the primary's redis-server. No juju-local command until Sentinel has failed over (each
+    // command reconciles pods, which would restart it at once).
+    let pid = redis_server_pid(&m.dir, "redis-k8s", 0).expect("pod 0's redis-server");
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let sentinels: Vec<String> = addrs[1..].iter().map(|a| format!("{a}:26379")).collect();
+    let new_primary = until("Sentinel to promote a replica", 60, || {
+        let (host, _) = resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(1))?;
+        (!host.starts_with("redis-k8s-0.")).then_some(host)
+    });
+    let n: usize = new_primary.split('.').next().unwrap().rsplit('-').next().unwrap().parse().unwrap();
+
+    // The leader checks Sentinel in update-status and tells its peers; every unit republishes.
+    m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+    let view = relation_view(&m, &rid);
+    assert_eq!(view["views"]["reactive-interface-redis"]["uses"]["host"], Value::String(new_primary.clone()), "{view}");
+    for (unit, bag) in view["unit-data"].as_object().unwrap() {
+        assert_eq!(bag["hostname"], Value::String(new_primary.clone()), "{unit} still names the old primary");
+    }
+    assert_eq!(view["application-data"]["leader-host"], Value::String(new_primary.clone()));
+    assert_eq!(
+        view["views"]["ops-redis-k8s-library"]["urls"],
+        serde_json::json!([format!("redis://{new_primary}:6379")])
+    );
+
+    // The data written before the failover is on the new primary, which now takes writes.
+    let np = format!("{}:6379", addrs[n]);
+    let r = resp::query(&np, Some(&pw), &["GET", "k7"], Duration::from_secs(2)).unwrap();
+    assert_eq!(r.as_str(), Some("v7"));
+    resp::query(&np, Some(&pw), &["SET", "after", "failover"], Duration::from_secs(2))
+        .and_then(|r| r.into_result())
+        .unwrap();
+}

@@ -54,6 +54,8 @@ enum Cmd {
     /// Relate an application endpoint to a stand-in application (no charm), e.g. `relate redis-k8s client`.
     #[command(alias = "integrate", alias = "add-relation")]
     Relate { application: String, remote: String },
+    /// Show a relation as the stand-in client sees it (`db:0` or `0`), with both client families' views.
+    ShowRelation { relation: String },
     /// Set the number of units.
     #[command(alias = "scale-application")]
     Scale { application: String, scale: u32 },
@@ -216,6 +218,20 @@ fn run(cli: Cli) -> Result<i32> {
             let mut model = Model::load(&paths)?;
             let id = lifecycle::relate(&paths, &mut model, &application, &remote)?;
             print_warnings(&lifecycle::drain(&paths, &mut model)?);
+            print!("{}", serde_yaml::to_string(&lifecycle::client_view(&model, id))?);
+            Ok(0)
+        }
+        Cmd::ShowRelation { relation } => {
+            let _l = lock(&paths)?;
+            let model = Model::load(&paths)?;
+            let id: u32 = relation
+                .rsplit(':')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("invalid relation id {relation:?}"))?;
+            if !model.relations.contains_key(&id) {
+                anyhow::bail!("relation {relation:?} not found");
+            }
             print!("{}", serde_yaml::to_string(&lifecycle::client_view(&model, id))?);
             Ok(0)
         }

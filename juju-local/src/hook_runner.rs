@@ -24,6 +24,8 @@ pub struct Outcome {
     pub error: Option<String>,
     pub leader_settings_changed: bool,
     pub spec_committed: bool,
+    /// Relations whose data this hook changed: (relation id, unit bag changed, app bag changed).
+    pub changed_relations: Vec<(u32, bool, bool)>,
 }
 
 /// Result of an action run.
@@ -271,7 +273,10 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
     let mut outcome = Outcome { leader_settings_changed: done.leader_settings_changed, ..Default::default() };
     if failure.is_none() && ran {
         match commit(paths, model, &done) {
-            Ok(spec) => outcome.spec_committed = spec,
+            Ok((spec, changed)) => {
+                outcome.spec_committed = spec;
+                outcome.changed_relations = changed;
+            }
             Err(e) => failure = Some(format!("hook {:?} failed at commit: {e}", hook.name)),
         }
     }
@@ -309,8 +314,11 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
     Ok(outcome)
 }
 
-/// Applies a successful hook's deferred changes (CommitHookChanges). Returns whether a spec was set.
-fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::Result<bool, String> {
+/// What a commit changed: whether a spec was set, and which relations' unit/app bags really changed.
+type Committed = (bool, Vec<(u32, bool, bool)>);
+
+/// Applies a successful hook's deferred changes (CommitHookChanges).
+fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::Result<Committed, String> {
     let (app_name, n) = (ctx.app.as_str(), ctx.unit);
     let unit_name = ctx.unit_name();
     if !ctx.pending.ports.is_empty() {
@@ -341,8 +349,11 @@ fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::R
             app.charm_modified_version += 1;
         }
     }
+    let mut changed = Vec::new();
     for (rid, changes) in &ctx.pending.relations {
         let Some(rel) = model.relations.get_mut(rid) else { continue };
+        let unit_before = rel.unit_data.get(&unit_name).cloned();
+        let app_before = rel.app_data.get(app_name).cloned();
         let bag = rel.unit_data.entry(unit_name.clone()).or_default();
         for (k, v) in &changes.unit {
             if v.is_empty() {
@@ -364,6 +375,12 @@ fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::R
                 }
             }
         }
+        let unit_changed =
+            rel.unit_data.get(&unit_name).cloned().unwrap_or_default() != unit_before.unwrap_or_default();
+        let app_changed = rel.app_data.get(app_name).cloned().unwrap_or_default() != app_before.unwrap_or_default();
+        if unit_changed || app_changed {
+            changed.push((*rid, unit_changed, app_changed));
+        }
     }
     if let Some(unit) = model.apps.get_mut(app_name).and_then(|a| a.units.get_mut(&n)) {
         for (k, v) in &ctx.pending.state {
@@ -373,7 +390,7 @@ fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::R
             };
         }
     }
-    Ok(spec_set)
+    Ok((spec_set, changed))
 }
 
 /// Runs an action on unit `app/n`, in its workload pod when one runs (reference §1.6).

@@ -215,11 +215,61 @@ pub fn run_one(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &HookS
             }
         }
     }
+    if outcome.ok {
+        queue_relation_changed(model, app, n, &outcome.changed_relations);
+    }
     if outcome.spec_committed {
         kubelet::reconcile(paths, model)?;
     }
     model.save(paths)?;
     Ok(outcome)
+}
+
+/// As Juju does: a committed change to a unit's relation data fires `<ep>-relation-changed` on every
+/// unit on the other side that has seen it join (JUJU_REMOTE_UNIT = the writer); a change to its
+/// application's data fires it on every unit of the other side (for a peer relation: the writer's
+/// fellow units). Stand-in applications have no charm, so nothing runs for them.
+fn queue_relation_changed(model: &mut Model, app: &str, n: u32, changed: &[(u32, bool, bool)]) {
+    let writer = model::unit_name(app, n);
+    for &(rid, unit_changed, app_changed) in changed {
+        let Some(rel) = model.relations.get(&rid) else { continue };
+        let (other_app, other_ep) = if rel.app == app {
+            (rel.remote_app.clone(), rel.remote_endpoint.clone())
+        } else {
+            (rel.app.clone(), rel.endpoint.clone())
+        };
+        let Some(target) = model.apps.get(&other_app) else { continue };
+        let mut receivers: Vec<(u32, Option<String>)> = Vec::new();
+        for m in target.units.keys().copied() {
+            let me = model::unit_name(&other_app, m);
+            if me == writer {
+                continue;
+            }
+            let has_seen = rel.joined.get(&me).is_some_and(|l| l.contains(&writer));
+            if unit_changed && has_seen {
+                receivers.push((m, Some(writer.clone())));
+            } else if app_changed {
+                receivers.push((m, None));
+            }
+        }
+        for (m, remote_unit) in receivers {
+            let Ok(u) = model.unit_mut(&other_app, m) else { continue };
+            let hook = HookSpec {
+                name: format!("{other_ep}-relation-changed"),
+                relation_id: Some(rid),
+                remote_unit: remote_unit.clone(),
+                remote_app: Some(app.to_string()),
+                ..Default::default()
+            };
+            let dup = u
+                .queue
+                .iter()
+                .any(|h| h.name == hook.name && h.relation_id == hook.relation_id && h.remote_unit == hook.remote_unit);
+            if !dup {
+                u.queue.push(hook);
+            }
+        }
+    }
 }
 
 /// Queues `<storage>-storage-attached` once the unit has started and its pod is up (CAAS order).
@@ -494,13 +544,53 @@ pub fn client_view(model: &Model, id: u32) -> Value {
     let Some(r) = model.relations.get(&id) else { return Value::Null };
     let units: BTreeMap<&String, &BTreeMap<String, String>> =
         r.unit_data.iter().filter(|(u, _)| u.starts_with(&format!("{}/", r.app))).collect();
+    let app_data = r.app_data.get(&r.app).cloned().unwrap_or_default();
     serde_json::json!({
         "relation-id": r.id,
         "endpoint": format!("{}:{}", r.remote_app, r.remote_endpoint),
         "related-endpoint": format!("{}:{}", r.app, r.endpoint),
-        "application-data": r.app_data.get(&r.app).cloned().unwrap_or_default(),
+        "application-data": app_data,
         "unit-data": units,
+        "views": {
+            "reactive-interface-redis": reactive_view(&units),
+            "ops-redis-k8s-library": ops_view(&units, &app_data),
+        },
     })
+}
+
+/// What a charms.reactive `interface:redis` requirer makes of the data: each value JSON-decoded with a
+/// raw fallback; `available` once any unit has a truthy port; the lowest-sorted unit with host and port
+/// is the one consumers use.
+fn reactive_view(units: &BTreeMap<&String, &BTreeMap<String, String>>) -> Value {
+    let decode = |v: &str| serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
+    let truthy =
+        |v: &Value| !matches!(v, Value::Null | Value::Bool(false)) && v != &Value::from(0) && v != &Value::from("");
+    let available = units.values().any(|b| b.get("port").map(|p| decode(p)).is_some_and(|p| truthy(&p)));
+    let first = units.iter().find_map(|(name, bag)| {
+        let host = decode(bag.get("host")?);
+        let port = decode(bag.get("port")?);
+        (truthy(&host) && truthy(&port)).then(|| {
+            let mut v = serde_json::json!({"unit": name, "host": host, "port": port});
+            if let Some(pw) = bag.get("password").map(|p| decode(p)).filter(|p| truthy(p)) {
+                v["password"] = pw;
+            }
+            v
+        })
+    });
+    serde_json::json!({"available": available, "uses": first})
+}
+
+/// What an ops `redis_k8s` library requirer makes of it: `redis://{leader-host or hostname}:{port}` from
+/// raw strings, one URL per unit bag (the library takes an arbitrary one); no credentials.
+fn ops_view(units: &BTreeMap<&String, &BTreeMap<String, String>>, app: &BTreeMap<String, String>) -> Value {
+    let urls: std::collections::BTreeSet<String> = units
+        .values()
+        .map(|b| {
+            let host = app.get("leader-host").or_else(|| b.get("hostname")).map(String::as_str).unwrap_or("None");
+            format!("redis://{host}:{}", b.get("port").map(String::as_str).unwrap_or("None"))
+        })
+        .collect();
+    serde_json::json!({"urls": urls})
 }
 
 /// Dying unit: departed/broken for its relations, stop, remove; then its pod and dirs go.
