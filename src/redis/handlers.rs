@@ -34,6 +34,19 @@ pub fn register(reg: &mut Registry<State>) {
     let available = format!("{}.available", docker_resource::prefix(IMAGE));
     reg.handler("redis:configure").when(&available).run(configure);
     reg.handler("redis:publish-db").when(&format!("endpoint.{ENDPOINT}.joined")).run(publish_db);
+    reg.handler("redis:unit-departing").hook(&["redis-peers-relation-departed"]).run(unit_departing);
+}
+
+/// Scale-down: the departing unit itself (its hooks run while its pod may still be up) and the leader
+/// move the primary off the departing unit's pod.
+fn unit_departing(ctx: &mut Ctx<'_>) -> Result<()> {
+    let Some(departing) = ctx.env.departing_unit.clone() else { return Ok(()) };
+    if !(ctx.is_leader || departing == ctx.env.unit_name) {
+        return Ok(());
+    }
+    let Ok(cfg) = RedisConfig::from_juju(&ctx.config) else { return Ok(()) };
+    let password = password(ctx, &cfg)?;
+    topology::move_primary_off(ctx, &departing, password.as_deref(), cfg.port)
 }
 
 fn configure(ctx: &mut Ctx<'_>) -> Result<()> {

@@ -92,6 +92,74 @@ pub fn refresh_primary(ctx: &mut Ctx<'_>, password: Option<&str>) -> Result<bool
     Ok(true)
 }
 
+/// How long the leader waits, at most, for Sentinel to finish a failover it asked for.
+pub const FAILOVER_WAIT: Duration = Duration::from_secs(8);
+
+/// A unit is leaving (scale-down): its pod must not stay, or become, the primary. The leader tells that
+/// pod's Redis never to be promoted (`replica-priority 0`) and, when it is the primary, asks Sentinel
+/// for a failover to a remaining pod, waiting a bounded time for the new primary before the pod goes.
+/// Redis or Sentinel not answering is logged in the trace and leaves Sentinel's own detection to act.
+pub fn move_primary_off(ctx: &mut Ctx<'_>, departing_unit: &str, password: Option<&str>, port: u16) -> Result<()> {
+    let app = ctx.env.app_name().to_string();
+    let Some(n) = departing_unit.strip_prefix(&format!("{app}/")).and_then(|n| n.parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    let pod = format!("{app}-{n}");
+    let redis = format!("{}:{port}", pod_host(&app, &pod));
+    if let Err(e) = resp::query(&redis, password, &["CONFIG", "SET", "replica-priority", "0"], SENTINEL_TIMEOUT)
+        .and_then(|r| r.into_result())
+    {
+        ctx.trace.push(format!("could not lower {pod}'s replica priority: {e:#}"));
+    }
+    // The Sentinels of every other pod this unit knows of.
+    let mut ordinals: Vec<u32> = joined_units(ctx, PEERS)
+        .values()
+        .flatten()
+        .chain(std::iter::once(&ctx.env.unit_name))
+        .filter_map(|u| u.strip_prefix(&format!("{app}/")).and_then(|n| n.parse().ok()))
+        .filter(|o| *o != n)
+        .collect();
+    ordinals.sort_unstable();
+    ordinals.dedup();
+    let sentinels: Vec<String> = ordinals
+        .iter()
+        .map(|o| format!("{}:{}", super::podspec::pod_host(&app, *o), super::config::SENTINEL_PORT))
+        .collect();
+    let Some((host, _)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT) else {
+        ctx.trace.push("no Sentinel answered while a unit departs".into());
+        return Ok(());
+    };
+    if pod_of(&app, &host).as_deref() != Some(pod.as_str()) {
+        return Ok(());
+    }
+    let asked = sentinels.iter().any(|s| {
+        resp::query(s, password, &["SENTINEL", "FAILOVER", &app], SENTINEL_TIMEOUT)
+            .and_then(|r| r.into_result())
+            .is_ok()
+    });
+    if !asked {
+        ctx.trace.push(format!("no Sentinel accepted a failover away from {pod}"));
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + FAILOVER_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Some((h, _)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT)
+            && let Some(new) = pod_of(&app, &h).filter(|p| *p != pod)
+        {
+            if let Some(rid) = super::auth::peer_relation(ctx) {
+                let mut bag = Settings::new();
+                bag.insert(PRIMARY_KEY.to_string(), new.clone());
+                ctx.tools.relation_set(&rid, &bag, true)?;
+            }
+            ctx.kv.set_as(CACHE_KEY, &new);
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ctx.trace.push(format!("Sentinel did not finish the failover away from {pod} in time"));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
