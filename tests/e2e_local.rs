@@ -387,3 +387,98 @@ fn scaling_down_never_leaves_the_primary_on_a_removed_pod() {
         .then_some(())
     });
 }
+
+/// Every process command line on the machine now (the /proc view any process in a pod would have).
+fn all_argv() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit())
+                && let Ok(c) = std::fs::read(e.path().join("cmdline"))
+            {
+                out.push(String::from_utf8_lossy(&c).replace('\0', " "));
+            }
+        }
+    }
+    out
+}
+
+/// Files under `dir` (recursively) that contain `needle` and are readable by group or others.
+fn world_readable_files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bad = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else { continue };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file()
+                && meta.permissions().mode() & 0o077 != 0
+                && std::fs::read(e.path()).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+            {
+                bad.push(format!("{} (mode {:o})", e.path().display(), meta.permissions().mode() & 0o777));
+            }
+        }
+    }
+    bad
+}
+
+/// A full local run (deploy 2 units, relate, config changes good and bad, image change with a registry
+/// password, rotate-password, update-status): neither the Redis password nor the registry password
+/// appears in a log line (juju-log, hook stdout/stderr), a status message, a process command line
+/// sampled during the run, or a file readable by anyone but its owner. The one deliberate exception is
+/// get-password's own action results.
+#[test]
+fn no_secret_in_logs_statuses_argv_or_open_files_across_a_full_run() {
+    let m = Model::new("secrets");
+    let charm = charm();
+    let registry_pw = "registry-s3cret-PW-0123";
+    let image = m.dir.with_extension("image.yaml");
+    std::fs::write(&image, format!("registrypath: redis:7.0\nusername: robot\npassword: {registry_pw}\n")).unwrap();
+    let mut argv_seen: Vec<String> = Vec::new();
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", &format!("redis-image={}", image.display()), "-n", "2"]);
+    m.wait_active("redis-k8s");
+    argv_seen.extend(all_argv());
+    m.ok(&["relate", "redis-k8s:db", "client"]);
+    m.ok(&["config", "redis-k8s", "port=7001"]);
+    argv_seen.extend(all_argv());
+    let _ = m.run(&["config", "redis-k8s", "port=99999"]);
+    m.ok(&["config", "redis-k8s", "--reset", "port"]);
+    let rotated = m.action("redis-k8s/0", "rotate-password");
+    assert_eq!(rotated["results"]["rotated"].as_str(), Some("true"), "{rotated:?}");
+    m.wait_active("redis-k8s");
+    argv_seen.extend(all_argv());
+    m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+    let pw = m.password("redis-k8s/0");
+    let addr = m.address("redis-k8s/0");
+    ping_eventually(&format!("{addr}:6379"), Some(&pw)).expect("the rotated password works");
+
+    let mut logs = String::new();
+    for e in std::fs::read_dir(m.dir.join("logs")).unwrap().flatten() {
+        logs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    let pods = m.dir.join("pods");
+    let mut stack = vec![pods.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.path().extension().is_some_and(|x| x == "log") {
+                logs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    assert!(logs.contains("hook tool calls"), "the scan read the unit logs");
+    let status = m.ok(&["status", "--format", "json"]);
+    for (what, secret) in [("Redis password", pw.as_str()), ("registry password", registry_pw)] {
+        assert!(!logs.contains(secret), "the {what} is in a log");
+        assert!(!status.contains(secret), "the {what} is in a status");
+        let leaks: Vec<&String> = argv_seen.iter().filter(|a| a.contains(secret)).collect();
+        assert!(leaks.is_empty(), "the {what} is on a command line: {leaks:?}");
+        let open = world_readable_files_containing(&m.dir, secret);
+        assert!(open.is_empty(), "the {what} is in files others can read: {open:?}");
+    }
+    let _ = std::fs::remove_file(&image);
+}
