@@ -5,7 +5,7 @@
 //! tool is a small POSIX `sh` script in the harness's `override/` dir that logs its call (with stdin) to
 //! `calls.log`, as the plain fakes do, and then:
 //! - runs the fault snippet `model/fault.<n>` if the test left one for this hook's `n`th call (1-based,
-//!   counting every tool): `echo 'ERROR …' >&2; exit 1`, garbage output, `exec sleep 30`…;
+//!   counting every tool, in `model/n`): `echo 'ERROR …' >&2; exit 1`, garbage output, `exec sleep 30`…;
 //! - otherwise answers from `model/`;
 //! - when `n` is in `model/kill_at`, sends SIGKILL to its parent, the hook process, after answering: the
 //!   call happened on Juju's side and the charm never saw its result.
@@ -127,19 +127,18 @@ fn script(tool: &str, model: &Path, log: &Path) -> String {
         r#"#!/bin/sh
 # sim hook tool {tool}
 M='{model}'
-L='{log}'
-tmp="$M/stdin.$$"
+read n < "$M/n"; n=$((n + 1)); echo "$n" > "$M/n"
+tmp="$M/stdin.$n"
 cat > "$tmp"
 {{ printf 'CALL %s' '{tool}'; for a in "$@"; do printf ' %s' "$a"; done; printf '\n'
-  awk '{{ print "  | " $0 }}' "$tmp"; }} >> "$L"
-n=$(grep -c '^CALL ' "$L")
+  if [ -s "$tmp" ]; then awk '{{ print "  | " $0 }}' "$tmp"; fi; }} >> '{log}'
 last=""; rid=""; prev=""
 for a in "$@"; do last=$a; [ "$prev" = -r ] && rid=$a; prev=$a; done
-if [ -f "$M/fault.$n" ]; then rm -f "$tmp"; . "$M/fault.$n"; fi
+if [ -f "$M/fault.$n" ]; then . "$M/fault.$n"; fi
 {body}
 rc=$?
-rm -f "$tmp"
-if [ "$n" = "$(cat "$M/kill_at" 2>/dev/null)" ]; then kill -9 $PPID; fi
+k=""; [ -f "$M/kill_at" ] && read k < "$M/kill_at"
+if [ "$n" = "$k" ]; then kill -9 $PPID; fi
 exit $rc
 "#,
         model = model.display(),
@@ -245,6 +244,12 @@ impl Sim {
         for sub in ["relation-list", "relation-get", "state-get"] {
             let _ = fs::remove_dir_all(d.join(sub));
         }
+        for e in fs::read_dir(d).unwrap().filter_map(|e| e.ok()) {
+            if e.file_name().to_string_lossy().starts_with("stdin.") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        fs::write(d.join("n"), "0\n").unwrap();
         let m = &self.model;
         write_json(&d.join("config.json"), &Value::Object(m.config.clone()));
         write_json(&d.join("leader.json"), &Value::Bool(m.leader));
