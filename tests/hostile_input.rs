@@ -86,6 +86,7 @@ fn config_value() -> BoxedStrategy<Value> {
         3 => json_any(),
         1 => (1u16..=u16::MAX).prop_map(Value::from),
         1 => (1u16..=u16::MAX).prop_map(|p| json!(f64::from(p))),
+        1 => (0.0f64..70_000.0).prop_map(|f| json!(f)),
         1 => prop::sample::select(vec![
             json!(0), json!(1), json!(65535), json!(65536), json!(-1), json!(65535.5), json!(-0.0), json!(1e300),
             json!("6379"), json!([6379]), json!({"port": 6379}), Value::Null, json!(true),
@@ -244,7 +245,18 @@ proptest! {
         let store0 = u.store_bytes();
         let state0 = u.model().state.clone();
         let env = u.env_for(step);
+        // Independent of the charm's parsers: output that is not even JSON (or, for resource-get, not one
+        // absolute path) can never be accepted.
+        let unusable = if tool == "resource-get" {
+            std::str::from_utf8(&output).map_or(true, |t| {
+                let t = t.strip_suffix('\n').unwrap_or(t);
+                t.is_empty() || t.contains('\n') || !t.starts_with('/')
+            })
+        } else {
+            serde_json::from_slice::<Value>(&output).is_err()
+        };
         let r = u.run(step.hook(), &env, Vec::new(), Some(Tamper { tool: tool.clone(), nth, output }));
+        prop_assert!(!(unusable && r.result.is_ok()), "{}: unusable {} output was accepted", step.label(), tool);
         if let Err(e) = r.result {
             let named = e.contains(&format!("{tool} gave unusable output"))
                 || (tool == "state-get" && e.contains("flag store mirror"));

@@ -133,6 +133,8 @@ pub struct HookResult {
     /// `Err` holds the error as `main` would print it (`{:#}`, the whole chain).
     pub result: Result<(), String>,
     pub calls: Vec<Call>,
+    /// The trace lines the binary prints on stdout after a successful hook.
+    pub trace: Vec<String>,
 }
 
 impl HookResult {
@@ -179,6 +181,8 @@ pub struct FakeUnit {
     pub env: HookEnv,
     /// Every call of every hook so far, in order.
     pub history: Vec<Call>,
+    /// Every trace line (the binary's stdout) of every hook so far.
+    pub trace: Vec<String>,
     image: Vec<u8>,
 }
 
@@ -202,7 +206,14 @@ impl FakeUnit {
             juju_version: Some("2.9.31".into()),
             ..Default::default()
         };
-        let mut u = FakeUnit { dir, fake: FakeJuju::new(model), env, history: Vec::new(), image: Vec::new() };
+        let mut u = FakeUnit {
+            dir,
+            fake: FakeJuju::new(model),
+            env,
+            history: Vec::new(),
+            trace: Vec::new(),
+            image: Vec::new(),
+        };
         if let Some(bytes) = store {
             fs::write(u.store_path(), bytes).unwrap();
         }
@@ -294,14 +305,18 @@ impl FakeUnit {
         }
         let runner = TamperRunner { inner: self.fake.clone(), tamper, seen: BTreeMap::new() };
         let mut tools = HookTools::new(Box::new(runner));
-        let result = redis_k8s::charm::run_hook(hook, env, &mut tools).map(drop).map_err(|e| format!("{e:#}"));
+        let (result, trace) = match redis_k8s::charm::run_hook(hook, env, &mut tools) {
+            Ok(outcome) => (Ok(()), outcome.trace),
+            Err(e) => (Err(format!("{e:#}")), Vec::new()),
+        };
         let mut m = self.model();
         m.end_hook(result.is_ok());
         m.faults.clear();
         let calls = std::mem::take(&mut m.calls);
         drop(m);
         self.history.extend(calls.iter().cloned());
-        HookResult { result, calls }
+        self.trace.extend(trace.iter().cloned());
+        HookResult { result, calls, trace }
     }
 
     /// Prepares and runs `step`.
