@@ -13,8 +13,9 @@
 //! - and, retried without the fault, reach exactly the state of a run that never failed, then finish the
 //!   lifecycle in exactly the clean run's end state.
 //!
-//! The bulk runs in-process through the recording fake; a slice (exit 1/exit 2 at every call site, garbage
-//! at every parsed call, missing for every tool, a hang per hook) runs the real binary (`support::sim`).
+//! The bulk runs in-process through the recording fake; a slice runs the real binary (`support::sim`): exit 1
+//! at every call site, each tool missing in each hook, and exit 2, a hang and garbage output once per tool.
+//! With `REDIS_K8S_LONG_TESTS=1` the real binary runs the whole matrix too. Both print their case counts.
 
 mod support;
 
@@ -25,6 +26,11 @@ use redis_k8s::juju::fake::{Fault, timeout_fault};
 use support::fake_unit::{self, FakeUnit, SECRET, Step, Tamper};
 use support::sim::{self, Sim};
 use support::{HookRun, JSON_TOOLS};
+
+/// `REDIS_K8S_LONG_TESTS=1`: the real binary gets the whole matrix, not a slice.
+fn long_run() -> bool {
+    std::env::var_os("REDIS_K8S_LONG_TESTS").is_some_and(|v| v == "1")
+}
 
 /// A way for one tool call to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +266,7 @@ fn sim_case(clean: &sim::SimCleanRun, i: usize, n: usize, tool: &str, kind: Kind
     match kind {
         Kind::Missing => s.remove_tool(tool),
         Kind::Hang => {
-            extra.push(("REDIS_K8S_TOOL_TIMEOUT", "1"));
+            extra.push(("REDIS_K8S_TOOL_TIMEOUT", "2"));
             s.fault_at(n, &kind.snippet(tool));
         }
         _ => s.fault_at(n, &kind.snippet(tool)),
@@ -300,6 +306,16 @@ fn binary_slice_of_the_matrix_fails_on_one_line_commits_nothing_and_converges() 
     for (i, calls) in clean.calls.iter().enumerate() {
         for (k, call) in calls.iter().enumerate() {
             let tool = call.tool.clone();
+            if long_run() {
+                // Every kind at every call site, as in-process.
+                for kind in Kind::ALL.into_iter().filter(|k| k.applies(&tool) && *k != Kind::Missing) {
+                    cases.push((i, k + 1, tool.clone(), kind));
+                }
+                if per_hook.insert((i, tool.clone())) {
+                    cases.push((i, k + 1, tool.clone(), Kind::Missing));
+                }
+                continue;
+            }
             // Exit 1 at every call site.
             cases.push((i, k + 1, tool.clone(), Kind::Exit1));
             // Missing: the first call of each tool in each hook is the one that fails.
@@ -307,7 +323,7 @@ fn binary_slice_of_the_matrix_fails_on_one_line_commits_nothing_and_converges() 
                 cases.push((i, k + 1, tool.clone(), Kind::Missing));
             }
             // The rest once per tool across the lifecycle: the in-process matrix covers every site, and
-            // a hang case waits out the 1 s limit.
+            // a hang case waits out the 2 s limit.
             if per_tool.insert(tool.clone()) {
                 for kind in [Kind::Exit2, Kind::Hang, Kind::MalformedJson, Kind::NotUtf8, Kind::PathWithNewline] {
                     if kind.applies(&tool) {
