@@ -6,7 +6,8 @@
 //! queued: nothing sent. A failed hook sends nothing it queued, so Juju's `error` is what shows.
 //!
 //! Deliberate difference: a status identical to the one this unit last sent is not sent again (Juju
-//! keeps the unit's status between hooks), except in `start`, where Juju would otherwise set `unknown`.
+//! keeps the unit's status between hooks, and remembers that the charm has set one, so `start` does not
+//! fall back to `unknown`).
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -66,7 +67,7 @@ pub fn finalize(ctx: &mut Ctx<'_>) -> Result<()> {
         return Ok(());
     };
     let sent = Sent { status: status.as_str().to_string(), message: message.clone() };
-    if ctx.hook != "start" && ctx.kv.get_as::<Sent>(SENT_KEY).as_ref() == Some(&sent) {
+    if ctx.kv.get_as::<Sent>(SENT_KEY).as_ref() == Some(&sent) {
         return Ok(());
     }
     send(ctx, status, &message)
