@@ -23,7 +23,7 @@
 
 mod support;
 
-use support::fake_unit::{SECRET, Step};
+use support::fake_unit::{SECRET, Step, has_secret};
 use support::sim::{self, Sim, SimCleanRun};
 
 /// Where a hook is killed.
@@ -64,33 +64,12 @@ fn crash_case(clean: &SimCleanRun, i: usize, point: &Point) -> Result<(), String
     let end = s.end_state();
     let want = clean.after.last().unwrap();
     if &end != want {
-        return Err(format!("{case} the lifecycle ended elsewhere:\n{}", diff(want, &end)));
+        return Err(format!("{case} the lifecycle ended elsewhere:\n{}", sim::diff_end(want, &end)));
     }
-    if s.output.iter().any(|o| o.contains(SECRET)) {
-        return Err(format!("{case} the registry password reached the hook's output"));
+    if s.output.iter().any(|o| has_secret(o)) {
+        return Err(format!("{case} a secret reached the hook's output"));
     }
     Ok(())
-}
-
-/// The fields of two end states that differ.
-fn diff(want: &sim::SimEnd, got: &sim::SimEnd) -> String {
-    let mut out = Vec::new();
-    if want.store != got.store {
-        out.push(format!("store:\n  clean: {:?}\n  got:   {:?}", want.store, got.store));
-    }
-    if want.mirror != got.mirror {
-        out.push("state-set mirror differs".to_string());
-    }
-    if want.pod_spec != got.pod_spec {
-        out.push(format!("pod spec:\n  clean: {:?}\n  got:   {:?}", want.pod_spec, got.pod_spec));
-    }
-    if want.relations != got.relations {
-        out.push(format!("relation data: clean {:?}, got {:?}", want.relations, got.relations));
-    }
-    if want.last_status != got.last_status {
-        out.push(format!("last status: clean {:?}, got {:?}", want.last_status, got.last_status));
-    }
-    out.join("\n")
 }
 
 fn points(clean: &SimCleanRun, store_points: &[&'static str]) -> Vec<(usize, Point)> {

@@ -9,7 +9,7 @@
 //! - fail (`Err` through the fake; non-zero exit with exactly one stderr line naming the tool for the binary);
 //! - leave the flag store file, the state dir and the `state-set` mirror byte-identical, and commit no
 //!   deferred change (pod spec, relation data, charm state), as Juju discards them (reference §1.4);
-//! - never show the registry password (in the error, a log line, a status or argv);
+//! - never show a secret (the registry or Redis password) in the error, a log line, a status or argv;
 //! - and, retried without the fault, reach exactly the state of a run that never failed, then finish the
 //!   lifecycle in exactly the clean run's end state.
 //!
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redis_k8s::juju::ToolError;
 use redis_k8s::juju::fake::{Fault, timeout_fault};
-use support::fake_unit::{self, FakeUnit, SECRET, Step, Tamper};
+use support::fake_unit::{self, FakeUnit, Step, Tamper, has_secret};
 use support::sim::{self, Sim};
 use support::{HookRun, JSON_TOOLS};
 
@@ -129,7 +129,7 @@ fn fake_case(clean: &fake_unit::CleanRun, i: usize, tool: &str, nth: usize, kind
     if !err.contains(tool) || !err.contains(kind.says()) {
         return Err(format!("{case} the error must name {tool} and say {:?}: {err}", kind.says()));
     }
-    if err.contains('\n') || err.contains(SECRET) {
+    if err.contains('\n') || has_secret(&err) {
         return Err(format!("{case} the error is not one clean line: {err:?}"));
     }
     let after = u.end_state();
@@ -151,9 +151,9 @@ fn fake_case(clean: &fake_unit::CleanRun, i: usize, tool: &str, nth: usize, kind
         if m.has_pending() {
             return Err(format!("{case} deferred changes outlived the hook"));
         }
-        let leaked = m.logs.iter().chain(&m.statuses).any(|(_, msg)| msg.contains(SECRET));
-        if leaked || u.history.iter().any(|c| c.args.iter().any(|a| a.contains(SECRET))) {
-            return Err(format!("{case} the registry password reached a log line, a status or argv"));
+        let leaked = m.logs.iter().chain(&m.statuses).any(|(_, msg)| has_secret(msg));
+        if leaked || u.history.iter().any(|c| c.args.iter().any(|a| has_secret(a))) {
+            return Err(format!("{case} a secret reached a log line, a status or argv"));
         }
     }
 
@@ -163,10 +163,8 @@ fn fake_case(clean: &fake_unit::CleanRun, i: usize, tool: &str, nth: usize, kind
     }
     let got = u.end_state();
     if got != clean.after[i] {
-        return Err(format!(
-            "{case} the retry did not reach the clean state:\nclean: {:?}\n  got: {got:?}",
-            clean.after[i]
-        ));
+        let diff = fake_unit::diff_end(&clean.after[i], &got);
+        return Err(format!("{case} the retry did not reach the clean state: {diff}"));
     }
     for &s in &Step::LIFECYCLE[i + 1..] {
         if let Err(e) = u.step(s, Vec::new(), None).result {
@@ -175,7 +173,7 @@ fn fake_case(clean: &fake_unit::CleanRun, i: usize, tool: &str, nth: usize, kind
     }
     let end = u.end_state();
     if end != clean.end {
-        return Err(format!("{case} the lifecycle ended elsewhere:\nclean: {:?}\n  got: {end:?}", clean.end));
+        return Err(format!("{case} the lifecycle ended elsewhere: {}", fake_unit::diff_end(&clean.end, &end)));
     }
     Ok(())
 }
@@ -239,8 +237,8 @@ fn check_one_line_naming(run: &HookRun, tool: &str, says: &str) -> Result<(), St
     if let Some(t) = PANIC_TEXT.iter().find(|t| run.stderr.contains(*t) || run.stdout.contains(*t)) {
         return Err(format!("panic text {t:?}"));
     }
-    if run.stderr.contains(SECRET) || run.stdout.contains(SECRET) {
-        return Err("the registry password reached the hook's output".into());
+    if has_secret(&run.stderr) || has_secret(&run.stdout) {
+        return Err("a secret reached the hook's output".into());
     }
     Ok(())
 }
@@ -266,7 +264,7 @@ fn sim_case(clean: &sim::SimCleanRun, i: usize, n: usize, tool: &str, kind: Kind
     match kind {
         Kind::Missing => s.remove_tool(tool),
         Kind::Hang => {
-            extra.push(("REDIS_K8S_TOOL_TIMEOUT", "2"));
+            extra.push(("REDIS_K8S_TOOL_TIMEOUT", "3"));
             s.fault_at(n, &kind.snippet(tool));
         }
         _ => s.fault_at(n, &kind.snippet(tool)),
@@ -289,10 +287,8 @@ fn sim_case(clean: &sim::SimCleanRun, i: usize, n: usize, tool: &str, kind: Kind
     }
     let got = s.end_state();
     if got != clean.after[i] {
-        return Err(format!(
-            "{case} the retry did not reach the clean state:\nclean: {:?}\n  got: {got:?}",
-            clean.after[i]
-        ));
+        let diff = sim::diff_end(&clean.after[i], &got);
+        return Err(format!("{case} the retry did not reach the clean state: {diff}"));
     }
     Ok(())
 }
@@ -323,7 +319,7 @@ fn binary_slice_of_the_matrix_fails_on_one_line_commits_nothing_and_converges() 
                 cases.push((i, k + 1, tool.clone(), Kind::Missing));
             }
             // The rest once per tool across the lifecycle: the in-process matrix covers every site, and
-            // a hang case waits out the 2 s limit.
+            // a hang case waits out the 3 s limit.
             if per_tool.insert(tool.clone()) {
                 for kind in [Kind::Exit2, Kind::Hang, Kind::MalformedJson, Kind::NotUtf8, Kind::PathWithNewline] {
                     if kind.applies(&tool) {
@@ -345,4 +341,67 @@ fn binary_slice_of_the_matrix_fails_on_one_line_commits_nothing_and_converges() 
         results.len()
     );
     report("real-binary fault matrix", results);
+}
+
+/// The password the leader generated and shared in the peer application bag, if any.
+fn shared_password(u: &FakeUnit) -> Option<String> {
+    u.model().relations.get(fake_unit::PEER_RID).and_then(|r| r.local_app.get("password").cloned())
+}
+
+/// The generated-password path (no password shared yet, none configured): the leader makes one in install.
+/// A fault anywhere in that install commits no password anywhere; the retry generates one that the peer
+/// bag, the store and the pod spec all agree on; it never changes for the rest of the lifecycle; and every
+/// state along the way equals the clean run's but for the password itself.
+#[test]
+fn generated_password_path_fails_cleanly_and_converges_but_for_the_password() {
+    let fresh = |label: &str| {
+        let u = FakeUnit::new(label);
+        u.model().relations.get_mut(fake_unit::PEER_RID).unwrap().local_app.clear();
+        u
+    };
+    let mut clean = fresh("gen-clean");
+    clean.run_clean(&Step::LIFECYCLE);
+    let clean_pw = shared_password(&clean).expect("the leader shared a generated password");
+    assert!(clean_pw.len() >= 16 && clean_pw.chars().all(|c| c.is_ascii_alphanumeric()), "{clean_pw:?}");
+    let clean_end = fake_unit::normalized(&clean.end_state(), &clean_pw);
+
+    let mut probe = fresh("gen-probe");
+    let install = probe.step(Step::Install, Vec::new(), None);
+    install.result.clone().expect("clean install");
+    drop(probe);
+    let mut cases: Vec<(String, usize, Kind)> = Vec::new();
+    for (tool, nth) in install.call_sites() {
+        for kind in Kind::ALL.into_iter().filter(|k| k.applies(&tool)) {
+            cases.push((tool.clone(), nth, kind));
+        }
+    }
+    let results = support::parallel(&cases, 8, |(tool, nth, kind)| -> Result<(), String> {
+        let case = format!("[generated password / install / {tool}#{nth} / {kind:?}]");
+        let mut u = fresh("gen-fault");
+        let (faults, tamper) = kind.inject(tool, *nth);
+        if u.step(Step::Install, faults, tamper).result.is_ok() {
+            return Err(format!("{case} the hook succeeded despite the fault"));
+        }
+        if shared_password(&u).is_some() || u.store_bytes().is_some() || u.model().pod_spec.is_some() {
+            return Err(format!("{case} a failed install committed a password, a store or a spec"));
+        }
+        u.step(Step::Install, Vec::new(), None).result.map_err(|e| format!("{case} retry: {e}"))?;
+        let pw = shared_password(&u).ok_or(format!("{case} the retry shared no password"))?;
+        let store = String::from_utf8(u.store_bytes().unwrap_or_default()).unwrap_or_default();
+        let spec = u.model().pod_spec.clone().unwrap_or_default();
+        if !store.contains(&pw) || !spec.contains(&pw) {
+            return Err(format!("{case} the store or the pod spec does not hold the shared password"));
+        }
+        u.run_clean(&Step::LIFECYCLE[1..]);
+        if shared_password(&u).as_deref() != Some(pw.as_str()) {
+            return Err(format!("{case} the shared password changed later in the lifecycle"));
+        }
+        let end = fake_unit::normalized(&u.end_state(), &pw);
+        if end != clean_end {
+            return Err(format!("{case} the lifecycle ended elsewhere: {}", fake_unit::diff_end(&clean_end, &end)));
+        }
+        Ok(())
+    });
+    eprintln!("generated-password path: {} install faults", results.len());
+    report("generated-password path", results);
 }

@@ -32,6 +32,19 @@ pub const RID: &str = "db:3";
 pub const REMOTE: &str = "client/0";
 /// This unit's ingress address on `db`.
 pub const INGRESS: &str = "10.152.183.7";
+/// The peer relation, there from the first hook (Juju creates peer relations with the application).
+pub const PEER_RID: &str = "redis-peers:1";
+/// The Redis password a previous leader shared in the peer application bag. Fixed, so every run of the
+/// lifecycle is deterministic (a generated one differs per run: see `tests/secrets.rs` for that path).
+pub const REDIS_PW: &str = "s3cretRedisSharedPassword0123456";
+
+/// Every secret the lifecycle carries: none may reach a log line, a status, argv or the binary's output.
+pub const SECRETS: [&str; 2] = [SECRET, REDIS_PW];
+
+/// Whether `text` holds any of [`SECRETS`].
+pub fn has_secret(text: &str) -> bool {
+    SECRETS.iter().any(|s| text.contains(s))
+}
 
 /// One step of the shared lifecycle: what changes in the model, then which hook Juju runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,12 +200,15 @@ pub struct FakeUnit {
 }
 
 impl FakeUnit {
-    /// The leader `redis-k8s/0`, port 6379, the public image.
+    /// The leader `redis-k8s/0`, port 6379, the public image, the peer relation with [`REDIS_PW`] shared.
     pub fn new(label: &str) -> FakeUnit {
         let mut m = FakeModel::new("redis-k8s/0");
         m.leader = true;
         m.config.insert("port".into(), json!(6379));
         m.ingress.insert("db".into(), INGRESS.into());
+        let mut peers = FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() };
+        peers.local_app.insert("password".into(), REDIS_PW.into());
+        m.relations.insert(PEER_RID.into(), peers);
         FakeUnit::with_model(label, m, None, PUBLIC_IMAGE.as_bytes())
     }
 
@@ -379,4 +395,83 @@ pub fn clean_run(label: &str) -> CleanRun {
     }
     let end = u.end_state();
     CleanRun { before, after, results, end }
+}
+
+/// What differs between two end states, field by field (the store by flag and kv key), for messages.
+pub fn diff_end(want: &EndState, got: &EndState) -> String {
+    let mut out = Vec::new();
+    if want.store != got.store {
+        out.push(format!("store: {}", diff_store(want.store.as_deref(), got.store.as_deref())));
+    }
+    if want.mirror != got.mirror {
+        out.push(format!("mirror: {}", diff_store(want.mirror.as_deref(), got.mirror.as_deref())));
+    }
+    if want.pod_spec != got.pod_spec {
+        out.push(format!("pod spec differs (clean {} bytes, got {} bytes)", len(&want.pod_spec), len(&got.pod_spec)));
+    }
+    if want.relations != got.relations {
+        out.push(format!("relations: clean {:?}, got {:?}", want.relations, got.relations));
+    }
+    if want.last_status != got.last_status {
+        out.push(format!("last status: clean {:?}, got {:?}", want.last_status, got.last_status));
+    }
+    if want.version != got.version {
+        out.push(format!("version: clean {:?}, got {:?}", want.version, got.version));
+    }
+    if want.state_files != got.state_files {
+        out.push(format!("state dir: clean {:?}, got {:?}", want.state_files, got.state_files));
+    }
+    out.join("; ")
+}
+
+fn len(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, String::len)
+}
+
+/// The flags and kv keys whose values differ between two store texts.
+pub fn diff_store(want: Option<&str>, got: Option<&str>) -> String {
+    let parse = |s: Option<&str>| s.and_then(|t| redis_k8s::reactive::store::decode(t.as_bytes()).ok());
+    let (Some(w), Some(g)) = (parse(want), parse(got)) else {
+        return format!("clean {want:?}, got {got:?}");
+    };
+    let mut out = Vec::new();
+    for (what, a, b) in [("flag", &w.flags, &g.flags), ("kv", &w.kv, &g.kv)] {
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for k in keys {
+            if a.get(k) != b.get(k) {
+                out.push(format!("{what} {k}: clean {:?}, got {:?}", a.get(k), b.get(k)));
+            }
+        }
+    }
+    out.join(", ")
+}
+
+/// `e` with the generated password `pw` replaced by a placeholder everywhere, and the store's
+/// `data_changed` hashes masked (they hash data that embeds the password): what must be equal between two
+/// runs that each generated their own password.
+pub fn normalized(e: &EndState, pw: &str) -> EndState {
+    let swap = |s: &str| s.replace(pw, "<generated-password>");
+    let store = |s: &Option<String>| {
+        s.as_ref().map(|t| match redis_k8s::reactive::store::decode(swap(t).as_bytes()) {
+            Ok(mut st) => {
+                for (k, v) in st.kv.iter_mut() {
+                    if k.starts_with("reactive.data_changed.") {
+                        *v = serde_json::Value::String("<hash>".into());
+                    }
+                }
+                String::from_utf8(redis_k8s::reactive::store::encode(&st)).unwrap()
+            }
+            Err(_) => swap(t),
+        })
+    };
+    let bag = |b: &Settings| b.iter().map(|(k, v)| (k.clone(), swap(v))).collect::<Settings>();
+    EndState {
+        store: store(&e.store),
+        mirror: store(&e.mirror),
+        pod_spec: e.pod_spec.as_deref().map(swap),
+        relations: e.relations.iter().map(|(k, (u, a))| (k.clone(), (bag(u), bag(a)))).collect(),
+        last_status: e.last_status.clone(),
+        version: e.version.clone(),
+        state_files: e.state_files.clone(),
+    }
 }

@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use redis_k8s::juju::Settings;
 use redis_k8s::reactive::store::{FILE_NAME, MIRROR_KEY};
 use serde_json::{Map, Value, json};
 
-use super::fake_unit::{INGRESS, PRIVATE_IMAGE, PUBLIC_IMAGE, Step};
+use super::fake_unit::{INGRESS, PEER_RID, PRIVATE_IMAGE, PUBLIC_IMAGE, REDIS_PW, Step};
 use super::{Call, FAKE_TOOLS, Harness, HookRun, write_script};
 
 /// A relation as this unit sees it.
@@ -30,6 +31,8 @@ pub struct SimRelation {
     pub units: BTreeMap<String, BTreeMap<String, String>>,
     /// What this unit published (committed).
     pub local: BTreeMap<String, String>,
+    /// What this application published (committed; leader only).
+    pub local_app: BTreeMap<String, String>,
 }
 
 /// Juju's side of one unit.
@@ -51,13 +54,15 @@ impl Default for SimModel {
     fn default() -> Self {
         let mut config = Map::new();
         config.insert("port".into(), json!(6379));
+        let mut peers = SimRelation::default();
+        peers.local_app.insert("password".into(), REDIS_PW.into());
         SimModel {
             leader: true,
             config,
             image: PUBLIC_IMAGE.into(),
             state: BTreeMap::new(),
             pod_spec: None,
-            relations: BTreeMap::new(),
+            relations: [(PEER_RID.to_string(), peers)].into(),
             statuses: Vec::new(),
             logs: Vec::new(),
             version: None,
@@ -71,7 +76,8 @@ pub struct SimEnd {
     pub store: Option<String>,
     pub mirror: Option<String>,
     pub pod_spec: Option<String>,
-    pub relations: BTreeMap<String, BTreeMap<String, String>>,
+    /// Relation id → (unit bag, app bag) this unit published.
+    pub relations: BTreeMap<String, (Settings, Settings)>,
     pub last_status: Option<(String, String)>,
 }
 
@@ -107,7 +113,7 @@ fn body(tool: &str) -> &'static str {
             r#"if [ "$(cat "$M/leader.json")" != true ]; then echo 'ERROR this unit is not the leader' >&2; false; fi"#
         }
         "network-get" => r#"cat "$M/network.json""#,
-        "relation-ids" => r#"cat "$M/relation-ids.json""#,
+        "relation-ids" => r#"cat "$M/relation-ids/$last.json" 2>/dev/null || printf '%s\n' '[]'"#,
         "relation-list" => {
             r#"cat "$M/relation-list/$rid.json" 2>/dev/null || { echo "ERROR invalid value \"$rid\" for option -r: relation not found" >&2; false; }"#
         }
@@ -241,7 +247,7 @@ impl Sim {
 
     fn render(&self) {
         let d = &self.model_dir;
-        for sub in ["relation-list", "relation-get", "state-get"] {
+        for sub in ["relation-ids", "relation-list", "relation-get", "state-get"] {
             let _ = fs::remove_dir_all(d.join(sub));
         }
         for e in fs::read_dir(d).unwrap().filter_map(|e| e.ok()) {
@@ -256,7 +262,13 @@ impl Sim {
         write_json(&d.join("network.json"), &json!(INGRESS));
         fs::write(&self.h.resource, &m.image).unwrap();
         fs::write(d.join("resource-path"), self.h.resource.to_string_lossy().as_bytes()).unwrap();
-        write_json(&d.join("relation-ids.json"), &json!(m.relations.keys().collect::<Vec<_>>()));
+        let mut by_endpoint: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        for rid in m.relations.keys() {
+            by_endpoint.entry(rid.split(':').next().unwrap()).or_default().push(rid);
+        }
+        for (ep, rids) in by_endpoint {
+            write_json(&d.join("relation-ids").join(format!("{ep}.json")), &json!(rids));
+        }
         for (rid, rel) in &m.relations {
             write_json(
                 &d.join("relation-list").join(format!("{rid}.json")),
@@ -266,6 +278,7 @@ impl Sim {
                 write_json(&d.join("relation-get").join(rid).join(format!("{unit}.json")), &json!(data));
             }
             write_json(&d.join("relation-get").join(rid).join("redis-k8s/0.json"), &json!(rel.local));
+            write_json(&d.join("relation-get").join(rid).join("redis-k8s.json"), &json!(rel.local_app));
         }
         write_json(&d.join("state-get-all.json"), &json!(m.state));
         for (k, v) in &m.state {
@@ -286,6 +299,22 @@ impl Sim {
         }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let run = self.h.run(hook, &self.h.charm.join("dispatch"), env);
+        self.clear_injections();
+        self.apply(&run.calls, run.code == Some(0));
+        self.history.extend(run.calls.iter().cloned());
+        self.output.push(format!("{}{}", run.stdout, run.stderr));
+        run
+    }
+
+    /// Runs the action `name` through `dispatch` (its calls applied as a hook's are).
+    pub fn action(&mut self, name: &str) -> HookRun {
+        self.render();
+        let mut env = self.h.hook_env("");
+        env.retain(|(k, _)| k != "JUJU_HOOK_NAME");
+        env.push(("JUJU_DISPATCH_PATH".into(), format!("actions/{name}")));
+        env.push(("JUJU_ACTION_NAME".into(), name.into()));
+        env.push(("JUJU_ACTION_UUID".into(), "00000000-0000-4000-8000-000000000001".into()));
+        let run = self.h.run(name, &self.h.charm.join("dispatch"), env);
         self.clear_injections();
         self.apply(&run.calls, run.code == Some(0));
         self.history.extend(run.calls.iter().cloned());
@@ -314,11 +343,12 @@ impl Sim {
                 "relation-set" if success => {
                     let rid = c.args.iter().skip_while(|a| *a != "-r").nth(1).expect("relation-set -r").clone();
                     let rel = m.relations.entry(rid).or_default();
+                    let bag = if c.args.iter().any(|a| a == "--app") { &mut rel.local_app } else { &mut rel.local };
                     for (k, v) in settings_from(&c.stdin) {
                         if v.is_empty() {
-                            rel.local.remove(&k);
+                            bag.remove(&k);
                         } else {
-                            rel.local.insert(k, v);
+                            bag.insert(k, v);
                         }
                     }
                 }
@@ -338,7 +368,12 @@ impl Sim {
             store: self.store_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()),
             mirror: self.model.state.get(MIRROR_KEY).cloned(),
             pod_spec: self.model.pod_spec.clone(),
-            relations: self.model.relations.iter().map(|(k, r)| (k.clone(), r.local.clone())).collect(),
+            relations: self
+                .model
+                .relations
+                .iter()
+                .map(|(k, r)| (k.clone(), (r.local.clone(), r.local_app.clone())))
+                .collect(),
             last_status: self.model.statuses.last().cloned(),
         }
     }
@@ -380,4 +415,29 @@ impl Sim {
     pub fn restore_tool(&self, tool: &str) {
         write_script(&self.h.overrides.join(tool), &script(tool, &self.model_dir, &self.h.log));
     }
+}
+
+/// The fields of two end states that differ.
+pub fn diff_end(want: &SimEnd, got: &SimEnd) -> String {
+    let mut out = Vec::new();
+    if want.store != got.store {
+        out.push(format!("store: {}", super::fake_unit::diff_store(want.store.as_deref(), got.store.as_deref())));
+    }
+    if want.mirror != got.mirror {
+        out.push(format!("mirror: {}", super::fake_unit::diff_store(want.mirror.as_deref(), got.mirror.as_deref())));
+    }
+    if want.pod_spec != got.pod_spec {
+        let first =
+            |s: &Option<String>| s.as_deref().unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+        let (a, b) = (first(&want.pod_spec), first(&got.pod_spec));
+        let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        out.push(format!("pod spec differs at line {at}: clean {:?}, got {:?}", a.get(at), b.get(at)));
+    }
+    if want.relations != got.relations {
+        out.push(format!("relation data: clean {:?}, got {:?}", want.relations, got.relations));
+    }
+    if want.last_status != got.last_status {
+        out.push(format!("last status: clean {:?}, got {:?}", want.last_status, got.last_status));
+    }
+    out.join("\n")
 }
