@@ -19,7 +19,9 @@
 //! (`redis.db.published.<rid>`). The charm trusts the local file when it exists, so the retried hook
 //! believes the spec or relation data is already in place and does not send it again. The tests below show
 //! what happens at each `store-after-rename` point separately from the rest, so the window is measured, not
-//! hidden.
+//! hidden: today the next hook loads a valid store and every later hook succeeds, but what the killed hook
+//! sent is lost for good (ignored BUG test). A fix has to notice that Juju did not commit the last hook, e.g.
+//! by comparing the local file with the `state-get` mirror (which only a committed hook updates) at load.
 
 mod support;
 

@@ -16,6 +16,10 @@
 //! The bulk runs in-process through the recording fake; a slice runs the real binary (`support::sim`): exit 1
 //! at every call site, each tool missing in each hook, and exit 2, a hang and garbage output once per tool.
 //! With `REDIS_K8S_LONG_TESTS=1` the real binary runs the whole matrix too. Both print their case counts.
+//!
+//! The shared lifecycle starts with a Redis password already in the peer bag, so every run is identical.
+//! The path where the leader generates one (a different one per run) has its own matrix over install's
+//! call sites, compared with the clean run but for the password itself.
 
 mod support;
 
