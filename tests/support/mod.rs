@@ -13,8 +13,15 @@
 //!
 //! Hooks run with the environment cleared and rebuilt as Juju builds it (no HOME, no USER), cwd = charm dir,
 //! stdin = /dev/null.
+//!
+//! Beside it: [`fake_unit`] drives the shared lifecycle in-process through the recording fake, and [`sim`]
+//! runs the same lifecycle through the real binary against stateful fake tools (faults and SIGKILL at any
+//! call); [`parallel`] spreads independent cases over a few threads.
 
 #![allow(dead_code)]
+
+pub mod fake_unit;
+pub mod sim;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -307,4 +314,28 @@ pub fn parse_log(text: &str) -> Vec<Call> {
         }
     }
     calls
+}
+
+/// Maps `f` over `items` on a few threads (cases here wait on fsync and child processes, not the CPU), in
+/// order. A panic in `f` is re-raised.
+pub fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
