@@ -16,12 +16,11 @@
 //! commits it when the hook exits 0) and the local file (renamed into place just before the hook exits). A
 //! kill after the rename and before the exit leaves the local store one hook ahead of Juju: it records as
 //! done what Juju then discards, e.g. "pod spec sent" (`caas-base.pod-spec` hash) or "db data published"
-//! (`redis.db.published.<rid>`). The charm trusts the local file when it exists, so the retried hook
-//! believes the spec or relation data is already in place and does not send it again. The tests below show
-//! what happens at each `store-after-rename` point separately from the rest, so the window is measured, not
-//! hidden: today the next hook loads a valid store and every later hook succeeds, but what the killed hook
-//! sent is lost for good (ignored BUG test). A fix has to notice that Juju did not commit the last hook, e.g.
-//! by comparing the local file with the `state-get` mirror (which only a committed hook updates) at load.
+//! (`redis.db.published.<rid>`). Juju retries exactly that hook, so the store records which hook wrote it
+//! last, and when the same hook runs again it compares the local file with the `state-get` mirror (which
+//! only a committed hook updates) and starts from the mirror when they differ. The tests below kill at each
+//! `store-after-rename` point separately from the rest and check that the lifecycle still converges to the
+//! fault-free end state: what the killed hook sent is sent again by its retry.
 
 mod support;
 
@@ -140,12 +139,6 @@ fn sigkill_after_the_store_rename_leaves_a_valid_store_and_working_hooks() {
 /// The known window must still converge: what the killed hook did is lost on Juju's side, so the retried
 /// hook has to do it again. Today the local store, one hook ahead, says it was done.
 #[test]
-#[ignore = "BUG: a SIGKILL after the store's local rename (REDIS_K8S_CRASH_AT=store-after-rename) loses \
-            that hook's deferred changes for good: the retried hook trusts the local store, which already \
-            records them as sent. db-relation-joined: the db relation data is never published; \
-            upgrade-charm with a new image: the new pod spec is never sent (Juju keeps the old image); \
-            otherwise the state-set mirror lags one hook. Repro: cargo test --test crash_points -- \
-            --ignored sigkill_after_the_store_rename_still_converges"]
 fn sigkill_after_the_store_rename_still_converges() {
     let clean = sim::sim_clean_run("crash-window-clean");
     run_points("store-after-rename", &clean, &window_points(&clean));

@@ -252,10 +252,6 @@ fn rotate_password_and_check_service_leak_no_password() {
 /// The same against a server whose error quotes the command it got (Redis itself does so for commands it
 /// does not know, e.g. a renamed or disabled AUTH; so do some proxies).
 #[test]
-#[ignore = "BUG: check-service copies the server's error text into action-fail's argv unredacted; a server \
-            that quotes the AUTH command it received puts the Redis password on a command line and in the \
-            action's results. Repro: cargo test --test secrets -- --ignored \
-            check_service_redacts_the_password_from_a_server_error"]
 fn check_service_redacts_the_password_from_a_server_error() {
     actions_leak_no_password("secrets-actions-echo", ECHO);
 }

@@ -21,11 +21,6 @@ fn flags(bytes: &[u8]) -> BTreeMap<String, serde_json::Value> {
 }
 
 #[test]
-#[ignore = "BUG: a schema-1 store that has `layer.docker-resource.redis-image.available` but no \
-            `layer.docker-resource.redis-image.image-info` kv entry (as tests/fixtures/store-schema-1.json) \
-            fails every hook for good: `handler redis:configure: redis-image is flagged available but its \
-            image details are missing from the flag store`; the charm should re-fetch the resource instead. \
-            Repro: cargo test --test store_compat -- --ignored"]
 fn a_unit_with_a_schema_1_store_runs_update_status_and_config_changed_and_keeps_its_flags() {
     let fixture = fixture();
     let before = flags(&fixture);

@@ -57,7 +57,8 @@ impl<S> Engine<S> {
         charm: S,
     ) -> Result<Outcome<S>> {
         let (registry, spec, finish) = (&self.registry, &self.auto, self.finish);
-        let loaded = store.load(tools, hook)?;
+        let identity = super::store::hook_identity(hook, env);
+        let loaded = store.load(tools, hook, &identity)?;
         let flags = Flags::new(loaded.state.flags.clone(), registry.triggers());
         let kv = Kv::new(loaded.state.kv.clone());
         let mut ctx = Ctx::new(hook, env, tools, flags, kv, charm);
@@ -85,7 +86,7 @@ impl<S> Engine<S> {
         let Ctx { flags, kv, charm, trace, tools, .. } = ctx;
         let committed: Vec<String> = flags.list().into_iter().map(str::to_string).collect();
         let state = UnitState { flags: flags.into_map(), kv: kv.into_map() };
-        store.commit(&loaded, &state, tools)?;
+        store.commit(&loaded, &state, tools, &identity)?;
         Ok(Outcome { report, charm, trace, flags: committed })
     }
 }

@@ -11,6 +11,13 @@
 //! Juju 2.8+ gives podspec charms no persistent operator disk (reference §1.5), so the committed bytes
 //! are also mirrored into Juju's charm state (`state-set`, one key, only when they changed; deferred by
 //! Juju until the hook succeeds) and restored from `state-get` when the local file is missing.
+//!
+//! One window remains between the local rename and Juju's commit: a hook killed there leaves the local
+//! file one hook ahead of Juju, whose deferred changes (the spec, relation data, the mirror) were thrown
+//! away. Juju then retries that very hook. So every write also records which hook wrote the store (name,
+//! relation, remote unit); when the same hook runs next, the store is compared with the mirror, which
+//! only a committed hook changes, and the mirror wins. Other hooks trust the file, so the check costs a
+//! `state-get` only in repeated hooks.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,6 +35,8 @@ use crate::juju::{HookEnv, HookTools, LogLevel, Settings};
 pub const SCHEMA: u32 = 1;
 /// The store's file name inside the state directory.
 pub const FILE_NAME: &str = "redis-k8s-reactive.json";
+/// The file naming the hook that last wrote the store.
+pub const WRITER_FILE: &str = ".redis-k8s-reactive.last-writer";
 /// The `state-set` key of the mirror.
 pub const MIRROR_KEY: &str = "redis-k8s.reactive-store";
 /// Environment variable overriding the state directory.
@@ -101,11 +110,23 @@ impl Store {
 
     /// Loads the local file, else the `state-get` mirror, else an empty state. In `install` (a unit's
     /// first hook, run once in its life) there is no mirror to restore, so `state-get` is not asked.
-    pub fn load(&self, tools: &mut HookTools, hook: &str) -> Result<Loaded> {
+    /// `identity` names this hook run (see [`hook_identity`]); when it is the one that wrote the file last,
+    /// the file is checked against the mirror (see the module doc).
+    pub fn load(&self, tools: &mut HookTools, hook: &str, identity: &str) -> Result<Loaded> {
         let path = self.path();
         match fs::read(&path) {
             Ok(bytes) => {
                 let state = decode(&bytes).with_context(|| format!("flag store {}", path.display()))?;
+                let writer = fs::read_to_string(self.dir.join(WRITER_FILE)).unwrap_or_default();
+                if writer == identity
+                    && let Some(text) =
+                        tools.state_get(MIRROR_KEY).context("checking the flag store against state-get")?
+                    && text.as_bytes() != bytes.as_slice()
+                {
+                    // The last run of this hook wrote the file but Juju did not commit it: start from Juju's.
+                    let state = decode(text.as_bytes()).context("flag store mirror in Juju's charm state")?;
+                    return Ok(Loaded { state, source: Source::Mirror, bytes: Some(text.into_bytes()) });
+                }
                 Ok(Loaded { state, source: Source::File, bytes: Some(bytes) })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && hook == "install" => {
@@ -127,11 +148,11 @@ impl Store {
 
     /// Commits `state` at the end of a successful hook: mirrors it with `state-set` and writes the
     /// file atomically, each only when the bytes changed. Call it last: after it, the hook must exit 0.
-    pub fn commit(&self, loaded: &Loaded, state: &UnitState, tools: &mut HookTools) -> Result<()> {
+    pub fn commit(&self, loaded: &Loaded, state: &UnitState, tools: &mut HookTools, identity: &str) -> Result<()> {
         let bytes = encode(state);
         if loaded.bytes.as_deref() == Some(bytes.as_slice()) {
             if loaded.source == Source::Mirror {
-                self.write(&bytes)?;
+                self.write(&bytes, identity)?;
             }
             return Ok(());
         }
@@ -147,11 +168,13 @@ impl Store {
                 bytes.len()
             );
             tools.log(LogLevel::Warning, &msg).context("logging the unmirrored flag store")?;
+            // An older mirror must not win over this file in the retry check.
+            tools.state_delete(MIRROR_KEY).context("dropping the outgrown flag store mirror")?;
         }
-        self.write(&bytes)
+        self.write(&bytes, identity)
     }
 
-    fn write(&self, bytes: &[u8]) -> Result<()> {
+    fn write(&self, bytes: &[u8], identity: &str) -> Result<()> {
         let path = self.path();
         let ctx = || format!("writing flag store {}", path.display());
         if !self.dir.is_dir() {
@@ -166,6 +189,7 @@ impl Store {
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
+            write_small(&self.dir, WRITER_FILE, identity.as_bytes())?;
             crate::crash_point("store-before-rename");
             fs::rename(&tmp, &path)?;
             crate::crash_point("store-after-rename");
@@ -177,6 +201,23 @@ impl Store {
         }
         result.with_context(ctx)
     }
+}
+
+/// Writes a small file atomically (temp file, rename), mode 0600.
+fn write_small(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dir.join(name))
+}
+
+/// What identifies one hook run across Juju's retries of it: the hook, and the relation and remote unit
+/// it is about. A retry of a failed hook has the same identity; the next different hook does not.
+pub fn hook_identity(hook: &str, env: &HookEnv) -> String {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    format!("{hook}|{}|{}|{}", opt(&env.relation_id), opt(&env.remote_unit), opt(&env.departing_unit))
 }
 
 /// The store's file format: pretty JSON with sorted keys.
@@ -230,18 +271,18 @@ mod tests {
         let dir = tmpdir("rt");
         let store = Store::at(&dir);
         let (mut t, fake) = tools(FakeModel::new("r/0"));
-        let loaded = store.load(&mut t, "config-changed").unwrap();
+        let loaded = store.load(&mut t, "config-changed", "config-changed|||").unwrap();
         assert_eq!(loaded.source, Source::Empty);
         let mut st = UnitState::default();
         st.flags.insert("a".into(), Value::Null);
-        store.commit(&loaded, &st, &mut t).unwrap();
+        store.commit(&loaded, &st, &mut t, "config-changed|||").unwrap();
         let meta = fs::metadata(store.path()).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fake.model.borrow().count("state-set"), 1);
 
-        let loaded = store.load(&mut t, "config-changed").unwrap();
+        let loaded = store.load(&mut t, "config-changed", "config-changed|||").unwrap();
         assert_eq!(loaded.state, st);
-        store.commit(&loaded, &st, &mut t).unwrap();
+        store.commit(&loaded, &st, &mut t, "config-changed|||").unwrap();
         assert_eq!(fake.model.borrow().count("state-set"), 1, "unchanged state is not mirrored again");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -255,12 +296,36 @@ mod tests {
         model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&st)).unwrap());
         let (mut t, fake) = tools(model);
         let store = Store::at(&dir);
-        let loaded = store.load(&mut t, "config-changed").unwrap();
+        let loaded = store.load(&mut t, "config-changed", "config-changed|||").unwrap();
         assert_eq!(loaded.source, Source::Mirror);
         assert_eq!(loaded.state, st);
-        store.commit(&loaded, &st, &mut t).unwrap();
+        store.commit(&loaded, &st, &mut t, "config-changed|||").unwrap();
         assert!(store.path().exists(), "the local file is rewritten from the mirror");
         assert_eq!(fake.model.borrow().count("state-set"), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_retried_hook_prefers_the_mirror_over_a_file_juju_never_committed() {
+        let dir = tmpdir("retry");
+        let store = Store::at(&dir);
+        let mut committed = UnitState::default();
+        committed.flags.insert("old".into(), Value::Null);
+        let mut model = FakeModel::new("r/0");
+        model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&committed)).unwrap());
+        let (mut t, fake) = tools(model);
+        // The hook wrote its file, then was killed before Juju committed: the mirror still has `old`.
+        let mut ahead = UnitState::default();
+        ahead.flags.insert("ahead".into(), Value::Null);
+        store.write(&encode(&ahead), "db-relation-joined|db:1|client/0|").unwrap();
+        // Juju retries the same hook: Juju's committed state wins.
+        let l = store.load(&mut t, "db-relation-joined", "db-relation-joined|db:1|client/0|").unwrap();
+        assert_eq!((l.source, l.state.clone()), (Source::Mirror, committed.clone()));
+        // A different hook trusts the file without asking.
+        let before = fake.model.borrow().count("state-get");
+        let l = store.load(&mut t, "update-status", "update-status|||").unwrap();
+        assert_eq!((l.source, l.state), (Source::File, ahead));
+        assert_eq!(fake.model.borrow().count("state-get"), before);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -268,10 +333,10 @@ mod tests {
     fn install_starts_empty_without_asking_state_get() {
         let dir = tmpdir("install");
         let (mut t, fake) = tools(FakeModel::new("r/0"));
-        let loaded = Store::at(&dir).load(&mut t, "install").unwrap();
+        let loaded = Store::at(&dir).load(&mut t, "install", "install|||").unwrap();
         assert_eq!(loaded.source, Source::Empty);
         assert_eq!(fake.model.borrow().count("state-get"), 0);
-        Store::at(&dir).load(&mut t, "config-changed").unwrap();
+        Store::at(&dir).load(&mut t, "config-changed", "x").unwrap();
         assert_eq!(fake.model.borrow().count("state-get"), 1);
     }
 
@@ -291,7 +356,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(FILE_NAME), b"garbage").unwrap();
         let (mut t, _) = tools(FakeModel::new("r/0"));
-        let err = format!("{:#}", Store::at(&dir).load(&mut t, "config-changed").unwrap_err());
+        let err = format!("{:#}", Store::at(&dir).load(&mut t, "config-changed", "x").unwrap_err());
         assert!(err.starts_with("flag store ") && err.contains("is corrupt"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }

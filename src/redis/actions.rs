@@ -76,7 +76,10 @@ fn check_service(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
     let (server, replication) = match answer {
         Ok(a) => a,
         Err(e) => {
-            tools.action_fail(&format!("Redis does not answer on {addr}: {e:#}"))?;
+            // A server's error text may quote what it was sent (Redis quotes the arguments of a command
+            // it does not know, e.g. a renamed AUTH): never let the password through.
+            let why = redact(&format!("{e:#}"), pw.as_deref());
+            tools.action_fail(&format!("Redis does not answer on {addr}: {why}"))?;
             return Ok(());
         }
     };
@@ -93,6 +96,14 @@ fn check_service(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
     }
     tools.action_set(&results)?;
     Ok(())
+}
+
+/// `text` with every occurrence of `secret` replaced.
+fn redact(text: &str, secret: Option<&str>) -> String {
+    match secret.filter(|s| !s.is_empty()) {
+        Some(s) => text.replace(s, "<redacted>"),
+        None => text.to_string(),
+    }
 }
 
 fn rotate_password(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
@@ -121,4 +132,17 @@ fn rotate_password(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
     results.insert("rotated".into(), "true".into());
     tools.action_set(&results)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_removes_every_occurrence() {
+        let t = "ERR unknown command 'AUTH', with args beginning with: 'pw123456789012345' 'pw123456789012345'";
+        assert_eq!(redact(t, Some("pw123456789012345")).matches("<redacted>").count(), 2);
+        assert_eq!(redact(t, None), t);
+        assert_eq!(redact(t, Some("")), t);
+    }
 }

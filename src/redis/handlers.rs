@@ -9,7 +9,7 @@
 //!   hooks where it can change (config-changed fires when the Service address changes, relation hooks,
 //!   upgrade-charm, leader changes) and remembered otherwise.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use super::auth;
 use super::config::RedisConfig;
@@ -62,7 +62,12 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         ctx.flags.clear(INVALID);
     }
     let Some(info) = docker_resource::get_info(ctx, IMAGE) else {
-        bail!("{IMAGE} is flagged available but its image details are missing from the flag store");
+        // A store that says "available" without the details (older or damaged): fetch it again rather than
+        // fail every hook. The fetch handler runs in the next iteration, then this one again.
+        ctx.trace.push(format!("{IMAGE} is flagged available but its details are missing: fetching it again"));
+        ctx.flags.clear(&format!("{}.available", docker_resource::prefix(IMAGE)));
+        docker_resource::fetch(ctx, IMAGE);
+        return Ok(());
     };
     let password = password(ctx, &cfg)?;
     if cfg.require_auth && password.is_none() {
