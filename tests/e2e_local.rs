@@ -37,7 +37,14 @@ fn juju_local() -> PathBuf {
 
 struct Model {
     dir: PathBuf,
+    // Declared last, so it is released after Drop has destroyed the model.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+/// The e2e tests run one at a time: each starts several redis-server and Sentinel processes in their own
+/// network namespaces, and on a 2-core machine running them side by side turns Sentinel's 5 s failure
+/// detection and the tests' bounded waits into races.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -45,8 +52,9 @@ impl Model {
     fn new(tag: &str) -> Model {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("redis-k8s-e2e-{tag}-{}-{n}", std::process::id()));
+        let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let _ = std::fs::remove_dir_all(&dir);
-        Model { dir }
+        Model { dir, _serial: serial }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -126,7 +134,7 @@ fn deploy_config_port_and_status_on_a_real_redis() {
     assert_eq!(pw.len(), 32);
     ping_eventually(&format!("{addr}:6379"), Some(&pw)).unwrap();
     // Auth is on: an unauthenticated client is refused.
-    let err = resp::query(&format!("{addr}:6379"), None, &["GET", "k"], Duration::from_secs(2))
+    let err = resp::query(&format!("{addr}:6379"), None, &["GET", "k"], Duration::from_secs(5))
         .and_then(|r| r.into_result())
         .unwrap_err();
     assert!(format!("{err:#}").contains("NOAUTH"), "{err:#}");
@@ -247,6 +255,25 @@ fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Waits until every Sentinel knows `units - 1` replicas and `units - 1` other Sentinels: before that, a
+/// Sentinel that wins the failover election may not know any replica to promote (it learns them from the
+/// primary's INFO every 10 s) and aborts with `-failover-abort-no-good-slave`, then waits 60 s.
+fn wait_sentinels_settled(sentinels: &[String], pw: &str, units: usize) {
+    until("every Sentinel to know every replica and every other Sentinel", 60, || {
+        sentinels
+            .iter()
+            .all(|s| {
+                let count = |cmd: &[&str]| match resp::query(s, Some(pw), cmd, Duration::from_secs(2)) {
+                    Ok(resp::Resp::Array(items)) => items.len(),
+                    _ => usize::MAX,
+                };
+                count(&["SENTINEL", "REPLICAS", "redis-k8s"]) == units - 1
+                    && count(&["SENTINEL", "SENTINELS", "redis-k8s"]) == units - 1
+            })
+            .then_some(())
+    });
+}
+
 fn relation_view(m: &Model, rid: &str) -> Value {
     let text = m.ok(&["show-relation", rid]);
     serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap()
@@ -279,7 +306,7 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
     // Write through the primary; the replicas have it once they synced.
     let primary = format!("{}:6379", addrs[0]);
     for i in 0..20 {
-        resp::query(&primary, Some(&pw), &["SET", &format!("k{i}"), &format!("v{i}")], Duration::from_secs(2))
+        resp::query(&primary, Some(&pw), &["SET", &format!("k{i}"), &format!("v{i}")], Duration::from_secs(5))
             .and_then(|r| r.into_result())
             .unwrap();
     }
@@ -292,13 +319,32 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
 
     // Kill the primary's redis-server. No juju-local command until Sentinel has failed over (each
     // command reconciles pods, which would restart it at once).
+    let all_sentinels: Vec<String> = addrs.iter().map(|a| format!("{a}:26379")).collect();
+    wait_sentinels_settled(&all_sentinels, &pw, 3);
     let pid = redis_server_pid(&m.dir, "redis-k8s", 0).expect("pod 0's redis-server");
     Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     let sentinels: Vec<String> = addrs[1..].iter().map(|a| format!("{a}:26379")).collect();
-    let new_primary = until("Sentinel to promote a replica", 60, || {
-        let (host, _) = resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(1))?;
-        (!host.starts_with("redis-k8s-0.")).then_some(host)
-    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let new_primary = loop {
+        if let Some((host, _)) = resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(1))
+            && !host.starts_with("redis-k8s-0.")
+        {
+            break host;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = (0..3)
+                .flat_map(|i| ["sentinel", "redis"].map(|c| (i, c)))
+                .map(|(i, c)| {
+                    let p = m.dir.join(format!("pods/redis-k8s-{i}/logs/{c}.log"));
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect();
+                    format!("--- {} ---\n{}", p.display(), tail.join("\n"))
+                })
+                .collect();
+            panic!("timed out after 60 s waiting for Sentinel to promote a replica\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let n: usize = new_primary.split('.').next().unwrap().rsplit('-').next().unwrap().parse().unwrap();
 
     // The leader checks Sentinel in update-status and tells its peers; every unit republishes.
@@ -316,9 +362,9 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
 
     // The data written before the failover is on the new primary, which now takes writes.
     let np = format!("{}:6379", addrs[n]);
-    let r = resp::query(&np, Some(&pw), &["GET", "k7"], Duration::from_secs(2)).unwrap();
+    let r = resp::query(&np, Some(&pw), &["GET", "k7"], Duration::from_secs(5)).unwrap();
     assert_eq!(r.as_str(), Some("v7"));
-    resp::query(&np, Some(&pw), &["SET", "after", "failover"], Duration::from_secs(2))
+    resp::query(&np, Some(&pw), &["SET", "after", "failover"], Duration::from_secs(5))
         .and_then(|r| r.into_result())
         .unwrap();
 }
@@ -340,7 +386,7 @@ fn scaling_down_never_leaves_the_primary_on_a_removed_pod() {
         format!("db:{}", v["relation-id"].as_u64().unwrap())
     };
     let q = |addr: &str, cmd: &[&str]| {
-        resp::query(addr, Some(&pw), cmd, Duration::from_secs(2)).and_then(|r| r.into_result())
+        resp::query(addr, Some(&pw), cmd, Duration::from_secs(5)).and_then(|r| r.into_result())
     };
     let sentinels: Vec<String> = addrs.iter().map(|a| format!("{a}:26379")).collect();
     for a in &addrs[1..] {
@@ -349,12 +395,23 @@ fn scaling_down_never_leaves_the_primary_on_a_removed_pod() {
             (resp::info_field(&info, "master_link_status") == Some("up")).then_some(())
         });
     }
+    wait_sentinels_settled(&sentinels, &pw, 3);
     // Pod 2 becomes the primary: pod 1 may not be promoted, then a failover.
     q(&format!("{}:6379", addrs[1]), &["CONFIG", "SET", "replica-priority", "0"]).unwrap();
-    until("Sentinel to accept a failover", 30, || q(&sentinels[0], &["SENTINEL", "FAILOVER", "redis-k8s"]).ok());
-    until("pod 2 to be the primary", 40, || {
-        let (h, _) = resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(1))?;
-        h.starts_with("redis-k8s-2.").then_some(())
+    // Ask for the failover until pod 2 is the primary: a request can be refused while another election
+    // runs (-INPROG) or abort if a Sentinel has not yet seen pod 2 as a healthy replica.
+    let mut last_ask = Instant::now() - Duration::from_secs(60);
+    until("pod 2 to be the primary", 120, || {
+        if let Some((h, _)) = resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(1))
+            && h.starts_with("redis-k8s-2.")
+        {
+            return Some(());
+        }
+        if last_ask.elapsed() > Duration::from_secs(12) {
+            last_ask = Instant::now();
+            let _ = sentinels.iter().find(|s| q(s, &["SENTINEL", "FAILOVER", "redis-k8s"]).is_ok());
+        }
+        None
     });
     q(&format!("{}:6379", addrs[1]), &["CONFIG", "SET", "replica-priority", "100"]).unwrap();
     until("pod 2 to take writes", 20, || q(&format!("{}:6379", addrs[2]), &["SET", "before-scale", "kept"]).ok());
