@@ -1,14 +1,35 @@
-//! Runs one hook of the charm.
+//! The charm as the engine runs it: its handlers, its automatic flags, its end-of-hook work.
 //!
-//! This is where the hook name meets charm logic; it is the only function `main` calls for a hook.
+//! Registration order is invocation order: the layers' handlers first, then the Redis handlers, as the
+//! original charm's layers were merged below its own `reactive/redis.py`.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
-use crate::juju::{HookEnv, HookTools, Status};
+use crate::dispatch::ENDPOINTS;
+use crate::juju::{HookEnv, HookTools};
+use crate::layers::{self, Ctx, State, docker_resource, status};
+use crate::reactive::{AutoSpec, Engine, Outcome, Registry, Store};
+
+/// The charm's `config.yaml`, as shipped beside the binary.
+pub const CONFIG_YAML: &str = include_str!("../config.yaml");
+
+/// The whole charm: every handler in order, the automatic-flag spec, the finish step.
+pub fn engine() -> Result<Engine<State>> {
+    let mut reg = Registry::new();
+    docker_resource::register(&mut reg);
+    crate::redis::handlers::register(&mut reg);
+    let auto = AutoSpec::from_config_yaml(CONFIG_YAML, ENDPOINTS).context("the charm's config.yaml")?;
+    Ok(Engine::new(reg, auto, finish))
+}
+
+/// The layers' end-of-hook work, in the original's atexit order (status last).
+fn finish(ctx: &mut Ctx<'_>) -> Result<()> {
+    docker_resource::finalize(ctx);
+    status::finalize(ctx)
+}
 
 /// Runs `hook` for the unit described by `env`, acting only through `tools`.
-pub fn run_hook(hook: &str, env: &HookEnv, tools: &mut HookTools) -> Result<()> {
-    let _ = env;
-    tools.status_set(Status::Maintenance, &format!("ran {hook}"))?;
-    Ok(())
+pub fn run_hook(hook: &str, env: &HookEnv, tools: &mut HookTools) -> Result<Outcome<State>> {
+    let store = Store::locate(env);
+    engine()?.run_hook(hook, env, tools, &store, layers::State::default())
 }

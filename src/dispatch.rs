@@ -21,8 +21,14 @@ pub const STANDARD_HOOKS: &[&str] = &[
     "remove",
 ];
 
-/// Relation endpoints declared in metadata.yaml.
-pub const ENDPOINTS: &[&str] = &["db"];
+/// Relation endpoints declared in metadata.yaml (provides, then peers).
+pub const ENDPOINTS: &[&str] = &["db", "redis-peers"];
+
+/// Storage declared in metadata.yaml.
+pub const STORAGE: &[&str] = &["data"];
+
+/// The kinds of storage hook Juju runs for each storage.
+pub const STORAGE_KINDS: &[&str] = &["attached", "detaching"];
 
 /// The kinds of relation hook Juju runs for each endpoint.
 pub const RELATION_KINDS: &[&str] = &["created", "joined", "changed", "departed", "broken"];
@@ -35,6 +41,9 @@ pub fn known_hooks() -> Vec<String> {
     let mut hooks: Vec<String> = STANDARD_HOOKS.iter().map(|h| h.to_string()).collect();
     for ep in ENDPOINTS {
         hooks.extend(RELATION_KINDS.iter().map(|k| format!("{ep}-relation-{k}")));
+    }
+    for st in STORAGE {
+        hooks.extend(STORAGE_KINDS.iter().map(|k| format!("{st}-storage-{k}")));
     }
     hooks
 }
@@ -136,6 +145,11 @@ mod tests {
         for k in RELATION_KINDS {
             assert!(hooks.contains(&format!("db-relation-{k}")));
         }
-        assert_eq!(hooks.len(), STANDARD_HOOKS.len() + RELATION_KINDS.len());
+        assert!(hooks.contains(&"redis-peers-relation-changed".to_string()));
+        assert!(hooks.contains(&"data-storage-attached".to_string()));
+        assert_eq!(
+            hooks.len(),
+            STANDARD_HOOKS.len() + ENDPOINTS.len() * RELATION_KINDS.len() + STORAGE.len() * STORAGE_KINDS.len()
+        );
     }
 }

@@ -16,6 +16,7 @@
 pub mod charm;
 pub mod dispatch;
 pub mod juju;
+pub mod layers;
 pub mod reactive;
 pub mod redis;
 

@@ -92,7 +92,12 @@ fn run_hook(hook: &str) -> ExitCode {
     }
     let result = redis_k8s::charm::run_hook(hook, &env, &mut tools);
     let code = match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(outcome) => {
+            for line in &outcome.trace {
+                println!("redis-k8s: {hook}: {line}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             let line = one_line(&format!("{err:#}"));
             eprintln!("redis-k8s: {hook}: {line}");

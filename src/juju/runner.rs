@@ -6,6 +6,7 @@
 //! [`crate::juju::fake`] answers from an in-memory model so logic is testable without a controller.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -63,6 +64,9 @@ impl ToolRunner for ProcessRunner {
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so a timeout kills whatever the tool started too (a child holding
+            // the tool's stdout open would otherwise keep the hook waiting).
+            .process_group(0)
             .spawn()
             .map_err(io)?;
 
@@ -89,10 +93,10 @@ impl ToolRunner for ProcessRunner {
         let timeout = self.timeout;
         let watchdog = thread::spawn(move || match done_rx.recv_timeout(timeout) {
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // SAFETY: kill(2) with a pid we spawned and have not yet reaped (the main thread
-                // cancels this watchdog right after `wait` returns); no memory is touched.
+                // SAFETY: kill(2) on the process group of a child we spawned and have not yet reaped (the
+                // main thread cancels this watchdog right after `wait` returns); no memory is touched.
                 unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
                 }
                 true
             }

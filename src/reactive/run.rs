@@ -57,7 +57,7 @@ impl<S> Engine<S> {
         charm: S,
     ) -> Result<Outcome<S>> {
         let (registry, spec, finish) = (&self.registry, &self.auto, self.finish);
-        let loaded = store.load(tools)?;
+        let loaded = store.load(tools, hook)?;
         let flags = Flags::new(loaded.state.flags.clone(), registry.triggers());
         let kv = Kv::new(loaded.state.kv.clone());
         let mut ctx = Ctx::new(hook, env, tools, flags, kv, charm);

@@ -99,13 +99,17 @@ impl Store {
         self.dir.join(FILE_NAME)
     }
 
-    /// Loads the local file, else the `state-get` mirror, else an empty state.
-    pub fn load(&self, tools: &mut HookTools) -> Result<Loaded> {
+    /// Loads the local file, else the `state-get` mirror, else an empty state. In `install` (a unit's
+    /// first hook, run once in its life) there is no mirror to restore, so `state-get` is not asked.
+    pub fn load(&self, tools: &mut HookTools, hook: &str) -> Result<Loaded> {
         let path = self.path();
         match fs::read(&path) {
             Ok(bytes) => {
                 let state = decode(&bytes).with_context(|| format!("flag store {}", path.display()))?;
                 Ok(Loaded { state, source: Source::File, bytes: Some(bytes) })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && hook == "install" => {
+                Ok(Loaded { state: UnitState::default(), source: Source::Empty, bytes: None })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mirror = tools.state_get(MIRROR_KEY).context("restoring the flag store from state-get")?;
@@ -226,7 +230,7 @@ mod tests {
         let dir = tmpdir("rt");
         let store = Store::at(&dir);
         let (mut t, fake) = tools(FakeModel::new("r/0"));
-        let loaded = store.load(&mut t).unwrap();
+        let loaded = store.load(&mut t, "config-changed").unwrap();
         assert_eq!(loaded.source, Source::Empty);
         let mut st = UnitState::default();
         st.flags.insert("a".into(), Value::Null);
@@ -235,7 +239,7 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fake.model.borrow().count("state-set"), 1);
 
-        let loaded = store.load(&mut t).unwrap();
+        let loaded = store.load(&mut t, "config-changed").unwrap();
         assert_eq!(loaded.state, st);
         store.commit(&loaded, &st, &mut t).unwrap();
         assert_eq!(fake.model.borrow().count("state-set"), 1, "unchanged state is not mirrored again");
@@ -251,13 +255,24 @@ mod tests {
         model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&st)).unwrap());
         let (mut t, fake) = tools(model);
         let store = Store::at(&dir);
-        let loaded = store.load(&mut t).unwrap();
+        let loaded = store.load(&mut t, "config-changed").unwrap();
         assert_eq!(loaded.source, Source::Mirror);
         assert_eq!(loaded.state, st);
         store.commit(&loaded, &st, &mut t).unwrap();
         assert!(store.path().exists(), "the local file is rewritten from the mirror");
         assert_eq!(fake.model.borrow().count("state-set"), 0);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn install_starts_empty_without_asking_state_get() {
+        let dir = tmpdir("install");
+        let (mut t, fake) = tools(FakeModel::new("r/0"));
+        let loaded = Store::at(&dir).load(&mut t, "install").unwrap();
+        assert_eq!(loaded.source, Source::Empty);
+        assert_eq!(fake.model.borrow().count("state-get"), 0);
+        Store::at(&dir).load(&mut t, "config-changed").unwrap();
+        assert_eq!(fake.model.borrow().count("state-get"), 1);
     }
 
     #[test]
@@ -276,7 +291,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(FILE_NAME), b"garbage").unwrap();
         let (mut t, _) = tools(FakeModel::new("r/0"));
-        let err = format!("{:#}", Store::at(&dir).load(&mut t).unwrap_err());
+        let err = format!("{:#}", Store::at(&dir).load(&mut t, "config-changed").unwrap_err());
         assert!(err.starts_with("flag store ") && err.contains("is corrupt"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }

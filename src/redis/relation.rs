@@ -1,0 +1,40 @@
+//! What this charm publishes on the `db` relation (interface `redis`).
+//!
+//! One set of keys serves both families of client (redis-relation-contract.md): `host` and `hostname`
+//! (the address, raw: reactive clients decode JSON with a raw fallback, ops-library clients read it
+//! raw), `port` as bare decimal digits (a JSON integer to one family, an `int()`-able string to the
+//! other), and `password` JSON-encoded, only when auth is on.
+
+use crate::juju::Settings;
+
+/// The unit-bag settings for a relation.
+pub fn unit_data(host: &str, port: u16, password: Option<&str>) -> Settings {
+    let mut s = Settings::new();
+    s.insert("host".into(), host.to_string());
+    s.insert("hostname".into(), host.to_string());
+    s.insert("port".into(), port.to_string());
+    if let Some(pw) = password {
+        s.insert("password".into(), serde_json::Value::String(pw.to_string()).to_string());
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_families_can_read_it() {
+        let d = unit_data("10.152.183.7", 7000, Some("p\"w"));
+        // Reactive requirer: json.loads with raw fallback.
+        let decode =
+            |v: &str| serde_json::from_str::<serde_json::Value>(v).unwrap_or(serde_json::Value::String(v.into()));
+        assert_eq!(decode(&d["host"]), serde_json::json!("10.152.183.7"));
+        assert_eq!(decode(&d["port"]), serde_json::json!(7000));
+        assert_eq!(decode(&d["password"]), serde_json::json!("p\"w"));
+        // ops library: raw strings, int(port).
+        assert_eq!(d["hostname"], "10.152.183.7");
+        assert_eq!(d["port"].parse::<u16>().unwrap(), 7000);
+        assert!(!unit_data("h", 1, None).contains_key("password"));
+    }
+}
