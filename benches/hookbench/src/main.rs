@@ -73,6 +73,7 @@ pub struct Options {
     pub quick: bool,
     pub out: Option<PathBuf>,
     pub command: String,
+    pub max_seconds: f64,
 }
 
 const USAGE: &str = "usage: hookbench --repo DIR --work DIR --charm-bin FILE --exit0-bin FILE --replay-bin FILE \
@@ -82,6 +83,8 @@ const USAGE: &str = "usage: hookbench --repo DIR --work DIR --charm-bin FILE --e
   --py-runs N   lifecycle runs measured for the Python contenders, spread evenly among the native
                 runs (default 100; --quick: 10)
   --warmup N    lifecycle runs of every contender run first and discarded (default 2; --quick: 1)
+  --max-seconds S  stop starting new lifecycle rounds after S seconds (default 540; --quick: 40);
+                the report gives the runs actually measured
   --out FILE    also write the Markdown report there
   --command     the command line to name in the report";
 
@@ -119,6 +122,11 @@ fn parse_args() -> Result<Options, String> {
         quick,
         out: m.get("out").map(PathBuf::from),
         command: m.get("command").cloned().unwrap_or_else(|| "benches/run.sh".to_string()),
+        max_seconds: match m.get("max-seconds") {
+            Some(v) => v.parse().map_err(|_| format!("--max-seconds: not a number: {v}"))?,
+            None if quick => 40.0,
+            None => 540.0,
+        },
     };
     if o.runs == 0 || o.py_runs == 0 {
         return Err("--runs and --py-runs must be at least 1".to_string());
@@ -132,6 +140,10 @@ pub struct Measurements {
     pub samples: BTreeMap<(&'static str, usize), Vec<Sample>>,
     pub lifecycle_us: BTreeMap<&'static str, Vec<f64>>,
     pub runs: BTreeMap<&'static str, usize>,
+    /// Whether the time budget stopped the rounds before the requested number of runs.
+    pub cut_short: bool,
+    /// /proc/loadavg at the start and at the end.
+    pub load: (String, String),
 }
 
 fn main() -> ExitCode {
@@ -166,9 +178,14 @@ fn run(opts: &Options) -> Result<(), String> {
     }
 
     let total_runs = opts.runs.max(opts.py_runs);
-    let mut m = Measurements::default();
+    let mut m = Measurements { load: (loadavg(), String::new()), ..Default::default() };
     for round in 0..opts.warmup + total_runs {
         let measured = round.checked_sub(opts.warmup);
+        if measured.is_some_and(|i| i > 0) && started.elapsed().as_secs_f64() > opts.max_seconds {
+            m.cut_short = true;
+            eprintln!("hookbench: time budget of {} s reached; reporting the runs measured so far", opts.max_seconds);
+            break;
+        }
         let with_python = match measured {
             None => true,
             Some(i) => (i * opts.py_runs) / total_runs != ((i + 1) * opts.py_runs) / total_runs,
@@ -209,6 +226,7 @@ fn run(opts: &Options) -> Result<(), String> {
         }
     }
 
+    m.load.1 = loadavg();
     let text = report::render(opts, &contenders, &m, &ws, started.elapsed())?;
     println!("{text}");
     if let Some(out) = &opts.out {
@@ -216,6 +234,12 @@ fn run(opts: &Options) -> Result<(), String> {
         eprintln!("hookbench: wrote {}", out.display());
     }
     Ok(())
+}
+
+/// The first three fields of /proc/loadavg (1, 5 and 15 minute load averages).
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// `path` relative to `base` for display, else as given.

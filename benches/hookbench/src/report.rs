@@ -137,11 +137,16 @@ pub fn render(
     w(
         &mut s,
         format!(
-            "- Measured lifecycle runs per contender: {}; before them {} warm-up round(s) of every contender, \
-             discarded. Contenders are interleaved (the order rotates every round). Whole benchmark: {:.0} s.",
+            "- Measured lifecycle runs per contender: {}{}; before them {} warm-up round(s) of every contender, \
+             discarded. Contenders are interleaved (the order rotates every round). Whole benchmark: {:.0} s. \
+             Load average (1/5/15 min) at start {}, at end {}: other work on the machine shows up as noise, \
+             equally for every contender.",
             runs.join(", "),
+            if m.cut_short { " (cut short by --max-seconds)" } else { "" },
             o.warmup,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            m.load.0,
+            m.load.1
         ),
     );
     w(
