@@ -18,12 +18,14 @@ git ls-files -z | grep -z -v '^benches/' | xargs -0 cp --parents -t "$SCRATCH/sr
 # The scratch tree is a workspace of its own, without the bench harness.
 sed -i 's|^members = .*|members = ["."]|' "$SCRATCH/src/Cargo.toml"
 
-# build NAME [sed expression on Cargo.toml] [env...]: prints "NAME bytes".
+# build NAME [sed expression on Cargo.toml] [env...]: prints "NAME bytes". $PATCH, when set, is a
+# command run in the variant's copy before the build.
 build() {
   local name=$1 expr=$2; shift 2
   local dir=$SCRATCH/$name
   rm -rf "$dir" && cp -r "$SCRATCH/src" "$dir"
   [ -n "$expr" ] && sed -i "$expr" "$dir/Cargo.toml"
+  [ -n "${PATCH:-}" ] && (cd "$dir" && eval "$PATCH")
   (cd "$dir" && env "$@" CARGO_TARGET_DIR="$SCRATCH/target-$name" cargo build --quiet --release --target $TARGET --bin redis-k8s)
   printf '%s %s\n' "$name" "$(stat -c %s "$SCRATCH/target-$name/$TARGET/release/redis-k8s")"
 }
@@ -36,6 +38,11 @@ build opt-z '' CARGO_PROFILE_RELEASE_OPT_LEVEL=z | tee -a "$results"
 build panic-abort '' CARGO_PROFILE_RELEASE_PANIC=abort | tee -a "$results"
 # clap without its default features (color, suggestions, auto-wrapping); keeps derive, help, usage, errors.
 build clap-lean 's|^clap = .*|clap = { version = "4.6.9", default-features = false, features = ["std", "derive", "help", "usage", "error-context"] }|' X=1 | tee -a "$results"
+# No clap at all: main.rs's three flags (--list-hooks, --help, --version) parsed by hand.
+PATCH='python3 "$REPO/benches/size-no-clap.py" src/main.rs && sed -i "/^clap = /d" Cargo.toml' \
+  build no-clap '' X=1 | tee -a "$results"
+PATCH='python3 "$REPO/benches/size-no-clap.py" src/main.rs && sed -i "/^clap = /d" Cargo.toml' \
+  build no-clap-opt-s-abort '' CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_PANIC=abort | tee -a "$results"
 build all-trims 's|^clap = .*|clap = { version = "4.6.9", default-features = false, features = ["std", "derive", "help", "usage", "error-context"] }|' \
   CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_PANIC=abort | tee -a "$results"
 

@@ -312,7 +312,10 @@ impl Workspace {
             ));
         }
         let calls = text.matches('\u{1e}').count() as u32;
-        Ok(StepResult { sample: Sample { wall_us: r.wall_us, rss_kb: r.max_rss_kb, calls }, log: text })
+        Ok(StepResult {
+            sample: Sample { wall_us: r.wall_us, cpu_us: r.cpu_us, rss_kb: r.max_rss_kb, calls },
+            log: text,
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Runs one hook process and measures it: wall time from spawn to reap, and peak RSS from `wait4`.
+//! Runs one hook process and measures it: wall time from spawn to reap, CPU time and peak RSS from
+//! `wait4`.
 //!
 //! Peak RSS is Linux's `ru_maxrss` for the reaped child: the largest resident set of the hook process
 //! and of the descendants it waited for (its tool processes), whichever is larger. The child is
@@ -17,6 +18,8 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub struct HookRun {
     pub wall_us: f64,
+    /// User + system CPU time of the hook process and the tool processes it waited for.
+    pub cpu_us: f64,
     pub max_rss_kb: u64,
     /// The exit code, or `None` when killed by a signal.
     pub code: Option<i32>,
@@ -59,5 +62,7 @@ pub fn run_hook(program: &Path, cwd: &Path, env: &[(String, String)], out: &Path
     // The child is reaped; std's handle must not wait for it again (dropping a Child never waits).
     drop(child);
     let code = if libc::WIFEXITED(status) { Some(libc::WEXITSTATUS(status)) } else { None };
-    Ok(HookRun { wall_us, max_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0), code })
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    let cpu_us = tv(usage.ru_utime) + tv(usage.ru_stime);
+    Ok(HookRun { wall_us, cpu_us, max_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0), code })
 }

@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub wall_us: f64,
+    /// User + system CPU time of the hook and its tool processes.
+    pub cpu_us: f64,
     pub rss_kb: u64,
     pub calls: u32,
 }
