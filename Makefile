@@ -26,6 +26,7 @@ CHARM_FILES := metadata.yaml config.yaml layer.yaml README.md copyright $(wildca
 APT_PACKAGES := redis-server zip unzip bubblewrap iproute2 python3-venv
 VENV := .venv-tools
 CHARM_TOOLS_VERSION := 3.0.9
+CHARMS_REACTIVE_VERSION := 1.5.3
 CHARM_PROOF := $(VENV)/bin/charm-proof
 # charm-proof itself, run so that it can read binary hooks (see the script's docstring).
 PROOF := $(VENV)/bin/python scripts/charm-proof.py
@@ -47,6 +48,10 @@ setup:
 	  rm -rf $(VENV) && python3 -m venv $(VENV) && \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check charm-tools==$(CHARM_TOOLS_VERSION); \
 	fi
+	@if ! $(VENV)/bin/python -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("charms.reactive"))' 2>/dev/null; then \
+	  echo "setup: adding charms.reactive $(CHARMS_REACTIVE_VERSION) to $(VENV)/ (the requirer tests drive it)"; \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check charms.reactive==$(CHARMS_REACTIVE_VERSION); \
+	fi
 
 build:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$(STATIC_RUSTFLAGS)" \
@@ -57,7 +62,7 @@ charm: build
 	cp $(BIN) dispatch
 	chmod 0755 dispatch
 	rm -f $(CHARM)
-	zip -q -X -y $(CHARM) $(CHARM_FILES) dispatch hooks/*
+	zip -q -X -y $(CHARM) $(CHARM_FILES) dispatch hooks/* $(wildcard actions/*)
 	@echo "$(CHARM): $$(stat -c %s $(CHARM)) bytes; dispatch: $$(stat -c %s dispatch) bytes"
 
 lint: setup charm
@@ -67,8 +72,10 @@ lint: setup charm
 	unzip -q $(CHARM) -d $(PROOF_DIR)
 	$(PROOF) $(PROOF_DIR)
 
+# The e2e tests drive the built charm through juju-local (target/debug/juju-local).
 test: setup charm
-	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) cargo test --workspace
+	cargo build -p juju-local
+	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo test --workspace
 
 demo: setup charm
 	./scripts/demo.sh

@@ -34,7 +34,7 @@ pub const STORAGE_KINDS: &[&str] = &["attached", "detaching"];
 pub const RELATION_KINDS: &[&str] = &["created", "joined", "changed", "departed", "broken"];
 
 /// Actions declared in actions.yaml.
-pub const ACTIONS: &[&str] = &[];
+pub const ACTIONS: &[&str] = &["get-password", "check-service", "rotate-password"];
 
 /// Every hook name this charm answers to.
 pub fn known_hooks() -> Vec<String> {

@@ -10,7 +10,7 @@
 //! - [`redis`] is the Redis logic: config validation, the pod spec, the `db` relation, its handlers;
 //! - [`juju`] is the only code that talks to Juju: hook tools behind one trait, and the hook environment.
 //!
-//! The local stand-in for a Juju controller and Kubernetes (`juju-local`) lives in `src/bin/juju-local/`
+//! The local stand-in for a Juju controller and Kubernetes (`juju-local`) is its own crate in `juju-local/`
 //! and uses none of this crate's internals.
 
 pub mod charm;

@@ -53,10 +53,7 @@ fn main() -> ExitCode {
     match dispatch::resolve(dispatch_path.as_deref(), &argv0, in_context) {
         Ok(Invocation::Cli) => cli(),
         Ok(Invocation::Hook(hook)) => run_hook(&hook),
-        Ok(Invocation::Action(action)) => {
-            eprintln!("redis-k8s: action {action}: no actions are implemented yet");
-            ExitCode::from(1)
-        }
+        Ok(Invocation::Action(action)) => run_action(&action),
         Err(e) => {
             eprintln!("redis-k8s: {e}");
             ExitCode::from(2)
@@ -109,6 +106,24 @@ fn run_hook(hook: &str) -> ExitCode {
     // stdout is logged by Juju at DEBUG: the call count is there for whoever debugs hook cost.
     println!("redis-k8s: {hook}: {} hook tool calls: {}", tools.calls().len(), tools.calls().join(" "));
     code
+}
+
+fn run_action(action: &str) -> ExitCode {
+    let _ = CURRENT.set(format!("action {action}"));
+    let env = HookEnv::from_env();
+    let mut tools = HookTools::new(Box::new(ProcessRunner::from_env()));
+    if env.unit_name.is_empty() {
+        eprintln!("redis-k8s: action {action}: not in a Juju hook context (JUJU_UNIT_NAME is not set)");
+        return ExitCode::from(1);
+    }
+    // An action's stdout goes into its results and Juju's log: print nothing there.
+    match redis_k8s::redis::actions::run_action(action, &env, &mut tools) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("redis-k8s: action {action}: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Folds a message onto one line.

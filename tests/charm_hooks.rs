@@ -106,9 +106,13 @@ fn golden(name: &str) -> String {
     fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)).unwrap()
 }
 
+/// The golden files are rendered with this password (set here as the `password` option).
+const GOLDEN_PASSWORD: &str = "golden-test-password-0123456789";
+
 #[test]
 fn leader_deploy_sets_the_golden_spec_version_and_active_status() {
     let u = Unit::new("redis-k8s/0", true);
+    u.model().config.insert("password".into(), json!(GOLDEN_PASSWORD));
     let calls = u.deploy();
     let m = u.model();
     assert_eq!(m.pod_spec.as_deref(), Some(golden("podspec-default.yaml").as_str()));
@@ -132,6 +136,20 @@ fn leader_deploy_sets_the_golden_spec_version_and_active_status() {
 #[test]
 fn non_leader_never_calls_pod_spec_set_and_says_it_follows_the_leader() {
     let u = Unit::new("redis-k8s/1", false);
+    // Until the leader has shared the password, a non-leader says so.
+    u.hook("install").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("waiting", "waiting for the leader to share the Redis password")));
+    let mut peers = FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() };
+    peers.local_app.insert("password".into(), "shared-by-the-leader-0123456789ab".into());
+    peers.units.insert("redis-k8s/0".into(), Default::default());
+    u.model().relations.insert("redis-peers:0".into(), peers);
+    let env = HookEnv {
+        relation: Some("redis-peers".into()),
+        relation_id: Some("redis-peers:0".into()),
+        remote_unit: Some("redis-k8s/0".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("redis-peers-relation-joined", &env).0.unwrap();
     let calls = u.deploy();
     assert!(!calls.contains(&"pod-spec-set".to_string()));
     let m = u.model();
@@ -159,6 +177,7 @@ fn unchanged_config_changed_and_update_status_are_cheap() {
 #[test]
 fn port_change_re_renders_the_spec_and_republishes() {
     let u = Unit::new("redis-k8s/0", true);
+    u.model().config.insert("password".into(), json!(GOLDEN_PASSWORD));
     u.deploy();
     let env = u.relate("db:3");
     u.hook_env("db-relation-joined", &env).0.unwrap();
@@ -171,7 +190,10 @@ fn port_change_re_renders_the_spec_and_republishes() {
     let m = u.model();
     assert_eq!(m.pod_spec.as_deref(), Some(golden("podspec-port-7000.yaml").as_str()));
     assert_eq!(m.relations["db:3"].local["port"], "7000");
-    assert_eq!(m.last_status(), Some(("active", "listening on port 7000")));
+    assert_eq!(
+        m.last_status(),
+        Some(("active", "listening on port 7000; auth on: ops-library clients cannot connect"))
+    );
 }
 
 #[test]
@@ -267,7 +289,10 @@ fn relation_joined_publishes_own_address_and_changed_does_not_repeat_it() {
     let env = u.relate("db:3");
     let (r, calls) = u.hook_env("db-relation-joined", &env);
     r.unwrap();
-    assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 1);
+    assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 2, "unit bag and, as leader, app bag");
+    assert_eq!(u.model().relations["db:3"].local_app["leader-host"], "10.152.183.7");
+    let warned = u.model().logs.iter().any(|(l, m)| l == "WARNING" && m.contains("cannot send a password"));
+    assert!(warned, "joining while auth is on warns about ops-library clients");
     let local = u.model().relations["db:3"].local.clone();
     assert_eq!(local["host"], "10.152.183.7", "this application's own ingress address, not the client's");
     assert_eq!(local["hostname"], "10.152.183.7");
@@ -301,4 +326,194 @@ fn a_failing_pod_spec_set_fails_the_hook_and_the_retry_sends_it() {
     let before = u.store_bytes();
     u.hook("update-status").0.unwrap();
     assert_eq!(u.store_bytes(), before, "a quiet hook rewrites nothing");
+}
+
+// ---- actions ---------------------------------------------------------------------------------------
+
+fn run_action(u: &Unit, action: &str) -> Result<(), String> {
+    let mut tools = HookTools::new(Box::new(u.fake.clone()));
+    let env = HookEnv { action_name: Some(action.into()), ..u.env.clone() };
+    let r = redis_k8s::redis::actions::run_action(action, &env, &mut tools).map_err(|e| format!("{e:#}"));
+    u.fake.model.borrow_mut().end_hook(r.is_ok());
+    r
+}
+
+fn with_peers(u: &Unit) {
+    u.model()
+        .relations
+        .insert("redis-peers:0".into(), FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() });
+}
+
+#[test]
+fn the_leader_generates_a_password_into_the_peer_bag_and_get_password_returns_it() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    let pw = u.model().relations["redis-peers:0"].local_app.get("password").cloned().expect("a generated password");
+    assert_eq!(pw.len(), 32);
+    run_action(&u, "get-password").unwrap();
+    let m = u.model();
+    assert_eq!(m.action_results.get("password"), Some(&pw));
+    assert_eq!(m.action_results.get("require-auth").map(String::as_str), Some("true"));
+    // Generated once: later hooks keep it.
+    drop(m);
+    u.hook("config-changed").0.unwrap();
+    u.hook("update-status").0.unwrap();
+    assert_eq!(u.model().relations["redis-peers:0"].local_app["password"], pw);
+    // Never on a relation-set command line: it went through stdin.
+    let m = u.model();
+    let leaks: Vec<_> =
+        m.calls.iter().filter(|c| c.tool != "action-set" && c.args.iter().any(|a| a.contains(&pw))).collect();
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
+#[test]
+fn rotate_password_refuses_on_a_non_leader_and_rotates_on_the_leader() {
+    let u = Unit::new("redis-k8s/1", false);
+    with_peers(&u);
+    u.deploy();
+    run_action(&u, "rotate-password").unwrap();
+    assert!(u.model().action_failed.as_deref().unwrap_or_default().contains("must run on the leader"));
+
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    let before = u.model().relations["redis-peers:0"].local_app["password"].clone();
+    run_action(&u, "rotate-password").unwrap();
+    let m = u.model();
+    assert_eq!(m.action_failed, None);
+    let after = m.relations["redis-peers:0"].local_app["password"].clone();
+    assert_ne!(after, before);
+    assert_eq!(m.action_results.get("rotated").map(String::as_str), Some("true"));
+}
+
+#[test]
+fn rotate_password_is_refused_while_the_option_sets_one() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.model().config.insert("password".into(), json!("operator-chosen-password-1234"));
+    u.deploy();
+    run_action(&u, "rotate-password").unwrap();
+    assert!(u.model().action_failed.as_deref().unwrap_or_default().contains("password option is set"));
+    run_action(&u, "get-password").unwrap();
+    assert_eq!(u.model().action_results.get("password").map(String::as_str), Some("operator-chosen-password-1234"));
+}
+
+/// check-service against a real redis-server on a loopback port this test picks, with a password.
+#[test]
+fn check_service_reports_role_and_version_from_a_real_redis() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let pw = "check-service-test-password-0001";
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--requirepass", pw, "--daemonize", "no", "--logfile", ""])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (make setup)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Kill(std::mem::replace(&mut child, std::process::Command::new("true").spawn().unwrap()))
+    };
+    let u = Unit::new("redis-k8s/0", true);
+    u.model().config.insert("port".into(), json!(port));
+    u.model().config.insert("password".into(), json!(pw));
+    run_action(&u, "check-service").unwrap();
+    let m = u.model();
+    assert_eq!(m.action_failed, None, "{:?}", m.action_failed);
+    assert_eq!(m.action_results.get("role").map(String::as_str), Some("primary"));
+    assert!(m.action_results.get("version").is_some_and(|v| v.starts_with(char::is_numeric)));
+    drop(m);
+    // A wrong password is refused, and the action says Redis did not answer, without echoing it.
+    u.model().config.insert("password".into(), json!("definitely-not-the-password-99"));
+    run_action(&u, "check-service").unwrap();
+    let failed = u.model().action_failed.clone().unwrap_or_default();
+    assert!(failed.contains("does not answer") && !failed.contains("definitely-not"), "{failed}");
+}
+
+#[test]
+fn first_deploy_with_the_peer_relation_stays_within_twenty_tool_calls() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    let calls = u.deploy();
+    assert!(calls.len() <= 20, "first deploy sequence: {} calls: {calls:?}", calls.len());
+    assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 1, "the password is stored once");
+}
+
+// ---- what the two families of client read (issue: every client) -------------------------------------
+
+/// Runs tests/requirers/read_relation.py, which reads the relation with the real charms.reactive
+/// `JSONUnitDataView` (PyPI) and mirrors the requirer rules of interface:redis and the ops library.
+fn read_as_clients(units: &[(&str, &Unit)], rid: &str) -> serde_json::Value {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/python");
+    assert!(python.exists(), "{} is missing: run `make setup` (it installs charms.reactive)", python.display());
+    let mut bags = serde_json::Map::new();
+    let mut app = serde_json::Map::new();
+    for (name, u) in units {
+        let m = u.model();
+        bags.insert(name.to_string(), json!(m.relations[rid].local));
+        if m.leader {
+            app = m.relations[rid].local_app.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        }
+    }
+    let input = json!({"units": bags, "app": app}).to_string();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/requirers/read_relation.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "read_relation.py failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn one_unit_both_families_read_host_port_and_only_reactive_gets_the_password() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    let env = u.relate("db:3");
+    u.hook_env("db-relation-joined", &env).0.unwrap();
+    let pw = u.model().relations["redis-peers:0"].local_app["password"].clone();
+
+    let seen = read_as_clients(&[("redis-k8s/0", &u)], "db:3");
+    assert_eq!(seen["reactive"]["available"], json!(true));
+    assert_eq!(
+        seen["reactive"]["first"],
+        json!({"unit": "redis-k8s/0", "host": "10.152.183.7", "port": 6379, "password": pw})
+    );
+    assert_eq!(seen["ops"]["urls"], json!(["redis://10.152.183.7:6379"]));
+    assert_eq!(seen["ops"]["ports_are_ints"], json!(true));
+
+    // Port change: both families follow.
+    u.model().config.insert("port".into(), json!(7000));
+    u.hook("config-changed").0.unwrap();
+    let seen = read_as_clients(&[("redis-k8s/0", &u)], "db:3");
+    assert_eq!(seen["reactive"]["first"]["port"], json!(7000));
+    assert_eq!(seen["ops"]["urls"], json!(["redis://10.152.183.7:7000"]));
+
+    // Auth off (the escape hatch for ops-library clients): no password is published at all.
+    u.model().config.insert("require-auth".into(), json!(false));
+    u.hook("config-changed").0.unwrap();
+    let seen = read_as_clients(&[("redis-k8s/0", &u)], "db:3");
+    assert!(seen["reactive"]["first"].get("password").is_none(), "{seen}");
+    assert!(!u.model().relations["db:3"].local.contains_key("password"));
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 7000")));
 }

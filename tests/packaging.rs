@@ -82,6 +82,7 @@ fn the_archive_holds_exactly_the_charm() {
         expected.insert("actions.yaml".into());
     }
     expected.extend(repo_hooks().into_iter().map(|h| format!("hooks/{h}")));
+    expected.extend(declared_actions().into_iter().map(|a| format!("actions/{a}")));
     assert_eq!(names, expected, "the archive's entries");
 
     assert!(!names.contains("manifest.yaml"), "manifest.yaml breaks bundle deploys on 2.9.43+ and 3.1/3.2");
@@ -96,6 +97,39 @@ fn the_archive_holds_exactly_the_charm() {
         assert!(entry(&entries, f).data == repo, "{f} in the archive differs from the repo's: rerun `make charm`");
         assert_eq!(entry(&entries, f).mode & S_IFMT, S_IFREG, "{f} is a regular file");
     }
+}
+
+/// Actions declared in the repo's actions.yaml (none if there is no file).
+fn declared_actions() -> BTreeSet<String> {
+    match fs::read_to_string(Path::new(REPO).join("actions.yaml")) {
+        Ok(text) => serde_yaml::from_str::<serde_yaml::Mapping>(&text)
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+#[test]
+fn every_action_is_a_symlink_to_dispatch_known_to_the_binary() {
+    let entries = entries();
+    let mut archived = BTreeSet::new();
+    for e in entries.iter().filter(|e| e.name.starts_with("actions/")) {
+        assert_eq!(e.mode & S_IFMT, S_IFLNK, "{} is stored with mode {:o}, not as a symlink", e.name, e.mode);
+        assert_eq!(e.data, b"../dispatch", "{} points at {:?}", e.name, String::from_utf8_lossy(&e.data));
+        archived.insert(e.name["actions/".len()..].to_string());
+    }
+    assert_eq!(archived, declared_actions(), "actions/ in the archive vs actions.yaml");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_redis-k8s")).arg("--list-hooks").env_clear().output().unwrap();
+    let listed: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("actions/"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(listed, declared_actions(), "actions the binary handles vs actions.yaml");
 }
 
 #[test]

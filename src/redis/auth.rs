@@ -51,7 +51,7 @@ pub fn peer_relation(ctx: &Ctx<'_>) -> Option<String> {
 }
 
 fn refresh_hook(hook: &str) -> bool {
-    hook.starts_with("redis-peers-relation-") || hook == "update-status"
+    hook.starts_with("redis-peers-relation-") || matches!(hook, "update-status" | "rotate-password")
 }
 
 /// The password shared through the peer bag: the cached copy, re-read where it may have changed. The
@@ -66,6 +66,7 @@ pub fn shared_password(ctx: &mut Ctx<'_>) -> Result<Option<String>> {
     {
         let app = ctx.env.app_name().to_string();
         let bag = ctx.tools.relation_get_app(rid, &app)?;
+        super::topology::note_shared(ctx, &bag);
         current = bag.get(BAG_KEY).filter(|p| !p.is_empty()).cloned();
     }
     if current.is_none() && ctx.is_leader {

@@ -11,9 +11,12 @@
 
 use anyhow::{Context as _, Result, bail};
 
+use super::auth;
 use super::config::RedisConfig;
-use super::podspec::{ImageDetails, image_version, render_pod_spec};
-use super::relation::unit_data;
+use super::podspec::{ImageDetails, Topology, image_version, render_pod_spec};
+use super::relation::{UNIT_KEYS, app_data, unit_data, with_deletions};
+use super::topology;
+use crate::juju::LogLevel;
 use crate::layers::{Ctx, State, caas_base, docker_resource, status};
 use crate::reactive::{Registry, joined_units};
 
@@ -48,44 +51,89 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     let Some(info) = docker_resource::get_info(ctx, IMAGE) else {
         bail!("{IMAGE} is flagged available but its image details are missing from the flag store");
     };
+    let password = password(ctx, &cfg)?;
+    if cfg.require_auth && password.is_none() {
+        // Only a non-leader gets here: the leader makes one when there is none.
+        status::waiting(ctx, "waiting for the leader to share the Redis password");
+        return Ok(());
+    }
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
-    let spec = render_pod_spec(&cfg, &image).context("rendering the pod spec")?;
-    if caas_base::would_send(ctx, &spec) {
-        status::maintenance(ctx, "configuring container")?;
-        caas_base::pod_spec_set(ctx, &spec)?;
+    if ctx.is_leader {
+        let topo = Topology { app: ctx.env.app_name().to_string(), units: topology::units(ctx), password };
+        let spec = render_pod_spec(&cfg, &image, &topo).context("rendering the pod spec")?;
+        if caas_base::would_send(ctx, &spec) {
+            status::maintenance(ctx, "configuring container")?;
+            caas_base::pod_spec_set(ctx, &spec)?;
+        }
     }
     let version = image_version(&image.image_path);
     if ctx.kv.data_changed("redis.workload-version", &version) {
         ctx.tools.application_version_set(&version)?;
     }
     ctx.flags.set(CONFIGURED);
-    if ctx.is_leader {
-        status::active(ctx, &format!("listening on port {}", cfg.port));
-    } else {
-        status::active(ctx, &format!("listening on port {} (pod spec set by the leader)", cfg.port));
+    let mut message = format!("listening on port {}", cfg.port);
+    if !ctx.is_leader {
+        message.push_str(" (pod spec set by the leader)");
     }
+    if cfg.require_auth && ctx.flags.is_set(&format!("endpoint.{ENDPOINT}.joined")) {
+        message.push_str("; auth on: ops-library clients cannot connect");
+    }
+    status::active(ctx, &message);
     Ok(())
+}
+
+/// This unit's ingress address: asked in the hooks where it can change, remembered otherwise.
+fn ingress_address(ctx: &mut Ctx<'_>) -> Result<String> {
+    let refresh = ctx.hook.starts_with(&format!("{ENDPOINT}-relation-"))
+        || matches!(ctx.hook, "config-changed" | "upgrade-charm" | "leader-elected" | "start");
+    let cached: Option<String> = ctx.kv.get_as(ADDRESS_KEY);
+    match cached {
+        Some(h) if !refresh => Ok(h),
+        _ => {
+            let h = ctx.tools.ingress_address(ENDPOINT)?;
+            ctx.kv.set_as(ADDRESS_KEY, &h);
+            Ok(h)
+        }
+    }
+}
+
+/// The password Redis requires, `None` when auth is off (or, on a non-leader, not shared yet).
+fn password(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<Option<String>> {
+    if !cfg.require_auth {
+        return Ok(None);
+    }
+    auth::effective_password(ctx, cfg.password.as_deref().unwrap_or(""))
 }
 
 fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
     // A bad config keeps the last good data published.
     let Ok(cfg) = RedisConfig::from_juju(&ctx.config) else { return Ok(()) };
-    let refresh = ctx.hook.starts_with(&format!("{ENDPOINT}-relation-"))
-        || matches!(ctx.hook, "config-changed" | "upgrade-charm" | "leader-elected" | "start");
-    let cached: Option<String> = ctx.kv.get_as(ADDRESS_KEY);
-    let host = match cached {
-        Some(h) if !refresh => h,
-        _ => {
-            let h = ctx.tools.ingress_address(ENDPOINT)?;
-            ctx.kv.set_as(ADDRESS_KEY, &h);
-            h
-        }
+    let password = password(ctx, &cfg)?;
+    let host = if topology::units(ctx) > 1 {
+        // Several units: clients get the primary pod's stable name (the leader asks Sentinel).
+        topology::refresh_primary(ctx, password.as_deref())?;
+        topology::pod_host(ctx.env.app_name(), &topology::primary_pod(ctx))
+    } else {
+        ingress_address(ctx)?
     };
-    let data = unit_data(&host, cfg.port, None);
+    let data = with_deletions(unit_data(&host, cfg.port, password.as_deref()), UNIT_KEYS);
+    let app_data = app_data(&host);
     for rid in joined_units(ctx, ENDPOINT).keys() {
         if ctx.kv.data_changed(&format!("redis.db.published.{rid}"), &data) {
             ctx.tools.relation_set(rid, &data, false)?;
         }
+        if ctx.is_leader && ctx.kv.data_changed(&format!("redis.db.published-app.{rid}"), &app_data) {
+            ctx.tools.relation_set(rid, &app_data, true)?;
+        }
+    }
+    if ctx.hook == format!("{ENDPOINT}-relation-joined") && cfg.require_auth {
+        let rid = ctx.env.relation_id.clone().unwrap_or_default();
+        let msg = format!(
+            "a client joined {rid} while require-auth is on: clients built on the ops redis_k8s library \
+             cannot send a password and will be refused (NOAUTH); reactive interface:redis clients receive it. \
+             Set require-auth=false only if such a client must connect."
+        );
+        ctx.tools.log(LogLevel::Warning, &msg)?;
     }
     Ok(())
 }

@@ -1,26 +1,94 @@
-//! The pod spec the leader sends to `pod-spec-set`, and the redis.conf inside it.
+//! The pod spec the leader sends to `pod-spec-set`, and the files inside it.
 //!
-//! The config-changed handler calls [`render_pod_spec`] with a validated [`RedisConfig`] and the oci-image
-//! resource's details, and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
+//! The config-changed handler (and any handler that changes the topology: peers joining or leaving, the password
+//! being generated) calls [`render_pod_spec`] with a validated [`RedisConfig`], the oci-image resource's details and
+//! the [`Topology`], and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
 //! `application-version-set`.
 //!
 //! The spec is podspec version 3 (reference §5). Juju decodes it strictly and rejects unknown keys, so it is built
-//! from typed structs whose field names and order are the output's. The configured port drives everything that
-//! depends on it: redis-server's own `port` (in the redis.conf mounted from the spec), the container port (and so
-//! the Kubernetes Service), and both probes. Rendering is deterministic, so an unchanged config gives the same
-//! bytes, and Juju sees no change.
+//! from typed structs whose field names and order are the output's. Rendering is deterministic, so an unchanged
+//! config and topology give the same bytes, and Juju sees no change.
+//!
+//! **What runs in each pod.** The charm declares storage, so the workload is a StatefulSet: pods `<app>-<n>`,
+//! reachable as `<app>-<n>.<app>-endpoints` through the headless service Juju creates (with
+//! `publishNotReadyAddresses`, so names resolve before pods are ready). Every pod runs two containers from the same
+//! image:
+//!
+//! - `redis` runs `start-redis.sh`, which finds the current primary and execs `redis-server redis.conf`, adding on
+//!   its command line only non-secret options: `--replica-announce-ip <own name>` and, unless this pod is the
+//!   primary, `--replicaof <primary> <port>`;
+//! - `sentinel` runs `start-sentinel.sh`, which copies `sentinel.conf` to a writable emptyDir (Sentinel rewrites its
+//!   config), appends this pod's name, the `monitor` line for the current primary and the password, and execs
+//!   Sentinel on port 26379. It always runs, even with one unit, so Sentinel-aware clients always find it.
+//!
+//! Both scripts find the primary the same way: they ask the Sentinels of the *other* pods
+//! (`SENTINEL get-master-addr-by-name <app>`, each bounded by `timeout`) and take the first answer; if none answers
+//! (a fresh deployment, or every pod restarting at once), ordinal 0 is the primary. A pod never asks its own Sentinel,
+//! which starts alongside it from the static config and would always name ordinal 0.
+//!
+//! **The password** is rendered into one place only: the Kubernetes Secret `<app>-auth` under
+//! `kubernetesResources.secrets`, mounted read-only at `/etc/redis-auth` in both containers. redis.conf `include`s
+//! `auth.conf` from it; the scripts read the `password` file and hand it to `redis-cli` through `REDISCLI_AUTH` and to
+//! Sentinel through its config file, never through a command line. With `require-auth` off there is no Secret.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::config::RedisConfig;
+use super::config::{RedisConfig, SENTINEL_PORT, validate_password};
 
-/// The container's name, and the name of its one port.
-const CONTAINER_NAME: &str = "redis";
-/// Where the redis.conf file set is mounted in the container.
-const CONFIG_DIR: &str = "/etc/redis-k8s";
-const CONFIG_FILE: &str = "redis.conf";
-/// Where redis-server keeps its data (`dir`).
-const DATA_DIR: &str = "/data";
+/// The Redis container's name, and the name of its port.
+const REDIS_CONTAINER: &str = "redis";
+/// The Sentinel container's name, and the name of its port.
+const SENTINEL_CONTAINER: &str = "sentinel";
+/// The file set (and so the ConfigMap) holding the configs and start scripts.
+const CONFIG_VOLUME: &str = "redis-config";
+/// The file set mounting the auth Secret.
+const AUTH_VOLUME: &str = "redis-auth";
+/// The Sentinel's writable scratch directory.
+const SENTINEL_VOLUME: &str = "sentinel-data";
+
+const REDIS_CONF: &str = "redis.conf";
+const SENTINEL_CONF: &str = "sentinel.conf";
+const START_REDIS: &str = "start-redis.sh";
+const START_SENTINEL: &str = "start-sentinel.sh";
+/// The keys of the auth Secret, and so the file names under the auth mount.
+const AUTH_CONF: &str = "auth.conf";
+const PASSWORD_FILE: &str = "password";
+/// Secret files are readable by their owner (root) only: 0400.
+const SECRET_MODE: u32 = 0o400;
+
+/// Sentinel timings, as in the Canonical charm (anchors §1.6).
+const DOWN_AFTER_MS: u32 = 5000;
+const FAILOVER_TIMEOUT_MS: u32 = 30000;
+const PARALLEL_SYNCS: u32 = 1;
+/// How long a start script waits for one peer Sentinel's answer.
+const SENTINEL_QUERY_TIMEOUT_S: u32 = 3;
+/// How long the Sentinel start script waits for the primary's name to resolve before starting anyway.
+const RESOLVE_WAIT_S: u32 = 20;
+
+/// Where things live in the pod. Tests render the same files with their own layout, to run them on this machine.
+#[derive(Debug, Clone, Copy)]
+struct Layout<'a> {
+    config_dir: &'a str,
+    auth_dir: &'a str,
+    data_dir: &'a str,
+    sentinel_dir: &'a str,
+    /// The address redis-server and Sentinel listen on.
+    bind: &'a str,
+    sentinel_port: u16,
+}
+
+const POD: Layout<'static> = Layout {
+    config_dir: "/etc/redis-k8s",
+    auth_dir: "/etc/redis-auth",
+    data_dir: "/data",
+    sentinel_dir: "/sentinel",
+    bind: "0.0.0.0",
+    sentinel_port: SENTINEL_PORT,
+};
 
 /// The image to run, from the oci-image resource (`registrypath`, `username`, `password`).
 ///
@@ -47,10 +115,53 @@ impl std::fmt::Debug for ImageDetails {
     }
 }
 
+/// The deployment the spec is for: what the config alone does not say.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The Juju application name (`JUJU_UNIT_NAME` up to the `/`). Pods are `<app>-<n>`, the headless service is
+    /// `<app>-endpoints`, the Sentinel master name is `<app>`.
+    pub app: String,
+    /// The number of units (pods): `goal-state`'s or the peer relation's count, including this one. Sets the
+    /// Sentinel quorum (⌊units/2⌋+1) and which peers the start scripts ask; 0 is treated as 1.
+    pub units: u32,
+    /// The effective password: the `password` option if set, else the one the leader generated and stored.
+    /// Required when `require_auth` is on, ignored otherwise.
+    pub password: Option<String>,
+}
+
+/// Hides the password, so logging a `Topology` never leaks it.
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology")
+            .field("app", &self.app)
+            .field("units", &self.units)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The Sentinel quorum for `units` pods: a strict majority, ⌊units/2⌋+1 (1 for 0 or 1 unit).
+pub fn sentinel_quorum(units: u32) -> u32 {
+    units.max(1) / 2 + 1
+}
+
+/// The stable DNS name of pod `<app>-<ordinal>` inside the model's namespace.
+pub fn pod_host(app: &str, ordinal: u32) -> String {
+    format!("{app}-{ordinal}.{app}-endpoints")
+}
+
+/// `host:26379` of every pod's Sentinel, for [`crate::redis::resp::sentinel_primary`].
+pub fn sentinel_addresses(app: &str, units: u32) -> Vec<String> {
+    (0..units.max(1)).map(|n| format!("{}:{SENTINEL_PORT}", pod_host(app, n))).collect()
+}
+
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct PodSpec<'a> {
     version: u32,
     containers: Vec<Container<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes_resources: Option<KubernetesResources>,
 }
 
 #[derive(Serialize)]
@@ -59,8 +170,7 @@ struct Container<'a> {
     name: &'a str,
     image_details: &'a ImageDetails,
     image_pull_policy: &'a str,
-    command: Vec<&'a str>,
-    args: Vec<String>,
+    command: Vec<String>,
     ports: Vec<Port<'a>>,
     volume_config: Vec<FileSet<'a>>,
     kubernetes: KubernetesSpec,
@@ -75,7 +185,7 @@ struct Port<'a> {
 }
 
 /// A v3 volumeConfig entry. Exactly one volume source is set.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 struct FileSet<'a> {
     name: &'a str,
@@ -84,17 +194,42 @@ struct FileSet<'a> {
     files: Option<Vec<File<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     empty_dir: Option<EmptyDir>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<SecretVolume>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct File<'a> {
     path: &'a str,
     content: String,
 }
 
 /// `emptyDir: {}`: a node-local scratch volume with the default medium and no size limit.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct EmptyDir {}
+
+/// A Secret defined in this spec, mounted as files named after its keys.
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct SecretVolume {
+    name: String,
+    default_mode: u32,
+}
+
+#[derive(Serialize)]
+struct KubernetesResources {
+    secrets: Vec<Secret>,
+}
+
+/// Juju's `K8sSecret`: name, type, annotations, data, stringData.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Secret {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    string_data: BTreeMap<&'static str, String>,
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,44 +253,144 @@ struct TcpSocket {
     port: u16,
 }
 
+/// Everything rendered for one deployment, checked: the files of the config volume and the auth Secret.
+struct Rendered {
+    redis_conf: String,
+    sentinel_conf: String,
+    start_redis: String,
+    start_sentinel: String,
+    /// `Some` when authentication is on: `(auth.conf, password)`.
+    auth: Option<(String, String)>,
+}
+
+impl Rendered {
+    fn new(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> anyhow::Result<Rendered> {
+        check_app_name(&topo.app)?;
+        if cfg.port == 0 || cfg.port == layout.sentinel_port || cfg.port == SENTINEL_PORT {
+            bail!("port {} cannot be used: it is 0 or Sentinel's port", cfg.port);
+        }
+        let auth = if cfg.require_auth {
+            let Some(password) = topo.password.as_deref() else {
+                bail!("authentication is on but no password was given to render the pod spec");
+            };
+            validate_password(password).map_err(|problem| anyhow::anyhow!("the password {problem}"))?;
+            Some((auth_conf(password), password.to_owned()))
+        } else {
+            None
+        };
+        Ok(Rendered {
+            redis_conf: render_redis_conf(cfg, layout),
+            sentinel_conf: render_sentinel_conf(cfg, layout),
+            start_redis: render_start_redis(cfg, topo, layout),
+            start_sentinel: render_start_sentinel(cfg, topo, layout),
+            auth,
+        })
+    }
+}
+
+/// Checks that the application name makes valid Kubernetes names (`<app>-endpoints` must be a DNS-1035 label of
+/// at most 63 characters) and is safe in shell scripts and config files unquoted.
+fn check_app_name(app: &str) -> anyhow::Result<()> {
+    let b = app.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63 - "-endpoints".len()
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'-'
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+    if !ok {
+        bail!(
+            "application name {app:?} cannot name Kubernetes objects: it must be 1-53 characters of a-z, 0-9 and -, \
+             starting with a letter and not ending with -"
+        );
+    }
+    Ok(())
+}
+
 /// Renders the version 3 pod spec for `pod-spec-set`.
-///
-/// redis-server runs the redis.conf from [`redis_conf`], mounted from the spec at `/etc/redis-k8s/redis.conf`.
-/// Credentials appear under `imageDetails` only, and only when non-empty.
 ///
 /// # Errors
 ///
-/// Only if YAML serialisation fails, which these plain structs cannot make it do. It is a `Result` so that
-/// rendering never panics.
-pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails) -> anyhow::Result<String> {
-    let port = cfg.port;
+/// If the topology cannot be rendered safely: `cfg.require_auth` without a valid `topo.password`, an application
+/// name Kubernetes would reject, or `cfg.port` equal to Sentinel's port (which [`RedisConfig::from_juju`] already
+/// refuses). Error messages never contain the password.
+pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology) -> anyhow::Result<String> {
+    let rendered = Rendered::new(cfg, topo, &POD)?;
+    let secret_name = format!("{}-auth", topo.app);
+
+    let config_volume = FileSet {
+        name: CONFIG_VOLUME,
+        mount_path: POD.config_dir,
+        files: Some(vec![
+            File { path: REDIS_CONF, content: rendered.redis_conf },
+            File { path: SENTINEL_CONF, content: rendered.sentinel_conf },
+            File { path: START_REDIS, content: rendered.start_redis },
+            File { path: START_SENTINEL, content: rendered.start_sentinel },
+        ]),
+        empty_dir: None,
+        secret: None,
+    };
+    let auth_volume = rendered.auth.as_ref().map(|_| FileSet {
+        name: AUTH_VOLUME,
+        mount_path: POD.auth_dir,
+        files: None,
+        empty_dir: None,
+        secret: Some(SecretVolume { name: secret_name.clone(), default_mode: SECRET_MODE }),
+    });
+    let sentinel_volume = FileSet {
+        name: SENTINEL_VOLUME,
+        mount_path: POD.sentinel_dir,
+        files: None,
+        empty_dir: Some(EmptyDir {}),
+        secret: None,
+    };
+
+    let mut redis_volumes = vec![config_volume.clone()];
+    redis_volumes.extend(auth_volume.clone());
+    let mut sentinel_volumes = vec![config_volume];
+    sentinel_volumes.extend(auth_volume);
+    sentinel_volumes.push(sentinel_volume);
+
     let spec = PodSpec {
         version: 3,
-        containers: vec![Container {
-            name: CONTAINER_NAME,
-            image_details: image,
-            image_pull_policy: "IfNotPresent",
-            command: vec!["redis-server"],
-            args: vec![format!("{CONFIG_DIR}/{CONFIG_FILE}")],
-            ports: vec![Port { name: CONTAINER_NAME, container_port: port, protocol: "TCP" }],
-            volume_config: vec![
-                FileSet {
-                    name: "redis-config",
-                    mount_path: CONFIG_DIR,
-                    files: Some(vec![File { path: CONFIG_FILE, content: redis_conf(cfg) }]),
-                    empty_dir: None,
+        containers: vec![
+            Container {
+                name: REDIS_CONTAINER,
+                image_details: image,
+                image_pull_policy: "IfNotPresent",
+                command: vec!["sh".to_owned(), format!("{}/{START_REDIS}", POD.config_dir)],
+                ports: vec![Port { name: REDIS_CONTAINER, container_port: cfg.port, protocol: "TCP" }],
+                volume_config: redis_volumes,
+                kubernetes: KubernetesSpec {
+                    // Ready soon after redis-server accepts connections, so the Service routes to it quickly.
+                    readiness_probe: tcp_probe(cfg.port, 1, 5),
+                    // Restart only a server that has stopped accepting connections for 30 s, after a start-up grace
+                    // that covers asking the peer Sentinels (3 s each).
+                    liveness_probe: tcp_probe(cfg.port, 15, 10),
                 },
-                FileSet { name: "redis-data", mount_path: DATA_DIR, files: None, empty_dir: Some(EmptyDir {}) },
-            ],
-            kubernetes: KubernetesSpec {
-                // Ready soon after redis-server accepts connections, so the Service routes to it quickly.
-                readiness_probe: tcp_probe(port, 1, 5),
-                // Restart only a server that has stopped accepting connections for 30 s, after a start-up grace.
-                liveness_probe: tcp_probe(port, 15, 10),
             },
-        }],
+            Container {
+                name: SENTINEL_CONTAINER,
+                image_details: image,
+                image_pull_policy: "IfNotPresent",
+                command: vec!["sh".to_owned(), format!("{}/{START_SENTINEL}", POD.config_dir)],
+                ports: vec![Port { name: SENTINEL_CONTAINER, container_port: SENTINEL_PORT, protocol: "TCP" }],
+                volume_config: sentinel_volumes,
+                kubernetes: KubernetesSpec {
+                    readiness_probe: tcp_probe(SENTINEL_PORT, 1, 5),
+                    // A longer grace: the script may also wait up to 20 s for the primary's DNS name.
+                    liveness_probe: tcp_probe(SENTINEL_PORT, 30, 10),
+                },
+            },
+        ],
+        kubernetes_resources: rendered.auth.map(|(auth_conf, password)| KubernetesResources {
+            secrets: vec![Secret {
+                name: secret_name,
+                kind: "Opaque",
+                string_data: BTreeMap::from([(AUTH_CONF, auth_conf), (PASSWORD_FILE, password)]),
+            }],
+        }),
     };
-    Ok(serde_yaml::to_string(&spec)?)
+    serde_yaml::to_string(&spec).context("cannot serialise the pod spec")
 }
 
 fn tcp_probe(port: u16, initial_delay_seconds: u32, period_seconds: u32) -> Probe {
@@ -168,22 +403,51 @@ fn tcp_probe(port: u16, initial_delay_seconds: u32, period_seconds: u32) -> Prob
     }
 }
 
-/// The redis.conf redis-server runs with: listen on the configured port on all IPv4 interfaces, stay in the
-/// foreground, log to stdout, keep data in `/data`.
+/// The `auth.conf` in the Secret, included by redis.conf: the password for clients and for replicas to
+/// authenticate to the primary.
+fn auth_conf(password: &str) -> String {
+    format!("requirepass {password}\nmasterauth {password}\n")
+}
+
+/// The redis.conf redis-server runs with in the pod (see the module docs): listen on the configured port on all
+/// IPv4 interfaces, stay in the foreground, log to stdout, keep data in `/data`, and apply the persistence, memory
+/// and authentication options.
 pub fn redis_conf(cfg: &RedisConfig) -> String {
-    format!(
+    render_redis_conf(cfg, &POD)
+}
+
+fn yes_no(on: bool) -> &'static str {
+    if on { "yes" } else { "no" }
+}
+
+fn render_redis_conf(cfg: &RedisConfig, layout: &Layout<'_>) -> String {
+    let save = if cfg.save.is_empty() {
+        "\"\"".to_owned()
+    } else {
+        cfg.save.iter().map(|p| format!("{} {}", p.seconds, p.changes)).collect::<Vec<_>>().join(" ")
+    };
+    let protected = if cfg.require_auth {
+        "# Protected mode refuses clients from other hosts while the default user has no
+# password. The password comes from auth.conf (included at the end), so this
+# changes nothing while it is set; it is a safety net should the password ever be
+# missing, so that the server refuses outside clients instead of serving them."
+    } else {
+        "# Protected mode refuses clients from other hosts while the default user has no
+# password. require-auth is off, so there is no password, and protected mode is
+# off to let clients in the cluster connect."
+    };
+    let mut conf = format!(
         r#"# redis.conf written by the redis-k8s charm. Do not edit it in the pod: the charm
-# rewrites it whenever the application's config changes.
+# rewrites it whenever the application's config changes. start-redis.sh adds
+# --replica-announce-ip and, on replicas, --replicaof on the command line.
 
 # Listen on every IPv4 interface of the pod. Clients reach the pod through the
 # Kubernetes Service, which forwards to the pod's IP on this port.
-bind 0.0.0.0
+bind {bind}
 port {port}
 
-# Protected mode refuses clients from other hosts while no password is set.
-# The charm does not set a password yet (authentication comes in a later
-# release), so protected mode is off to let clients in the cluster connect.
-protected-mode no
+{protected}
+protected-mode {protected_mode}
 
 # redis-server is the container's main process: stay in the foreground.
 daemonize no
@@ -191,11 +455,243 @@ daemonize no
 # Log to stdout, so that `kubectl logs` and the cluster's log collection see it.
 logfile ""
 
-# Keep RDB and AOF files on the redis-data volume.
-dir {DATA_DIR}
+# Keep RDB and AOF files on the charm's `data` storage, which Juju mounts here.
+dir {dir}
+
+# Persistence: the append-only file and RDB snapshot points (config options
+# appendonly, appendfsync and save; `save ""` disables snapshots).
+appendonly {appendonly}
+appendfsync {appendfsync}
+save {save}
+
+# Memory limit in bytes (0: none) and what to do when it is reached.
+maxmemory {maxmemory}
+maxmemory-policy {policy}
+
+# Replicas serve reads only; writes go to the primary.
+replica-read-only yes
 "#,
-        port = cfg.port
+        bind = layout.bind,
+        port = cfg.port,
+        protected_mode = yes_no(cfg.require_auth),
+        dir = layout.data_dir,
+        appendonly = yes_no(cfg.appendonly),
+        appendfsync = cfg.appendfsync.as_str(),
+        maxmemory = cfg.maxmemory,
+        policy = cfg.maxmemory_policy.as_str(),
+    );
+    if cfg.require_auth {
+        let _ = write!(
+            conf,
+            r#"
+# requirepass and masterauth, from the application's auth Secret: the password
+# never appears in this file or on a command line.
+include {dir}/{AUTH_CONF}
+"#,
+            dir = layout.auth_dir,
+        );
+    }
+    conf
+}
+
+/// The static part of sentinel.conf. start-sentinel.sh appends the rest at start-up (see the module docs).
+fn render_sentinel_conf(cfg: &RedisConfig, layout: &Layout<'_>) -> String {
+    format!(
+        r#"# sentinel.conf written by the redis-k8s charm. Do not edit it in the pod.
+# start-sentinel.sh copies it to {sentinel_dir}/{SENTINEL_CONF} (Sentinel rewrites its
+# config file) and appends this pod's announce address, the monitor line for the
+# current primary and, when authentication is on, the password.
+
+port {sentinel_port}
+bind {bind}
+protected-mode {protected_mode}
+daemonize no
+logfile ""
+dir {sentinel_dir}
+
+# Pods are known by their stable DNS names, not by IPs that change whenever a
+# pod is recreated.
+sentinel resolve-hostnames yes
+sentinel announce-hostnames yes
+"#,
+        sentinel_dir = layout.sentinel_dir,
+        sentinel_port = layout.sentinel_port,
+        bind = layout.bind,
+        protected_mode = yes_no(cfg.require_auth),
     )
+}
+
+/// The part both start scripts share: who this pod is, the password, and `find_primary`.
+fn script_prelude(file: &str, purpose: &str, cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
+    let mut s = format!(
+        r#"#!/bin/sh
+# {file} written by the redis-k8s charm: {purpose}
+# Do not edit it in the pod: the charm rewrites it whenever the application changes.
+set -eu
+
+APP={app}
+PORT={port}
+SENTINEL_PORT={sentinel_port}
+UNITS={units}
+
+# This pod is <app>-<ordinal>, a StatefulSet pod, reachable as
+# <app>-<ordinal>.<app>-endpoints through the headless service (which publishes
+# pods before they are ready). Its name is in HOSTNAME, which the container
+# runtime sets, else it is the host name. Only tests set the REDIS_K8S_*
+# variables, to stand in for the pod's name and the cluster's DNS.
+POD_NAME="${{REDIS_K8S_POD_NAME:-${{HOSTNAME:-$(uname -n)}}}}"
+ORDINAL="${{POD_NAME##*-}}"
+case "$ORDINAL" in
+    ''|*[!0-9]*)
+        echo "redis-k8s: cannot read this pod's ordinal from its name '$POD_NAME'" >&2
+        exit 1
+        ;;
+esac
+HOST_PREFIX="${{REDIS_K8S_HOST_PREFIX-$APP-}}"
+HOST_SUFFIX="${{REDIS_K8S_HOST_SUFFIX-.$APP-endpoints}}"
+host_of() {{ printf '%s%s%s\n' "$HOST_PREFIX" "$1" "$HOST_SUFFIX"; }}
+SELF="$(host_of "$ORDINAL")"
+"#,
+        app = topo.app,
+        port = cfg.port,
+        sentinel_port = layout.sentinel_port,
+        units = topo.units.max(1),
+    );
+    let auth_env = if cfg.require_auth {
+        let _ = write!(
+            s,
+            r#"
+# The password, from the mounted Secret. It stays in this shell: redis-cli gets it
+# through REDISCLI_AUTH, never on a command line.
+PASSWORD_FILE={auth_dir}/{PASSWORD_FILE}
+if [ ! -s "$PASSWORD_FILE" ]; then
+    echo "redis-k8s: authentication is on but $PASSWORD_FILE is missing or empty" >&2
+    exit 1
+fi
+PASSWORD="$(cat "$PASSWORD_FILE")"
+"#,
+            auth_dir = layout.auth_dir,
+        );
+        r#"REDISCLI_AUTH="$PASSWORD" "#
+    } else {
+        ""
+    };
+    let _ = write!(
+        s,
+        r#"
+is_host() {{ case "$1" in ''|-*|*[!A-Za-z0-9.:-]*) return 1 ;; esac; }}
+is_port() {{ case "$1" in ''|*[!0-9]*|??????*) return 1 ;; esac; }}
+
+# Sets PRIMARY_HOST and PRIMARY_PORT: what the first peer Sentinel that knows the
+# primary says, else ordinal 0. This pod's own Sentinel is never asked: it may
+# have just started from the static config, and would name ordinal 0 whatever
+# failovers happened since.
+find_primary() {{
+    if [ "$UNITS" -gt 1 ]; then
+        for tool in redis-cli timeout; do
+            if ! command -v "$tool" >/dev/null 2>&1; then
+                echo "redis-k8s: the image has no $tool, so the peer Sentinels cannot be asked" >&2
+                exit 1
+            fi
+        done
+    fi
+    i=0
+    while [ "$i" -lt "$UNITS" ]; do
+        if [ "$i" != "$ORDINAL" ]; then
+            peer="$(host_of "$i")"
+            answer="$({auth_env}timeout {query_timeout} redis-cli --raw -h "$peer" -p "$SENTINEL_PORT" \
+                sentinel get-master-addr-by-name "$APP" 2>/dev/null)" || answer=""
+            set -f
+            # shellcheck disable=SC2086 # split the two-line answer into host and port
+            set -- $answer
+            set +f
+            if [ "$#" -eq 2 ] && is_host "$1" && is_port "$2"; then
+                PRIMARY_HOST="$1"
+                PRIMARY_PORT="$2"
+                echo "redis-k8s: the Sentinel of $peer names $PRIMARY_HOST:$PRIMARY_PORT as the primary"
+                return 0
+            fi
+        fi
+        i=$((i + 1))
+    done
+    PRIMARY_HOST="$(host_of 0)"
+    PRIMARY_PORT="$PORT"
+    echo "redis-k8s: no peer Sentinel knows the primary, so ordinal 0 ($PRIMARY_HOST) is the primary"
+}}
+"#,
+        query_timeout = SENTINEL_QUERY_TIMEOUT_S,
+    );
+    s
+}
+
+fn render_start_redis(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
+    let mut s = script_prelude(START_REDIS, "starts redis-server as the primary or a replica.", cfg, topo, layout);
+    let _ = write!(
+        s,
+        r#"
+find_primary
+CONF={config_dir}/{REDIS_CONF}
+if [ "$PRIMARY_HOST" = "$SELF" ]; then
+    echo "redis-k8s: starting $SELF as the primary"
+    exec redis-server "$CONF" --replica-announce-ip "$SELF"
+fi
+echo "redis-k8s: starting $SELF as a replica of $PRIMARY_HOST:$PRIMARY_PORT"
+exec redis-server "$CONF" --replica-announce-ip "$SELF" --replicaof "$PRIMARY_HOST" "$PRIMARY_PORT"
+"#,
+        config_dir = layout.config_dir,
+    );
+    s
+}
+
+fn render_start_sentinel(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
+    let mut s = script_prelude(START_SENTINEL, "starts this pod's Sentinel.", cfg, topo, layout);
+    let auth_lines = if cfg.require_auth {
+        r#"
+    # Sentinel authenticates to Redis with auth-pass, and requires (and, towards
+    # the other Sentinels, uses) requirepass.
+    printf 'sentinel auth-pass %s %s\nrequirepass %s\n' "$APP" "$PASSWORD" "$PASSWORD""#
+    } else {
+        ""
+    };
+    let _ = write!(
+        s,
+        r#"
+# The copy may hold the password: keep it private to this container's user.
+umask 077
+find_primary
+CONF={sentinel_dir}/{SENTINEL_CONF}
+cp {config_dir}/{SENTINEL_CONF} "$CONF"
+{{
+    echo "sentinel announce-ip $SELF"
+    echo "sentinel monitor $APP $PRIMARY_HOST $PRIMARY_PORT {quorum}"
+    echo "sentinel down-after-milliseconds $APP {DOWN_AFTER_MS}"
+    echo "sentinel failover-timeout $APP {FAILOVER_TIMEOUT_MS}"
+    echo "sentinel parallel-syncs $APP {PARALLEL_SYNCS}"{auth_lines}
+}} >>"$CONF"
+
+# Sentinel exits if the primary's name does not resolve, and a new pod's DNS
+# record appears a moment after the pod: wait for it (bounded) if the image can
+# tell. IP addresses need no wait (and `getent hosts` would look up their names).
+case "$PRIMARY_HOST" in
+    *:*) ;;
+    *[!0-9.]*)
+        if command -v getent >/dev/null 2>&1; then
+            waited=0
+            until getent hosts "$PRIMARY_HOST" >/dev/null 2>&1 || [ "$waited" -ge {RESOLVE_WAIT_S} ]; do
+                sleep 1
+                waited=$((waited + 1))
+            done
+        fi
+        ;;
+esac
+echo "redis-k8s: starting the Sentinel of $SELF, monitoring $PRIMARY_HOST:$PRIMARY_PORT"
+exec redis-server "$CONF" --sentinel
+"#,
+        sentinel_dir = layout.sentinel_dir,
+        config_dir = layout.config_dir,
+        quorum = sentinel_quorum(topo.units),
+    );
+    s
 }
 
 /// The workload version for `application-version-set`, taken from the image reference.
@@ -227,15 +723,41 @@ pub fn image_version(image_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis::config::{AppendFsync, MaxmemoryPolicy, SavePoint};
+    use crate::redis::resp::{self, Resp};
     use serde_yaml::{Mapping, Value};
     use std::collections::BTreeSet;
+
+    const PW: &str = "golden-test-password-0123456789";
 
     fn public_image(path: &str) -> ImageDetails {
         ImageDetails { image_path: path.to_owned(), username: String::new(), password: String::new() }
     }
 
+    fn topo(units: u32) -> Topology {
+        Topology { app: "redis".to_owned(), units, password: Some(PW.to_owned()) }
+    }
+
+    fn cfg_port(port: u16) -> RedisConfig {
+        RedisConfig { port, ..RedisConfig::default() }
+    }
+
+    fn no_auth() -> RedisConfig {
+        RedisConfig { require_auth: false, ..RedisConfig::default() }
+    }
+
     fn render(port: u16, image: &ImageDetails) -> String {
-        render_pod_spec(&RedisConfig { port }, image).unwrap()
+        render_pod_spec(&cfg_port(port), image, &topo(1)).unwrap()
+    }
+
+    /// The golden files are rendered for the charm's default application name, so the charm's own
+    /// tests (tests/charm_hooks.rs) can compare what a deployed `redis-k8s` sends against them.
+    fn golden_topo(units: u32) -> Topology {
+        Topology { app: "redis-k8s".to_owned(), ..topo(units) }
+    }
+
+    fn parse(yaml: &str) -> Value {
+        serde_yaml::from_str(yaml).unwrap()
     }
 
     // ---- The rules Juju (strict v3 decoding, §5.1–5.4) and Kubernetes enforce ------------------------------
@@ -269,6 +791,7 @@ mod tests {
     const FILESET_SOURCES: &[&str] = &["files", "hostPath", "emptyDir", "configMap", "secret"];
     const FILE_KEYS: &[&str] = &["path", "content", "mode"];
     const EMPTYDIR_KEYS: &[&str] = &["medium", "sizeLimit"];
+    const SECRET_SOURCE_KEYS: &[&str] = &["name", "files", "items", "defaultMode", "optional"];
     const KUBERNETES_KEYS: &[&str] = &["livenessProbe", "readinessProbe", "startupProbe", "securityContext"];
     const PROBE_KEYS: &[&str] = &[
         "exec",
@@ -283,6 +806,19 @@ mod tests {
         "terminationGracePeriodSeconds",
     ];
     const TCP_SOCKET_KEYS: &[&str] = &["port", "host"];
+    const K8S_RESOURCES_KEYS: &[&str] = &[
+        "pod",
+        "secrets",
+        "services",
+        "customResourceDefinitions",
+        "customResources",
+        "mutatingWebhookConfigurations",
+        "validatingWebhookConfigurations",
+        "serviceAccounts",
+        "ingressResources",
+    ];
+    /// Juju's `K8sSecret` (caas/kubernetes/provider/specs/secrets.go).
+    const SECRET_KEYS: &[&str] = &["name", "type", "annotations", "data", "stringData"];
 
     fn is_dns1123_label(s: &str) -> bool {
         let b = s.as_bytes();
@@ -304,9 +840,23 @@ mod tests {
             && !s.contains("--")
     }
 
+    /// Kubernetes Secret data keys: `[-._a-zA-Z0-9]+`.
+    fn is_config_key(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    }
+
     /// Collects every rule the spec breaks; an empty list means Juju and Kubernetes would accept it.
+    #[derive(Default)]
     struct Checker {
         problems: Vec<String>,
+        /// Secrets defined under kubernetesResources.
+        secrets: BTreeSet<String>,
+        /// Secrets mounted by file sets, to check each is defined.
+        mounted_secrets: Vec<(String, String)>,
+        container_names: BTreeSet<String>,
+        port_names: BTreeSet<String>,
+        /// File set name → its YAML, for Juju's "same name, same spec" rule across containers.
+        file_sets: BTreeMap<String, String>,
     }
 
     impl Checker {
@@ -338,12 +888,15 @@ mod tests {
             }
         }
 
-        fn check_probe(&mut self, at: &str, probe: &Value, container_port: Option<u64>) {
+        fn check_probe(&mut self, at: &str, probe: &Value, container_ports: &[u64]) {
             let Some(map) = self.map(at, probe, PROBE_KEYS) else { return };
             let Some(tcp) = map.get("tcpSocket") else { return self.fail(format!("{at}: no tcpSocket")) };
             self.map(&format!("{at}.tcpSocket"), tcp, TCP_SOCKET_KEYS);
-            if tcp["port"].as_u64() != container_port {
-                self.fail(format!("{at}: probe port {:?} != container port {container_port:?}", tcp["port"]));
+            if !tcp["port"].as_u64().is_some_and(|p| container_ports.contains(&p)) {
+                self.fail(format!(
+                    "{at}: probe port {:?} is not one of the container's {container_ports:?}",
+                    tcp["port"]
+                ));
             }
             for key in ["initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"] {
                 if map.get(key).is_some_and(|v| v.as_u64().is_none()) {
@@ -352,10 +905,86 @@ mod tests {
             }
         }
 
+        fn check_file_set(
+            &mut self,
+            sat: &str,
+            set: &Value,
+            names: &mut BTreeSet<String>,
+            paths: &mut BTreeSet<String>,
+        ) {
+            let Some(s) = self.map(sat, set, FILESET_KEYS) else { return };
+            match s.get("name").and_then(Value::as_str) {
+                Some(name) if is_dns1123_label(name) => {
+                    if !names.insert(name.to_owned()) {
+                        self.fail(format!("{sat}: duplicated file set name {name}"));
+                    }
+                    let text = serde_yaml::to_string(set).unwrap_or_default();
+                    match self.file_sets.get(name) {
+                        Some(previous) if *previous != text => {
+                            self.fail(format!("{sat}: duplicated file {name:?} with different volume spec not valid"))
+                        }
+                        _ => {
+                            self.file_sets.insert(name.to_owned(), text);
+                        }
+                    }
+                }
+                other => self.fail(format!("{sat}.name: not a DNS-1123 label: {other:?}")),
+            }
+            match s.get("mountPath").and_then(Value::as_str) {
+                Some(path) if path.starts_with('/') => {
+                    if !paths.insert(path.to_owned()) {
+                        self.fail(format!("{sat}: duplicated mount path {path}"));
+                    }
+                }
+                other => self.fail(format!("{sat}.mountPath: not an absolute path: {other:?}")),
+            }
+            let sources = FILESET_SOURCES.iter().filter(|k| s.contains_key(**k)).count();
+            if sources != 1 {
+                self.fail(format!("{sat}: has {sources} volume sources, needs exactly one"));
+            }
+            if let Some(files) = s.get("files") {
+                let mut file_paths = BTreeSet::new();
+                for (j, file) in self.seq(&format!("{sat}.files"), files).iter().enumerate() {
+                    let fat = format!("{sat}.files[{j}]");
+                    if let Some(f) = self.map(&fat, file, FILE_KEYS) {
+                        match f.get("path").and_then(Value::as_str) {
+                            Some(p) if is_config_key(p) => {
+                                if !file_paths.insert(p.to_owned()) {
+                                    self.fail(format!("{fat}: duplicated path {p}"));
+                                }
+                            }
+                            other => self.fail(format!("{fat}: Path is missing or not a ConfigMap key: {other:?}")),
+                        }
+                        if f.get("content").and_then(Value::as_str).is_none() {
+                            self.fail(format!("{fat}: Content is missing"));
+                        }
+                    }
+                }
+            }
+            if let Some(empty_dir) = s.get("emptyDir") {
+                self.map(&format!("{sat}.emptyDir"), empty_dir, EMPTYDIR_KEYS);
+            }
+            if let Some(secret) = s.get("secret")
+                && let Some(m) = self.map(&format!("{sat}.secret"), secret, SECRET_SOURCE_KEYS)
+            {
+                match m.get("name").and_then(Value::as_str) {
+                    Some(name) if !name.is_empty() => self.mounted_secrets.push((sat.to_owned(), name.to_owned())),
+                    other => self.fail(format!("{sat}.secret: Name is missing: {other:?}")),
+                }
+                if m.get("defaultMode").is_some_and(|v| v.as_u64().is_none_or(|mode| mode > 0o777)) {
+                    self.fail(format!("{sat}.secret.defaultMode: not 0-511"));
+                }
+            }
+        }
+
         fn check_container(&mut self, at: &str, container: &Value) {
             let Some(map) = self.map(at, container, CONTAINER_KEYS) else { return };
             match map.get("name").and_then(Value::as_str) {
-                Some(name) if is_dns1123_label(name) => {}
+                Some(name) if is_dns1123_label(name) => {
+                    if !self.container_names.insert(name.to_owned()) {
+                        self.fail(format!("{at}.name: duplicated container name {name}"));
+                    }
+                }
                 other => self.fail(format!("{at}.name: not a DNS-1123 label: {other:?}")),
             }
             match map.get("imageDetails") {
@@ -368,24 +997,38 @@ mod tests {
                 }
                 None => self.fail(format!("{at}: spec image details is missing")),
             }
+            for key in ["command", "args"] {
+                if let Some(list) = map.get(key) {
+                    for item in self.seq(&format!("{at}.{key}"), list) {
+                        if item.as_str().is_none() {
+                            self.fail(format!("{at}.{key}: not a string: {item:?}"));
+                        }
+                    }
+                }
+            }
 
             let ports = self.seq(&format!("{at}.ports"), &map["ports"]);
             if ports.is_empty() {
                 self.fail(format!("{at}: at least one port is required for the Service"));
             }
-            let mut container_port = None;
+            let mut container_ports = Vec::new();
             for (i, port) in ports.iter().enumerate() {
                 let pat = format!("{at}.ports[{i}]");
                 let Some(p) = self.map(&pat, port, PORT_KEYS) else { continue };
                 match p.get("name").and_then(Value::as_str) {
-                    Some(name) if is_port_name(name) => {}
+                    Some(name) if is_port_name(name) => {
+                        // Service port names must be unique across the whole pod.
+                        if !self.port_names.insert(name.to_owned()) {
+                            self.fail(format!("{pat}.name: duplicated port name {name}"));
+                        }
+                    }
                     other => self.fail(format!("{pat}.name: not a valid port name: {other:?}")),
                 }
                 if p.get("protocol").and_then(Value::as_str) != Some("TCP") {
                     self.fail(format!("{pat}.protocol: not TCP: {:?}", p.get("protocol")));
                 }
                 match p.get("containerPort").and_then(Value::as_u64) {
-                    Some(n) if (1..=65535).contains(&n) => container_port = container_port.or(Some(n)),
+                    Some(n) if (1..=65535).contains(&n) => container_ports.push(n),
                     other => self.fail(format!("{pat}.containerPort: not 1-65535: {other:?}")),
                 }
             }
@@ -393,44 +1036,7 @@ mod tests {
             let mut mount_paths = BTreeSet::new();
             let mut names = BTreeSet::new();
             for (i, set) in self.seq(&format!("{at}.volumeConfig"), &map["volumeConfig"]).iter().enumerate() {
-                let sat = format!("{at}.volumeConfig[{i}]");
-                let Some(s) = self.map(&sat, set, FILESET_KEYS) else { continue };
-                match s.get("name").and_then(Value::as_str) {
-                    Some(name) if is_dns1123_label(name) => {
-                        if !names.insert(name.to_owned()) {
-                            self.fail(format!("{sat}: duplicated file set name {name}"));
-                        }
-                    }
-                    other => self.fail(format!("{sat}.name: not a DNS-1123 label: {other:?}")),
-                }
-                match s.get("mountPath").and_then(Value::as_str) {
-                    Some(path) if path.starts_with('/') => {
-                        if !mount_paths.insert(path.to_owned()) {
-                            self.fail(format!("{sat}: duplicated mount path {path}"));
-                        }
-                    }
-                    other => self.fail(format!("{sat}.mountPath: not an absolute path: {other:?}")),
-                }
-                let sources = FILESET_SOURCES.iter().filter(|k| s.contains_key(**k)).count();
-                if sources != 1 {
-                    self.fail(format!("{sat}: has {sources} volume sources, needs exactly one"));
-                }
-                if let Some(files) = s.get("files") {
-                    for (j, file) in self.seq(&format!("{sat}.files"), files).iter().enumerate() {
-                        let fat = format!("{sat}.files[{j}]");
-                        if let Some(f) = self.map(&fat, file, FILE_KEYS) {
-                            if f.get("path").and_then(Value::as_str).is_none_or(str::is_empty) {
-                                self.fail(format!("{fat}: Path is missing"));
-                            }
-                            if f.get("content").and_then(Value::as_str).is_none() {
-                                self.fail(format!("{fat}: Content is missing"));
-                            }
-                        }
-                    }
-                }
-                if let Some(empty_dir) = s.get("emptyDir") {
-                    self.map(&format!("{sat}.emptyDir"), empty_dir, EMPTYDIR_KEYS);
-                }
+                self.check_file_set(&format!("{at}.volumeConfig[{i}]"), set, &mut names, &mut mount_paths);
             }
 
             if let Some(k8s) = map.get("kubernetes")
@@ -438,7 +1044,42 @@ mod tests {
             {
                 for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
                     if let Some(p) = k.get(probe) {
-                        self.check_probe(&format!("{at}.kubernetes.{probe}"), p, container_port);
+                        self.check_probe(&format!("{at}.kubernetes.{probe}"), p, &container_ports);
+                    }
+                }
+            }
+        }
+
+        fn check_resources(&mut self, resources: &Value) {
+            let Some(r) = self.map("kubernetesResources", resources, K8S_RESOURCES_KEYS) else { return };
+            let Some(secrets) = r.get("secrets") else { return };
+            for (i, secret) in self.seq("kubernetesResources.secrets", secrets).iter().enumerate() {
+                let sat = format!("kubernetesResources.secrets[{i}]");
+                let Some(s) = self.map(&sat, secret, SECRET_KEYS) else { continue };
+                match s.get("name").and_then(Value::as_str) {
+                    Some(name) if is_dns1123_label(name) => {
+                        if !self.secrets.insert(name.to_owned()) {
+                            self.fail(format!("{sat}: duplicated secret {name}"));
+                        }
+                    }
+                    other => self.fail(format!("{sat}.name: not a DNS-1123 name: {other:?}")),
+                }
+                if s.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    self.fail(format!("{sat}: type is missing"));
+                }
+                for key in ["data", "stringData"] {
+                    let Some(data) = s.get(key) else { continue };
+                    let Some(data) = data.as_mapping() else {
+                        self.fail(format!("{sat}.{key}: not a mapping"));
+                        continue;
+                    };
+                    for (k, v) in data {
+                        if !k.as_str().is_some_and(is_config_key) {
+                            self.fail(format!("{sat}.{key}: invalid key {k:?}"));
+                        }
+                        if v.as_str().is_none() {
+                            self.fail(format!("{sat}.{key}.{k:?}: not a string"));
+                        }
                     }
                 }
             }
@@ -446,7 +1087,7 @@ mod tests {
     }
 
     fn spec_problems(yaml: &str) -> Vec<String> {
-        let mut c = Checker { problems: Vec::new() };
+        let mut c = Checker::default();
         let spec: Value = match serde_yaml::from_str(yaml) {
             Ok(v) => v,
             Err(e) => return vec![format!("not YAML: {e}")],
@@ -455,6 +1096,9 @@ mod tests {
             if top.get("version").and_then(Value::as_u64) != Some(3) {
                 c.fail(format!("version is not 3: {:?}", top.get("version")));
             }
+            if let Some(resources) = top.get("kubernetesResources") {
+                c.check_resources(resources);
+            }
             let containers = c.seq("containers", &spec["containers"]);
             if containers.is_empty() {
                 c.fail("require at least one container spec".to_owned());
@@ -462,8 +1106,29 @@ mod tests {
             for (i, container) in containers.iter().enumerate() {
                 c.check_container(&format!("containers[{i}]"), container);
             }
+            for (at, name) in std::mem::take(&mut c.mounted_secrets) {
+                if !c.secrets.contains(&name) {
+                    c.fail(format!("{at}: secret {name:?} is not defined in the spec"));
+                }
+            }
         }
         c.problems
+    }
+
+    fn all_configs() -> Vec<RedisConfig> {
+        vec![
+            RedisConfig::default(),
+            no_auth(),
+            RedisConfig {
+                port: 7000,
+                appendonly: false,
+                appendfsync: AppendFsync::Always,
+                save: vec![],
+                maxmemory: 512 * 1024 * 1024,
+                maxmemory_policy: MaxmemoryPolicy::AllkeysLru,
+                ..RedisConfig::default()
+            },
+        ]
     }
 
     #[test]
@@ -477,16 +1142,26 @@ mod tests {
             },
             ImageDetails { image_path: "redis".into(), username: "only-user".into(), password: String::new() },
         ];
-        for port in [1, 2, 80, 1023, 6379, 7000, 16379, 26379, 65534, 65535] {
+        for port in [1, 2, 80, 1023, 6379, 7000, 16379, 26378, 26380, 65534, 65535] {
             for image in &images {
-                let yaml = render(port, image);
+                for units in [0, 1, 2, 3, 5] {
+                    let yaml = render_pod_spec(&cfg_port(port), image, &topo(units)).unwrap();
+                    let problems = spec_problems(&yaml);
+                    assert!(problems.is_empty(), "port {port}, {image:?}, {units} units: {problems:#?}\n{yaml}");
+                    let spec = parse(&yaml);
+                    let c = &spec["containers"][0];
+                    assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(port.into()));
+                    assert_eq!(c["kubernetes"]["readinessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
+                    assert_eq!(c["kubernetes"]["livenessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
+                }
+            }
+        }
+        for cfg in all_configs() {
+            for app in ["redis", "a", "redis-k8s-2", &"x".repeat(53)] {
+                let topo = Topology { app: app.to_owned(), units: 3, password: Some(PW.to_owned()) };
+                let yaml = render_pod_spec(&cfg, &images[0], &topo).unwrap();
                 let problems = spec_problems(&yaml);
-                assert!(problems.is_empty(), "port {port}, {image:?}: {problems:#?}\n{yaml}");
-                let spec: Value = serde_yaml::from_str(&yaml).unwrap();
-                let c = &spec["containers"][0];
-                assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(port.into()));
-                assert_eq!(c["kubernetes"]["readinessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
-                assert_eq!(c["kubernetes"]["livenessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
+                assert!(problems.is_empty(), "{cfg:?}, {app}: {problems:#?}\n{yaml}");
             }
         }
     }
@@ -499,70 +1174,89 @@ mod tests {
         let broken = [
             ("version: 3", "version: 2"),
             ("- name: redis\n  imageDetails", "- name: Redis_1\n  imageDetails"),
+            ("- name: sentinel\n  imageDetails", "- name: redis\n  imageDetails"),
             ("protocol: TCP", "protocol: tcp"),
             ("containerPort: 6379", "containerPort: 70000"),
             ("- name: redis\n    containerPort", "- name: redis-port-too-long\n    containerPort"),
+            ("- name: sentinel\n    containerPort", "- name: redis\n    containerPort"),
             ("imagePullPolicy: IfNotPresent", "imagePullPolicy: IfNotPresent\n  bogusKey: 1"),
-            ("mountPath: /data", "mountPath: /etc/redis-k8s"),
-            ("name: redis-data", "name: redis-config"),
+            ("mountPath: /sentinel", "mountPath: /etc/redis-k8s"),
+            ("name: sentinel-data", "name: redis-config"),
             ("emptyDir: {}", "emptyDir: {}\n    hostPath: {path: /tmp}"),
             (
                 "  livenessProbe:\n      tcpSocket:\n        port: 6379",
                 "  livenessProbe:\n      tcpSocket:\n        port: 6380",
             ),
+            ("    secret:\n      name: redis-auth", "    secret:\n      name: redis-other"),
+            ("defaultMode: 256", "defaultMode: 4096"),
+            ("- name: redis-auth\n    type: Opaque", "- name: redis-auth\n    labels: {a: b}\n    type: Opaque"),
+            ("      password: golden", "      pass word: golden"),
+            ("- path: start-redis.sh", "- path: redis.conf"),
         ];
         for (from, to) in broken {
-            assert!(good.contains(from), "golden text changed; update this test: {from:?}");
+            assert!(good.contains(from), "golden text changed; update this test: {from:?}\n{good}");
             let bad = good.replacen(from, to, 1);
             assert!(!spec_problems(&bad).is_empty(), "not caught: {from:?} -> {to:?}\n{bad}");
         }
+        // A file set whose content differs between the containers.
+        let bad = good.replacen("port 6379", "port 6380", 1);
+        assert!(spec_problems(&bad).iter().any(|p| p.contains("different volume spec")), "{bad}");
     }
 
     #[test]
-    fn spec_has_the_expected_tree() {
-        let yaml = render(7000, &public_image("redis:7.0"));
-        let spec: Value = serde_yaml::from_str(&yaml).unwrap();
-        let expected: Value = serde_yaml::from_str(&format!(
-            r#"
-version: 3
-containers:
-- name: redis
-  imageDetails:
-    imagePath: redis:7.0
-  imagePullPolicy: IfNotPresent
-  command: [redis-server]
-  args: [/etc/redis-k8s/redis.conf]
-  ports:
-  - {{name: redis, containerPort: 7000, protocol: TCP}}
-  volumeConfig:
-  - name: redis-config
-    mountPath: /etc/redis-k8s
-    files:
-    - path: redis.conf
-      content: {content}
-  - name: redis-data
-    mountPath: /data
-    emptyDir: {{}}
-  kubernetes:
-    readinessProbe:
-      tcpSocket: {{port: 7000}}
-      initialDelaySeconds: 1
-      periodSeconds: 5
-      timeoutSeconds: 2
-      failureThreshold: 3
-    livenessProbe:
-      tcpSocket: {{port: 7000}}
-      initialDelaySeconds: 15
-      periodSeconds: 10
-      timeoutSeconds: 2
-      failureThreshold: 3
-"#,
-            content = serde_json::to_string(&redis_conf(&RedisConfig { port: 7000 })).unwrap()
-        ))
-        .unwrap();
-        assert_eq!(spec, expected, "{yaml}");
+    fn spec_has_the_expected_shape() {
+        let spec = parse(&render_pod_spec(&cfg_port(7000), &public_image("redis:7.0"), &topo(3)).unwrap());
+        let top: Vec<&str> = spec.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+        assert_eq!(top, ["version", "containers", "kubernetesResources"]);
+        let redis = &spec["containers"][0];
+        let sentinel = &spec["containers"][1];
+        assert_eq!(spec["containers"].as_sequence().unwrap().len(), 2);
+        assert_eq!(redis["name"], "redis");
+        assert_eq!(sentinel["name"], "sentinel");
+        assert_eq!(parse("[sh, /etc/redis-k8s/start-redis.sh]"), redis["command"]);
+        assert_eq!(parse("[sh, /etc/redis-k8s/start-sentinel.sh]"), sentinel["command"]);
+        assert!(redis.get("args").is_none() && redis.get("envConfig").is_none() && sentinel.get("envConfig").is_none());
+        assert_eq!(parse("[{name: redis, containerPort: 7000, protocol: TCP}]"), redis["ports"]);
+        assert_eq!(parse("[{name: sentinel, containerPort: 26379, protocol: TCP}]"), sentinel["ports"]);
+        assert_eq!(sentinel["kubernetes"]["readinessProbe"]["tcpSocket"]["port"], 26379);
+        assert_eq!(sentinel["kubernetes"]["livenessProbe"]["tcpSocket"]["port"], 26379);
+
+        let mounts = |c: &Value| -> Vec<(String, String)> {
+            c["volumeConfig"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| (v["name"].as_str().unwrap().to_owned(), v["mountPath"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(mounts(redis), [pair("redis-config", "/etc/redis-k8s"), pair("redis-auth", "/etc/redis-auth")]);
+        assert_eq!(
+            mounts(sentinel),
+            [
+                pair("redis-config", "/etc/redis-k8s"),
+                pair("redis-auth", "/etc/redis-auth"),
+                pair("sentinel-data", "/sentinel")
+            ]
+        );
+        // No emptyDir at /data any more: Juju mounts the `data` storage there.
+        assert!(!render(6379, &public_image("redis")).contains("mountPath: /data"));
+        let files: Vec<&str> = redis["volumeConfig"][0]["files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(files, ["redis.conf", "sentinel.conf", "start-redis.sh", "start-sentinel.sh"]);
+        assert_eq!(parse("{name: redis-auth, defaultMode: 256}"), redis["volumeConfig"][1]["secret"]);
+
+        let secret = &spec["kubernetesResources"]["secrets"][0];
+        assert_eq!(secret["name"], "redis-auth");
+        assert_eq!(secret["type"], "Opaque");
+        assert_eq!(secret["stringData"]["password"], PW);
+        assert_eq!(secret["stringData"]["auth.conf"], format!("requirepass {PW}\nmasterauth {PW}\n").as_str());
         // The conf is a readable block scalar, not one escaped line.
-        assert!(yaml.contains("content: |\n"), "{yaml}");
+        assert!(render(6379, &public_image("redis")).contains("content: |\n"));
     }
 
     #[test]
@@ -573,20 +1267,88 @@ containers:
             assert_eq!(render(6379, &image), first);
         }
         assert_ne!(render(6380, &image), first);
+        assert_ne!(render_pod_spec(&cfg_port(6379), &image, &topo(3)).unwrap(), first);
     }
 
-    // ---- Credentials ------------------------------------------------------------------------------------------
+    // ---- The password -----------------------------------------------------------------------------------------
+
+    #[test]
+    fn the_password_is_only_in_the_secret() {
+        let special = "Pw!#$%&()*+,-./:;<=>?@[]^_`{|}~09";
+        for password in [PW, special] {
+            for units in [1, 3] {
+                let t = Topology { app: "redis".into(), units, password: Some(password.into()) };
+                let yaml = render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &t).unwrap();
+                let mut spec = parse(&yaml);
+                let data = &spec["kubernetesResources"]["secrets"][0]["stringData"];
+                assert_eq!(data["password"].as_str(), Some(password));
+                assert_eq!(data["auth.conf"].as_str().unwrap().matches(password).count(), 2);
+                // Without kubernetesResources, the password is nowhere: not in the commands, files, env or labels.
+                spec.as_mapping_mut().unwrap().remove("kubernetesResources");
+                let rest = serde_yaml::to_string(&spec).unwrap();
+                assert!(!rest.contains(password), "{rest}");
+                // Nor any long piece of it.
+                assert!(!rest.contains(&password[..12]), "{rest}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_auth_there_is_no_secret_and_no_include() {
+        let yaml = render_pod_spec(&no_auth(), &public_image("redis:7.0"), &topo(3)).unwrap();
+        assert!(spec_problems(&yaml).is_empty());
+        let spec = parse(&yaml);
+        assert!(spec.get("kubernetesResources").is_none(), "{yaml}");
+        assert!(!yaml.contains("redis-auth") && !yaml.contains(PW) && !yaml.contains("include "), "{yaml}");
+        assert!(!yaml.contains("REDISCLI_AUTH") && !yaml.contains("requirepass"), "{yaml}");
+        assert!(yaml.contains("protected-mode no"), "{yaml}");
+        // The password is ignored, and not needed.
+        let t = Topology { password: None, ..topo(1) };
+        assert!(render_pod_spec(&no_auth(), &public_image("redis"), &t).is_ok());
+    }
+
+    #[test]
+    fn rendering_refuses_what_it_cannot_render_safely() {
+        let image = public_image("redis:7.0");
+        let err = |cfg: &RedisConfig, t: &Topology| render_pod_spec(cfg, &image, t).unwrap_err().to_string();
+        let missing = Topology { password: None, ..topo(1) };
+        assert!(err(&RedisConfig::default(), &missing).contains("no password"));
+        let weak = Topology { password: Some("hunter2".into()), ..topo(1) };
+        let text = err(&RedisConfig::default(), &weak);
+        assert!(text.contains("password must be 16-512") && !text.contains("hunter2"), "{text}");
+        let quoted = Topology { password: Some("has\"quote-and-more-chars".into()), ..topo(1) };
+        assert!(!err(&RedisConfig::default(), &quoted).contains("quote-and"));
+        assert!(err(&cfg_port(26379), &topo(1)).contains("26379"));
+        assert!(err(&cfg_port(0), &topo(1)).contains("port 0"));
+        for app in ["", "Redis", "1redis", "redis-", "re dis", "re_dis", "redis;rm", "ré", &"x".repeat(54)] {
+            let t = Topology { app: app.to_owned(), ..topo(1) };
+            assert!(err(&RedisConfig::default(), &t).contains("application name"), "{app:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let image = ImageDetails { image_path: "redis".into(), username: "u".into(), password: "hunter2".into() };
+        let text = format!("{image:?}");
+        assert!(!text.contains("hunter2") && text.contains("<redacted>"), "{text}");
+        let text = format!("{:?}", topo(3));
+        assert!(!text.contains(PW) && text.contains("<redacted>"), "{text}");
+    }
+
+    // ---- Image credentials ------------------------------------------------------------------------------------
 
     #[test]
     fn credentials_are_left_out_when_empty() {
         let yaml = render(6379, &public_image("redis:7.0"));
-        let spec: Value = serde_yaml::from_str(&yaml).unwrap();
-        let details = spec["containers"][0]["imageDetails"].as_mapping().unwrap();
-        assert_eq!(details.len(), 1, "{yaml}");
-        assert!(!yaml.contains("username:") && !yaml.contains("password:"), "{yaml}");
+        let spec = parse(&yaml);
+        for c in 0..2 {
+            let details = spec["containers"][c]["imageDetails"].as_mapping().unwrap();
+            assert_eq!(details.len(), 1, "{yaml}");
+        }
+        assert!(!yaml.contains("username:"), "{yaml}");
 
         let user_only = ImageDetails { username: "robot".into(), ..public_image("redis:7.0") };
-        let spec: Value = serde_yaml::from_str(&render(6379, &user_only)).unwrap();
+        let spec = parse(&render(6379, &user_only));
         let details = spec["containers"][0]["imageDetails"].as_mapping().unwrap();
         assert_eq!(details.get("username").and_then(Value::as_str), Some("robot"));
         assert!(!details.contains_key("password"));
@@ -600,15 +1362,17 @@ containers:
             password: "s3cr3t-pa55-9d2e".into(),
         };
         let yaml = render(6379, &image);
-        let spec: Value = serde_yaml::from_str(&yaml).unwrap();
-        let details = &spec["containers"][0]["imageDetails"];
+        let spec = parse(&yaml);
+        let details = &spec["containers"][1]["imageDetails"];
         assert_eq!(details["username"].as_str(), Some("robot-user-4f1c"));
         assert_eq!(details["password"].as_str(), Some("s3cr3t-pa55-9d2e"));
-        // Once each in the whole text: under imageDetails and nowhere else (not in the conf, args or env).
-        assert_eq!(yaml.matches("robot-user-4f1c").count(), 1, "{yaml}");
-        assert_eq!(yaml.matches("s3cr3t-pa55-9d2e").count(), 1, "{yaml}");
+        // Once per container: under imageDetails and nowhere else (not in the conf, scripts or Secret).
+        assert_eq!(yaml.matches("robot-user-4f1c").count(), 2, "{yaml}");
+        assert_eq!(yaml.matches("s3cr3t-pa55-9d2e").count(), 2, "{yaml}");
         let mut without_details = spec.clone();
-        without_details["containers"][0].as_mapping_mut().unwrap().remove("imageDetails");
+        for c in 0..2 {
+            without_details["containers"][c].as_mapping_mut().unwrap().remove("imageDetails");
+        }
         let rest = serde_yaml::to_string(&without_details).unwrap();
         assert!(!rest.contains("robot-user-4f1c") && !rest.contains("s3cr3t-pa55-9d2e"), "{rest}");
     }
@@ -622,16 +1386,9 @@ containers:
         };
         let yaml = render(6379, &image);
         assert!(spec_problems(&yaml).is_empty(), "{yaml}");
-        let spec: Value = serde_yaml::from_str(&yaml).unwrap();
+        let spec = parse(&yaml);
         assert_eq!(spec["containers"][0]["imageDetails"]["username"].as_str(), Some(image.username.as_str()));
         assert_eq!(spec["containers"][0]["imageDetails"]["password"].as_str(), Some(image.password.as_str()));
-    }
-
-    #[test]
-    fn debug_output_hides_the_password() {
-        let image = ImageDetails { image_path: "redis".into(), username: "u".into(), password: "hunter2".into() };
-        let text = format!("{image:?}");
-        assert!(!text.contains("hunter2") && text.contains("<redacted>"), "{text}");
     }
 
     // ---- Golden files -----------------------------------------------------------------------------------------
@@ -653,15 +1410,37 @@ containers:
 
     #[test]
     fn golden_default_spec() {
-        check_golden("podspec-default.yaml", &render(6379, &public_image("redis:7.0")));
+        let yaml = render_pod_spec(&cfg_port(6379), &public_image("redis:7.0"), &golden_topo(1)).unwrap();
+        check_golden("podspec-default.yaml", &yaml);
     }
 
     #[test]
     fn golden_port_7000_spec() {
-        check_golden("podspec-port-7000.yaml", &render(7000, &public_image("redis:7.0")));
+        let yaml = render_pod_spec(&cfg_port(7000), &public_image("redis:7.0"), &golden_topo(1)).unwrap();
+        check_golden("podspec-port-7000.yaml", &yaml);
     }
 
-    // ---- redis.conf ------------------------------------------------------------------------------------------
+    #[test]
+    fn golden_3_units_spec() {
+        let yaml = render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &golden_topo(3)).unwrap();
+        check_golden("podspec-3-units.yaml", &yaml);
+    }
+
+    #[test]
+    fn golden_no_auth_spec() {
+        let cfg = RedisConfig {
+            require_auth: false,
+            save: vec![],
+            maxmemory: 256 * 1024 * 1024,
+            maxmemory_policy: MaxmemoryPolicy::AllkeysLru,
+            ..RedisConfig::default()
+        };
+        let yaml =
+            render_pod_spec(&cfg, &public_image("redis:7.0"), &Topology { password: None, ..golden_topo(3) }).unwrap();
+        check_golden("podspec-no-auth.yaml", &yaml);
+    }
+
+    // ---- redis.conf and sentinel.conf -------------------------------------------------------------------------
 
     /// The directives (comments and blank lines dropped), as `(name, value)`.
     fn directives(conf: &str) -> Vec<(String, String)> {
@@ -675,170 +1454,519 @@ containers:
             .collect()
     }
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
     #[test]
     fn redis_conf_has_the_directives_the_pod_needs() {
-        let conf = redis_conf(&RedisConfig { port: 7000 });
-        let d = directives(&conf);
-        let expected: Vec<(String, String)> = [
-            ("bind", "0.0.0.0"),
-            ("port", "7000"),
-            ("protected-mode", "no"),
-            ("daemonize", "no"),
-            ("logfile", "\"\""),
-            ("dir", "/data"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        assert_eq!(d, expected);
-        assert_eq!(conf, redis_conf(&RedisConfig { port: 7000 }), "deterministic");
+        let conf = redis_conf(&cfg_port(7000));
+        assert_eq!(
+            directives(&conf),
+            pairs(&[
+                ("bind", "0.0.0.0"),
+                ("port", "7000"),
+                ("protected-mode", "yes"),
+                ("daemonize", "no"),
+                ("logfile", "\"\""),
+                ("dir", "/data"),
+                ("appendonly", "yes"),
+                ("appendfsync", "everysec"),
+                ("save", "3600 1 300 100 60 10000"),
+                ("maxmemory", "0"),
+                ("maxmemory-policy", "noeviction"),
+                ("replica-read-only", "yes"),
+                ("include", "/etc/redis-auth/auth.conf"),
+            ])
+        );
+        assert_eq!(conf, redis_conf(&cfg_port(7000)), "deterministic");
         assert!(conf.ends_with('\n'));
+
+        let other = RedisConfig {
+            require_auth: false,
+            appendonly: false,
+            appendfsync: AppendFsync::No,
+            save: vec![SavePoint { seconds: 900, changes: 1 }],
+            maxmemory: 1_000_000,
+            maxmemory_policy: MaxmemoryPolicy::VolatileTtl,
+            ..RedisConfig::default()
+        };
+        let d = directives(&redis_conf(&other));
+        for expected in pairs(&[
+            ("protected-mode", "no"),
+            ("appendonly", "no"),
+            ("appendfsync", "no"),
+            ("save", "900 1"),
+            ("maxmemory", "1000000"),
+            ("maxmemory-policy", "volatile-ttl"),
+        ]) {
+            assert!(d.contains(&expected), "{expected:?} not in {d:?}");
+        }
+        assert!(!d.iter().any(|(k, _)| k == "include"));
+        let none = RedisConfig { save: vec![], ..RedisConfig::default() };
+        assert!(directives(&redis_conf(&none)).contains(&("save".to_owned(), "\"\"".to_owned())));
     }
 
-    /// Kills redis-server when the test ends, even if it fails.
-    struct KillOnDrop(std::process::Child);
+    #[test]
+    fn sentinel_conf_has_the_static_directives() {
+        let conf = render_sentinel_conf(&RedisConfig::default(), &POD);
+        assert_eq!(
+            directives(&conf),
+            pairs(&[
+                ("port", "26379"),
+                ("bind", "0.0.0.0"),
+                ("protected-mode", "yes"),
+                ("daemonize", "no"),
+                ("logfile", "\"\""),
+                ("dir", "/sentinel"),
+                ("sentinel", "resolve-hostnames yes"),
+                ("sentinel", "announce-hostnames yes"),
+            ])
+        );
+        assert!(render_sentinel_conf(&no_auth(), &POD).contains("\nprotected-mode no\n"));
+    }
 
-    impl Drop for KillOnDrop {
+    #[test]
+    fn quorum_is_a_strict_majority() {
+        let cases = [(0, 1), (1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4), (u32::MAX, u32::MAX / 2 + 1)];
+        for (units, quorum) in cases {
+            assert_eq!(sentinel_quorum(units), quorum, "{units} units");
+        }
+        let script = render_start_sentinel(&RedisConfig::default(), &topo(5), &POD);
+        assert!(script.contains("sentinel monitor $APP $PRIMARY_HOST $PRIMARY_PORT 3\""), "{script}");
+    }
+
+    #[test]
+    fn pod_names_and_sentinel_addresses() {
+        assert_eq!(pod_host("redis", 2), "redis-2.redis-endpoints");
+        assert_eq!(
+            sentinel_addresses("cache", 2),
+            ["cache-0.cache-endpoints:26379".to_owned(), "cache-1.cache-endpoints:26379".to_owned()]
+        );
+        assert_eq!(sentinel_addresses("cache", 0).len(), 1);
+    }
+
+    #[test]
+    fn start_scripts_are_valid_sh() {
+        for cfg in all_configs() {
+            for units in [1, 3] {
+                for script in
+                    [render_start_redis(&cfg, &topo(units), &POD), render_start_sentinel(&cfg, &topo(units), &POD)]
+                {
+                    let out = std::process::Command::new("sh").args(["-n", "-c", &script]).output().unwrap();
+                    assert!(out.status.success(), "{}\n{script}", String::from_utf8_lossy(&out.stderr));
+                    assert!(!script.contains(PW));
+                }
+            }
+        }
+    }
+
+    /// Who the scripts think they are: the test variables, else HOSTNAME (set by the container runtime, and by
+    /// juju-local), else the host name; a name without an ordinal stops the script.
+    #[test]
+    fn scripts_find_their_pod_name_and_ordinal() {
+        let prelude = script_prelude("t.sh", "test", &no_auth(), &topo(3), &POD) + "echo \"$ORDINAL $SELF\"\n";
+        let run = |env: &[(&str, &str)]| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &prelude])
+                .env_remove("HOSTNAME")
+                .env_remove("REDIS_K8S_POD_NAME")
+                .env_remove("REDIS_K8S_HOST_PREFIX")
+                .env_remove("REDIS_K8S_HOST_SUFFIX")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        assert_eq!(run(&[("HOSTNAME", "redis-2")]), (true, "2 redis-2.redis-endpoints".to_owned()));
+        assert_eq!(
+            run(&[("HOSTNAME", "redis-2"), ("REDIS_K8S_POD_NAME", "redis-1")]),
+            (true, "1 redis-1.redis-endpoints".to_owned())
+        );
+        assert_eq!(
+            run(&[
+                ("REDIS_K8S_POD_NAME", "redis-0"),
+                ("REDIS_K8S_HOST_PREFIX", "10.0.0.1"),
+                ("REDIS_K8S_HOST_SUFFIX", "")
+            ]),
+            (true, "0 10.0.0.10".to_owned())
+        );
+        assert!(!run(&[("HOSTNAME", "not-a-pod")]).0);
+        assert!(!run(&[("HOSTNAME", "redis-")]).0);
+    }
+
+    // ---- Running the rendered files with the real redis-server ------------------------------------------------
+
+    /// Temp directories and processes for one test; everything is removed and killed on drop, even on failure.
+    struct Sandbox {
+        dir: std::path::PathBuf,
+        /// `(name, child)`: each child leads its own process group, so killing the group also kills anything a
+        /// start script runs.
+        children: Vec<(String, std::process::Child)>,
+    }
+
+    impl Sandbox {
+        fn new(name: &str) -> Sandbox {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("redis-k8s-{name}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Sandbox { dir, children: Vec::new() }
+        }
+
+        fn path(&self, rel: &str) -> String {
+            let p = self.dir.join(rel);
+            std::fs::create_dir_all(&p).unwrap();
+            p.to_str().unwrap().to_owned()
+        }
+
+        /// Starts `program args` with `env`, output appended to `<name>.log` in the sandbox.
+        fn spawn(&mut self, name: &str, program: &str, args: &[&str], env: &[(&str, &str)]) {
+            use std::os::unix::process::CommandExt;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(format!("{name}.log")))
+                .unwrap();
+            let child = std::process::Command::new(program)
+                .args(args)
+                .envs(env.iter().copied())
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {program} ({e}): these tests need sh and redis-server 7"));
+            self.children.push((name.to_owned(), child));
+        }
+
+        fn kill(&mut self, name: &str) {
+            if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
+                let (_, mut child) = self.children.remove(i);
+                kill_group(&mut child);
+            }
+        }
+
+        fn logs(&self) -> String {
+            let mut out = String::new();
+            let mut entries: Vec<_> = std::fs::read_dir(&self.dir).unwrap().flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                out += &format!("--- {}\n", path.display());
+                for line in tail.into_iter().rev() {
+                    out += line;
+                    out.push('\n');
+                }
+            }
+            out
+        }
+
+        /// Polls `ok` every 50 ms for up to 15 s; on timeout, fails with the processes' logs.
+        fn wait_until(&self, what: &str, mut ok: impl FnMut() -> bool) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while !ok() {
+                if std::time::Instant::now() >= deadline {
+                    panic!("gave up after 15 s waiting for {what}\n{}", self.logs());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn kill_group(child: &mut std::process::Child) {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) on a process group this test created; no memory is touched.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    impl Drop for Sandbox {
         fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn free_loopback_port() -> u16 {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
-    /// Sends one inline command and returns the raw reply (RESP), read until it looks complete.
-    fn redis_command(port: u16, command: &str) -> String {
-        use std::io::{Read, Write};
-        use std::time::Duration;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf).unwrap();
-            reply.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&reply);
-            let done = match text.chars().next() {
-                Some('*') => text.matches("\r\n").count() >= 5, // a two-element array of bulk strings
-                _ => text.ends_with("\r\n"),
-            };
-            if n == 0 || done {
-                return text.into_owned();
+            for (_, child) in &mut self.children {
+                kill_group(child);
             }
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 
-    /// Runs the real redis-server on the rendered conf.
-    ///
-    /// The file is used as rendered, port included, with one exception: `dir /data` is pointed at a temp dir,
-    /// because `/data` exists only in the pod and redis-server refuses a missing `dir`. `--bind 127.0.0.1` on
-    /// the command line (applied after the file) keeps the test server off the host's other interfaces; the
-    /// file's own `bind 0.0.0.0` line is still parsed and checked.
+    use std::time::Duration;
+    const T: Duration = Duration::from_secs(3);
+
+    /// A port nothing listens on, on any address (so also free on the 127.x.y.z addresses the tests use).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap().local_addr().unwrap().port()
+    }
+
+    /// Writes the auth Secret's files as Kubernetes would mount them.
+    fn write_secret(dir: &str, password: &str) {
+        std::fs::write(format!("{dir}/{AUTH_CONF}"), auth_conf(password)).unwrap();
+        std::fs::write(format!("{dir}/{PASSWORD_FILE}"), password).unwrap();
+    }
+
+    fn get(addr: &str, pw: Option<&str>, cmd: &[&str]) -> Option<Resp> {
+        resp::query(addr, pw, cmd, T).ok()
+    }
+
+    fn config_get(addr: &str, pw: &str, name: &str) -> String {
+        match get(addr, Some(pw), &["CONFIG", "GET", name]) {
+            Some(Resp::Array(items)) if items.len() == 2 => items[1].as_str().unwrap_or_default().to_owned(),
+            other => panic!("CONFIG GET {name}: {other:?}"),
+        }
+    }
+
+    /// Runs the real redis-server on the rendered redis.conf (with auth on and non-default options), laid out in a
+    /// temp dir instead of /etc/redis-k8s, /etc/redis-auth and /data, listening on 127.0.0.1.
     #[test]
-    fn redis_server_runs_the_rendered_conf_on_the_configured_port() {
-        use std::process::{Command, Stdio};
-        use std::time::{Duration, Instant};
+    fn redis_server_runs_the_rendered_conf() {
+        let mut sb = Sandbox::new("conf");
+        let port = free_port();
+        let (conf_dir, auth_dir, data_dir) = (sb.path("conf"), sb.path("auth"), sb.path("data"));
+        let layout = Layout {
+            config_dir: &conf_dir,
+            auth_dir: &auth_dir,
+            data_dir: &data_dir,
+            sentinel_dir: "/nonexistent",
+            bind: "127.0.0.1",
+            sentinel_port: SENTINEL_PORT,
+        };
+        let cfg = RedisConfig {
+            port,
+            save: vec![SavePoint { seconds: 900, changes: 1 }, SavePoint { seconds: 60, changes: 500 }],
+            maxmemory: 64 * 1024 * 1024,
+            maxmemory_policy: MaxmemoryPolicy::AllkeysLfu,
+            appendfsync: AppendFsync::Always,
+            ..RedisConfig::default()
+        };
+        let conf = render_redis_conf(&cfg, &layout);
+        // The pod's file differs only in the paths and the bind address.
+        let pod_conf = redis_conf(&cfg);
+        assert_eq!(
+            conf.replace(&data_dir, "/data")
+                .replace(&auth_dir, "/etc/redis-auth")
+                .replace("bind 127.0.0.1", "bind 0.0.0.0"),
+            pod_conf
+        );
+        let conf_path = format!("{conf_dir}/{REDIS_CONF}");
+        std::fs::write(&conf_path, &conf).unwrap();
+        write_secret(&auth_dir, PW);
+        sb.spawn("redis", "redis-server", &[&conf_path], &[]);
 
-        let port = free_loopback_port();
-        let conf = redis_conf(&RedisConfig { port });
-        let dir = std::env::temp_dir().join(format!("redis-k8s-conf-test-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let data_line = format!("dir {DATA_DIR}\n");
-        assert_eq!(conf.matches(&data_line).count(), 1, "the conf should set dir once:\n{conf}");
-        let test_conf = conf.replace(&data_line, &format!("dir {}\n", dir.display()));
-        let conf_path = dir.join(CONFIG_FILE);
-        std::fs::write(&conf_path, &test_conf).unwrap();
-
-        let child = Command::new("redis-server")
-            .arg(&conf_path)
-            .args(["--bind", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): this test needs redis-server 7.0 on PATH (apt-get install redis-server)")
-            });
-        let mut server = KillOnDrop(child);
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = server.0.try_wait().unwrap() {
-                let mut out = String::new();
-                let mut err = String::new();
-                use std::io::Read;
-                if let Some(mut s) = server.0.stdout.take() {
-                    let _ = s.read_to_string(&mut out);
-                }
-                if let Some(mut s) = server.0.stderr.take() {
-                    let _ = s.read_to_string(&mut err);
-                }
-                panic!("redis-server exited with {status} on the rendered conf:\n{out}{err}\n--- conf\n{test_conf}");
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not listen on port {port} within 10 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-
-        assert_eq!(redis_command(port, "PING"), "+PONG\r\n");
-        let config_get = |name: &str| redis_command(port, &format!("CONFIG GET {name}"));
-        assert!(config_get("port").contains(&format!("\r\n{port}\r\n")), "{}", config_get("port"));
-        assert!(config_get("protected-mode").ends_with("\r\nno\r\n"), "{}", config_get("protected-mode"));
-        assert!(config_get("daemonize").ends_with("\r\nno\r\n"), "{}", config_get("daemonize"));
-        assert!(config_get("logfile").ends_with("$0\r\n\r\n"), "logfile should be stdout: {}", config_get("logfile"));
-
+        let addr = format!("127.0.0.1:{port}");
+        sb.wait_until("redis-server to answer", || resp::ping(&addr, Some(PW), T).is_ok());
+        assert!(matches!(get(&addr, None, &["PING"]), Some(Resp::Error(e)) if e.starts_with("NOAUTH")));
+        assert!(resp::query(&addr, Some("wrong-password-0123456789"), &["PING"], T).is_err());
+        assert_eq!(config_get(&addr, PW, "port"), port.to_string());
+        assert_eq!(config_get(&addr, PW, "protected-mode"), "yes");
+        assert_eq!(config_get(&addr, PW, "appendonly"), "yes");
+        assert_eq!(config_get(&addr, PW, "appendfsync"), "always");
+        assert_eq!(config_get(&addr, PW, "save"), "900 1 60 500");
+        assert_eq!(config_get(&addr, PW, "maxmemory"), (64 * 1024 * 1024).to_string());
+        assert_eq!(config_get(&addr, PW, "maxmemory-policy"), "allkeys-lfu");
+        assert_eq!(config_get(&addr, PW, "replica-read-only"), "yes");
+        assert_eq!(config_get(&addr, PW, "dir"), data_dir);
+        assert_eq!(config_get(&addr, PW, "logfile"), "");
+        assert_eq!(config_get(&addr, PW, "masterauth"), PW);
+        // The append-only file is really written to the data dir.
+        assert_eq!(get(&addr, Some(PW), &["SET", "k", "v"]), Some(Resp::Simple("OK".into())));
+        sb.wait_until("the AOF directory", || std::path::Path::new(&data_dir).join("appendonlydir").is_dir());
         // `logfile ""` sends the log to stdout, where Kubernetes collects it.
-        let _ = server.0.kill();
-        let _ = server.0.wait();
-        let mut out = String::new();
-        if let Some(mut s) = server.0.stdout.take() {
-            use std::io::Read;
-            let _ = s.read_to_string(&mut out);
-        }
-        assert!(out.contains("Ready to accept connections"), "redis-server logged nothing on stdout:\n{out}");
-        drop(server);
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(sb.logs().contains("Ready to accept connections"), "{}", sb.logs());
     }
 
-    // ---- image_version ---------------------------------------------------------------------------------------
+    /// One pod of the three-pod test: its address, directories and processes.
+    struct TestPod {
+        ordinal: u32,
+        host: String,
+        dir: String,
+    }
 
-    #[test]
-    fn image_version_reads_the_tag_or_digest() {
-        let cases = [
-            ("redis:7.0", "7.0"),
-            ("redis", "latest"),
-            ("library/redis", "latest"),
-            ("docker.io/library/redis:7.2.4-alpine", "7.2.4-alpine"),
-            ("registry.example.com:5000/library/redis:7.2.4", "7.2.4"),
-            ("registry.example.com:5000/library/redis", "latest"),
-            ("localhost:5000/redis", "latest"),
-            ("redis@sha256:abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "sha256:abcdef012345"),
-            ("registry.example.com:5000/redis@sha256:0123456789abcdef", "sha256:0123456789ab"),
-            ("redis@sha256:abc", "sha256:abc"),
-            ("redis:7.0@sha256:abcdef0123456789", "7.0"),
-            ("  redis:7.0\n", "7.0"),
-            ("redis:", "latest"),
-            ("redis@", "latest"),
-            ("", "latest"),
-        ];
-        for (path, version) in cases {
-            assert_eq!(image_version(path), version, "image_version({path:?})");
+    impl TestPod {
+        fn redis(&self, port: u16) -> String {
+            format!("{}:{port}", self.host)
         }
     }
 
-    #[test]
-    fn image_version_never_panics_on_odd_input() {
-        for path in
-            ["@", ":", "/", "::", "@@", "a@b@c", "/:@", "🦀:🦀🦀", "x@sha256:🦀🦀🦀🦀🦀🦀🦀🦀🦀🦀🦀🦀🦀", "a/b/c/"]
-        {
-            let _ = image_version(path);
+    fn info(addr: &str, pw: &str) -> String {
+        resp::info(addr, Some(pw), "replication", T).unwrap_or_default()
+    }
+
+    fn is_replica_of(addr: &str, pw: &str, primary_host: &str) -> bool {
+        let text = info(addr, pw);
+        resp::info_field(&text, "role") == Some("slave")
+            && resp::info_field(&text, "master_host") == Some(primary_host)
+            && resp::info_field(&text, "master_link_status") == Some("up")
+    }
+
+    fn sentinel_says(addr: &str, pw: &str, app: &str) -> Option<(String, u16)> {
+        resp::sentinel_primary(&[addr.to_owned()], app, Some(pw), T)
+    }
+
+    /// A flat RESP map (`[k1, v1, k2, v2, …]`) as pairs.
+    fn resp_map(reply: &Resp) -> Vec<(String, String)> {
+        match reply {
+            Resp::Array(items) => items
+                .chunks(2)
+                .filter_map(|kv| Some((kv.first()?.as_str()?.to_owned(), kv.get(1)?.as_str()?.to_owned())))
+                .collect(),
+            _ => Vec::new(),
         }
+    }
+
+    /// Runs the rendered start scripts for a 3-pod deployment on this machine and checks that replication and
+    /// Sentinel work: each pod gets its own loopback address (127.a.b.10-12, all the same ports, as pods have
+    /// their own IPs), the REDIS_K8S_* variables stand in for the pod name and the cluster DNS, and the password has
+    /// every special character the config allows.
+    #[test]
+    fn start_scripts_run_a_replicated_three_pod_deployment() {
+        let mut sb = Sandbox::new("pods");
+        let app = "cache";
+        let pw = "Pw!#$%&()*+,-./:;<=>?@[]^_`{|}~09";
+        let pid = std::process::id();
+        let prefix = format!("127.{}.{}.1", (pid >> 8) % 250 + 2, pid % 250 + 2);
+        let port = free_port();
+        let sentinel_port = free_port();
+        let cfg = RedisConfig { port, save: vec![], ..RedisConfig::default() };
+        let t = Topology { app: app.to_owned(), units: 3, password: Some(pw.to_owned()) };
+
+        let pods: Vec<TestPod> = (0..3)
+            .map(|ordinal| TestPod {
+                ordinal,
+                host: format!("{prefix}{ordinal}"),
+                dir: sb.path(&format!("pod{ordinal}")),
+            })
+            .collect();
+        for pod in &pods {
+            let (conf, auth, data, sentinel) = (
+                sb.path(&format!("pod{}/conf", pod.ordinal)),
+                sb.path(&format!("pod{}/auth", pod.ordinal)),
+                sb.path(&format!("pod{}/data", pod.ordinal)),
+                sb.path(&format!("pod{}/sentinel", pod.ordinal)),
+            );
+            let layout = Layout {
+                config_dir: &conf,
+                auth_dir: &auth,
+                data_dir: &data,
+                sentinel_dir: &sentinel,
+                bind: &pod.host,
+                sentinel_port,
+            };
+            let files = Rendered::new(&cfg, &t, &layout).unwrap();
+            std::fs::write(format!("{conf}/{REDIS_CONF}"), &files.redis_conf).unwrap();
+            std::fs::write(format!("{conf}/{SENTINEL_CONF}"), &files.sentinel_conf).unwrap();
+            std::fs::write(format!("{conf}/{START_REDIS}"), &files.start_redis).unwrap();
+            std::fs::write(format!("{conf}/{START_SENTINEL}"), &files.start_sentinel).unwrap();
+            write_secret(&auth, pw);
+            assert!(
+                !files.start_redis.contains(pw) && !files.start_sentinel.contains(pw) && !files.redis_conf.contains(pw)
+            );
+        }
+        let start = |sb: &mut Sandbox, pod: &TestPod, which: &str| {
+            let script = format!("{}/conf/start-{which}.sh", pod.dir);
+            let pod_name = format!("{app}-{}", pod.ordinal);
+            let env = [
+                ("REDIS_K8S_POD_NAME", pod_name.as_str()),
+                ("REDIS_K8S_HOST_PREFIX", prefix.as_str()),
+                ("REDIS_K8S_HOST_SUFFIX", ""),
+            ];
+            sb.spawn(&format!("pod{}-{which}", pod.ordinal), "sh", &[&script], &env);
+        };
+
+        // A fresh deployment: every container starts at once. No Sentinel knows a primary yet, so ordinal 0 is it.
+        for pod in &pods {
+            start(&mut sb, pod, "sentinel");
+            start(&mut sb, pod, "redis");
+        }
+        let primary = pods[0].redis(port);
+        sb.wait_until("the primary", || resp::ping(&primary, Some(pw), T).is_ok());
+        for pod in &pods[1..] {
+            sb.wait_until(&format!("pod {} to replicate from pod 0", pod.ordinal), || {
+                is_replica_of(&pod.redis(port), pw, &pods[0].host)
+            });
+        }
+        assert_eq!(resp::info_field(&info(&primary, pw), "role"), Some("master"));
+
+        // A write on the primary is readable on both replicas; replicas refuse writes; auth is required everywhere.
+        assert_eq!(get(&primary, Some(pw), &["SET", "greeting", "hello"]), Some(Resp::Simple("OK".into())));
+        for pod in &pods[1..] {
+            let replica = pod.redis(port);
+            sb.wait_until("the write to reach the replica", || {
+                get(&replica, Some(pw), &["GET", "greeting"]) == Some(Resp::Bulk(b"hello".to_vec()))
+            });
+            assert!(
+                matches!(get(&replica, Some(pw), &["SET", "x", "y"]), Some(Resp::Error(e)) if e.starts_with("READONLY"))
+            );
+            assert!(
+                matches!(get(&replica, None, &["GET", "greeting"]), Some(Resp::Error(e)) if e.starts_with("NOAUTH"))
+            );
+        }
+
+        // Every Sentinel names pod 0, knows both replicas by their announced names, and sees the two other
+        // Sentinels over authenticated links.
+        for pod in &pods {
+            let sentinel = format!("{}:{sentinel_port}", pod.host);
+            sb.wait_until("the Sentinel", || sentinel_says(&sentinel, pw, app) == Some((pods[0].host.clone(), port)));
+            sb.wait_until("the Sentinel to see both replicas", || {
+                let reply = get(&sentinel, Some(pw), &["SENTINEL", "REPLICAS", app]);
+                let mut hosts: Vec<String> = match reply {
+                    Some(Resp::Array(replicas)) => replicas
+                        .iter()
+                        .filter_map(|r| resp_map(r).into_iter().find(|(k, _)| k == "ip").map(|(_, v)| v))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                hosts.sort();
+                hosts == [pods[1].host.clone(), pods[2].host.clone()]
+            });
+            sb.wait_until("the Sentinel to see the two others, connected", || {
+                match get(&sentinel, Some(pw), &["SENTINEL", "SENTINELS", app]) {
+                    Some(Resp::Array(peers)) => {
+                        peers.len() == 2
+                            && peers.iter().all(|p| {
+                                resp_map(p)
+                                    .iter()
+                                    .any(|(k, v)| k == "flags" && !v.contains("disconnected") && !v.contains("s_down"))
+                            })
+                    }
+                    _ => false,
+                }
+            });
+        }
+
+        // Fail over to a replica, then restart pod 0's Redis: its script must ask the peer Sentinels and come back
+        // as a replica of the new primary, not as a second primary.
+        let sentinel1 = format!("{}:{sentinel_port}", pods[1].host);
+        // Sentinel refuses (NOGOODSLAVE) until it has had INFO from the replicas themselves: retry.
+        sb.wait_until("Sentinel to accept a failover", || {
+            get(&sentinel1, Some(pw), &["SENTINEL", "FAILOVER", app]) == Some(Resp::Simple("OK".into()))
+        });
+        let mut new_primary = None;
+        sb.wait_until("the failover", || {
+            new_primary =
+                pods[1..].iter().find(|p| resp::info_field(&info(&p.redis(port), pw), "role") == Some("master"));
+            new_primary.is_some_and(|p| {
+                pods.iter().all(|s| {
+                    sentinel_says(&format!("{}:{sentinel_port}", s.host), pw, app) == Some((p.host.clone(), port))
+                })
+            })
+        });
+        let new_primary = new_primary.unwrap();
+        sb.kill("pod0-redis");
+        start(&mut sb, &pods[0], "redis");
+        sb.wait_until("pod 0 to come back as a replica of the new primary", || {
+            is_replica_of(&pods[0].redis(port), pw, &new_primary.host)
+        });
+        assert_eq!(get(&pods[0].redis(port), Some(pw), &["GET", "greeting"]), Some(Resp::Bulk(b"hello".to_vec())));
+        let log = std::fs::read_to_string(sb.dir.join("pod0-redis.log")).unwrap();
+        assert!(log.contains(&format!("names {}:{port} as the primary", new_primary.host)), "{log}");
+        // The password never reached a log.
+        assert!(!sb.logs().contains(pw));
     }
 }

@@ -3,7 +3,8 @@
 //! One set of keys serves both families of client (redis-relation-contract.md): `host` and `hostname`
 //! (the address, raw: reactive clients decode JSON with a raw fallback, ops-library clients read it
 //! raw), `port` as bare decimal digits (a JSON integer to one family, an `int()`-able string to the
-//! other), and `password` JSON-encoded, only when auth is on.
+//! other), and `password` JSON-encoded, only when auth is on. The leader also writes `leader-host` into
+//! the application bag.
 
 use crate::juju::Settings;
 
@@ -16,6 +17,26 @@ pub fn unit_data(host: &str, port: u16, password: Option<&str>) -> Settings {
     if let Some(pw) = password {
         s.insert("password".into(), serde_json::Value::String(pw.to_string()).to_string());
     }
+    s
+}
+
+/// Every key this charm ever writes in a unit bag.
+pub const UNIT_KEYS: &[&str] = &["host", "hostname", "port", "password"];
+
+/// `data` plus an empty value (which `relation-set` treats as "delete") for each of `keys` it lacks,
+/// so a key this charm stopped publishing (the password, once auth is off) is removed, not left stale.
+pub fn with_deletions(mut data: Settings, keys: &[&str]) -> Settings {
+    for k in keys {
+        data.entry((*k).to_string()).or_default();
+    }
+    data
+}
+
+/// The application-bag settings the leader writes: `leader-host`, the primary's address (raw), which
+/// ops-library clients prefer over `hostname`.
+pub fn app_data(primary_host: &str) -> Settings {
+    let mut s = Settings::new();
+    s.insert("leader-host".into(), primary_host.to_string());
     s
 }
 
@@ -36,5 +57,8 @@ mod tests {
         assert_eq!(d["hostname"], "10.152.183.7");
         assert_eq!(d["port"].parse::<u16>().unwrap(), 7000);
         assert!(!unit_data("h", 1, None).contains_key("password"));
+        let d = with_deletions(unit_data("h", 1, None), UNIT_KEYS);
+        assert_eq!(d["password"], "", "auth off: the password key is deleted");
+        assert_eq!(d["port"], "1");
     }
 }

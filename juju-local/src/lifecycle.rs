@@ -1,0 +1,796 @@
+//! What the controller and the uniters decide: which hooks run, in which order, on which unit
+//! (reference §2). Each command queues hooks on units and `drain` runs the queues one hook at a time
+//! (hooks are serialized); a failed hook stops its unit's queue until `run-hook`/`resolved` retries
+//! it. After hooks, the kubelet reconciles the pods.
+
+use crate::charm_meta::{ConfigSchema, Metadata};
+use crate::hook_runner::{self, Outcome};
+use crate::model::{self, App, HookSpec, ImageResource, Model, NetMode, Paths, Relation, RemoteApp, StatusInfo, Unit};
+use crate::{charm_archive, kubelet, netns, util};
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+/// Loads the model, creating it (and its network) when the model dir holds none.
+pub fn load_or_create(paths: &Paths) -> Result<Model> {
+    if paths.model_file().exists() {
+        return Model::load(paths);
+    }
+    std::fs::create_dir_all(&paths.root).with_context(|| format!("cannot create {}", paths.root.display()))?;
+    let (network, index_file) = netns::setup_model(&paths.root)?;
+    let model = Model {
+        name: "local".into(),
+        uuid: util::random_uuid(),
+        network,
+        apps: BTreeMap::new(),
+        remote_apps: BTreeMap::new(),
+        relations: BTreeMap::new(),
+        next_relation_id: 0,
+        index_file: Some(index_file),
+    };
+    if let Err(e) = model.save(paths) {
+        netns::teardown_model(&model.network, model.index_file.as_deref());
+        return Err(e);
+    }
+    Ok(model)
+}
+
+/// Parses a `--resource name=IMAGE` value: an image reference or a YAML/JSON file (reference §4).
+pub fn parse_image(value: &str) -> Result<ImageResource> {
+    let p = Path::new(value);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {value}"))?;
+        let res: ImageResource = serde_yaml::from_str(&text)
+            .with_context(|| format!("{value}: expected a YAML/JSON map with registrypath, username, password"))?;
+        if res.registrypath.is_empty() {
+            bail!("docker image path \"\" not valid");
+        }
+        return Ok(res);
+    }
+    if value.is_empty() || value.contains(char::is_whitespace) {
+        bail!("docker image path {value:?} not valid");
+    }
+    Ok(ImageResource { registrypath: value.into(), username: String::new(), password: String::new() })
+}
+
+fn allocate_address(model: &Model) -> Result<String> {
+    let used: Vec<&str> = model.apps.values().flat_map(|a| a.units.values().map(|u| u.address.as_str())).collect();
+    let prefix = model.network.prefix();
+    for octet in 10..=250u32 {
+        let addr = format!("{prefix}.{octet}");
+        if !used.contains(&addr.as_str()) {
+            return Ok(addr);
+        }
+    }
+    bail!("no free pod address in {prefix}.0/24")
+}
+
+fn charm_meta(paths: &Paths, app: &str) -> Result<Metadata> {
+    let text =
+        charm_archive::read_entry(&paths.charm_archive(app), "metadata.yaml")?.context("charm has no metadata.yaml")?;
+    Metadata::parse(&text)
+}
+
+/// Creates unit `app/<next>`: unpacks the charm into its agent dir and queues its deploy hooks.
+pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
+    let address = allocate_address(model)?;
+    let a = model.app_mut(app)?;
+    let n = a.next_unit;
+    a.next_unit += 1;
+    let unit_dir = paths.unit_dir(app, n);
+    let _ = std::fs::remove_dir_all(&unit_dir);
+    charm_archive::unpack(&paths.charm_archive(app), &paths.charm_dir(app, n))?;
+    std::fs::create_dir_all(unit_dir.join("state"))?;
+    std::fs::create_dir_all(unit_dir.join("resources"))?;
+    hook_runner::ensure_tools(paths, app, n)?;
+    if a.leader.is_none() {
+        a.leader = Some(n);
+    }
+    let leader = a.leader == Some(n);
+    let mut queue = vec![HookSpec::plain("install")];
+    let rels: Vec<Relation> = model.relations_of(app).cloned().collect();
+    for r in &rels {
+        queue.push(HookSpec {
+            name: format!("{}-relation-created", r.endpoint),
+            relation_id: Some(r.id),
+            remote_app: Some(r.remote_app.clone()),
+            ..Default::default()
+        });
+    }
+    queue.push(HookSpec::plain(if leader { "leader-elected" } else { "leader-settings-changed" }));
+    queue.push(HookSpec::plain("config-changed"));
+    queue.push(HookSpec::plain("start"));
+    let me = model::unit_name(app, n);
+    // Entering scope publishes the unit's addresses at once, before any of its hooks run.
+    for r in model.relations.values_mut().filter(|r| r.app == app) {
+        r.unit_data.insert(me.clone(), scope_settings(&address));
+    }
+    let unit = Unit { number: n, agent: StatusInfo::new("allocating", ""), address, ..Default::default() };
+    model.app_mut(app)?.units.insert(n, unit);
+    for r in &rels {
+        queue.extend(join_hooks(model, r, &me));
+    }
+    queue.push(HookSpec::plain("update-status"));
+    // Peers: the existing units see the new one join.
+    for r in rels.iter().filter(|r| r.remote_app == r.app) {
+        let hooks: Vec<HookSpec> = ["joined", "changed"]
+            .iter()
+            .map(|kind| HookSpec {
+                name: format!("{}-relation-{kind}", r.endpoint),
+                relation_id: Some(r.id),
+                remote_unit: Some(me.clone()),
+                remote_app: Some(app.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        for (m, u) in model.app_mut(app)?.units.iter_mut() {
+            if *m != n {
+                u.queue.extend(hooks.iter().cloned());
+            }
+        }
+    }
+    model.unit_mut(app, n)?.queue = queue;
+    Ok(n)
+}
+
+/// The units on the other side of a relation, as seen from `me` (peers: the other units of the app).
+fn remote_units(model: &Model, r: &Relation, me: &str) -> Vec<String> {
+    if r.remote_app == r.app {
+        let units: Vec<String> = model
+            .apps
+            .get(&r.app)
+            .map(|a| a.units.keys().map(|n| model::unit_name(&r.app, *n)).collect())
+            .unwrap_or_default();
+        return units.into_iter().filter(|u: &String| u != me).collect();
+    }
+    model.remote_apps.get(&r.remote_app).map(|a| a.units.clone()).unwrap_or_default()
+}
+
+/// The settings Juju writes when a unit enters a relation's scope.
+fn scope_settings(addr: &str) -> BTreeMap<String, String> {
+    [
+        ("private-address", addr.to_string()),
+        ("ingress-address", addr.to_string()),
+        ("egress-subnets", format!("{addr}/32")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// relation-joined + relation-changed for every remote unit of a relation.
+fn join_hooks(model: &Model, r: &Relation, me: &str) -> Vec<HookSpec> {
+    let mut v = Vec::new();
+    for ru in remote_units(model, r, me) {
+        for kind in ["joined", "changed"] {
+            v.push(HookSpec {
+                name: format!("{}-relation-{kind}", r.endpoint),
+                relation_id: Some(r.id),
+                remote_unit: Some(ru.clone()),
+                remote_app: Some(r.remote_app.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    v
+}
+
+/// Bookkeeping around relation hooks: relation-list includes a remote unit from its joined hook on.
+fn before_hook(model: &mut Model, app: &str, n: u32, hook: &HookSpec) {
+    let Some(rid) = hook.relation_id else { return };
+    let uname = model::unit_name(app, n);
+    let Some(rel) = model.relations.get_mut(&rid) else { return };
+    if hook.name.ends_with("-relation-joined")
+        && let Some(ru) = &hook.remote_unit
+    {
+        let list = rel.joined.entry(uname.clone()).or_default();
+        if !list.contains(ru) {
+            list.push(ru.clone());
+        }
+    }
+}
+
+fn after_hook(model: &mut Model, app: &str, n: u32, hook: &HookSpec) {
+    if !hook.name.ends_with("-relation-departed") {
+        return;
+    }
+    let (Some(rid), Some(ru)) = (hook.relation_id, &hook.remote_unit) else { return };
+    if let Some(list) = model.relations.get_mut(&rid).and_then(|r| r.joined.get_mut(&model::unit_name(app, n))) {
+        list.retain(|u| u != ru);
+    }
+}
+
+/// Runs one hook with the bookkeeping around it.
+pub fn run_one(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &HookSpec) -> Result<Outcome> {
+    before_hook(model, app, n, hook);
+    let outcome = hook_runner::run_hook(paths, model, app, n, hook)?;
+    if outcome.ok {
+        after_hook(model, app, n, hook);
+    }
+    if outcome.leader_settings_changed {
+        for (m, u) in model.app_mut(app)?.units.iter_mut() {
+            if *m != n && !u.queue.iter().any(|h| h.name == "leader-settings-changed") {
+                u.queue.push(HookSpec::plain("leader-settings-changed"));
+            }
+        }
+    }
+    if outcome.ok {
+        queue_relation_changed(model, app, n, &outcome.changed_relations);
+    }
+    if outcome.spec_committed {
+        kubelet::reconcile(paths, model)?;
+    }
+    model.save(paths)?;
+    Ok(outcome)
+}
+
+/// As Juju does: a committed change to a unit's relation data fires `<ep>-relation-changed` on every
+/// unit on the other side that has seen it join (JUJU_REMOTE_UNIT = the writer); a change to its
+/// application's data fires it on every unit of the other side (for a peer relation: the writer's
+/// fellow units). Stand-in applications have no charm, so nothing runs for them.
+fn queue_relation_changed(model: &mut Model, app: &str, n: u32, changed: &[(u32, bool, bool)]) {
+    let writer = model::unit_name(app, n);
+    for &(rid, unit_changed, app_changed) in changed {
+        let Some(rel) = model.relations.get(&rid) else { continue };
+        let (other_app, other_ep) = if rel.app == app {
+            (rel.remote_app.clone(), rel.remote_endpoint.clone())
+        } else {
+            (rel.app.clone(), rel.endpoint.clone())
+        };
+        let Some(target) = model.apps.get(&other_app) else { continue };
+        let mut receivers: Vec<(u32, Option<String>)> = Vec::new();
+        for m in target.units.keys().copied() {
+            let me = model::unit_name(&other_app, m);
+            if me == writer {
+                continue;
+            }
+            let has_seen = rel.joined.get(&me).is_some_and(|l| l.contains(&writer));
+            if unit_changed && has_seen {
+                receivers.push((m, Some(writer.clone())));
+            } else if app_changed {
+                receivers.push((m, None));
+            }
+        }
+        for (m, remote_unit) in receivers {
+            let Ok(u) = model.unit_mut(&other_app, m) else { continue };
+            let hook = HookSpec {
+                name: format!("{other_ep}-relation-changed"),
+                relation_id: Some(rid),
+                remote_unit: remote_unit.clone(),
+                remote_app: Some(app.to_string()),
+                ..Default::default()
+            };
+            let dup = u
+                .queue
+                .iter()
+                .any(|h| h.name == hook.name && h.relation_id == hook.relation_id && h.remote_unit == hook.remote_unit);
+            if !dup {
+                u.queue.push(hook);
+            }
+        }
+    }
+}
+
+/// Queues `<storage>-storage-attached` once the unit has started and its pod is up (CAAS order).
+fn queue_storage_hooks(paths: &Paths, model: &mut Model) {
+    let names: Vec<String> = model.apps.keys().cloned().collect();
+    for app in names {
+        let Ok(meta) = charm_meta(paths, &app) else { continue };
+        if meta.storage.is_empty() {
+            continue;
+        }
+        let Some(a) = model.apps.get_mut(&app) else { continue };
+        for u in a.units.values_mut() {
+            let pod_up = u.pod.as_ref().is_some_and(|p| !p.containers.is_empty());
+            if u.started && !u.storage_attached && pod_up {
+                u.storage_attached = true;
+                for st in meta.storage.keys().rev() {
+                    u.queue.insert(
+                        0,
+                        HookSpec {
+                            name: format!("{st}-storage-attached"),
+                            storage: Some(st.clone()),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs every unit's queued hooks until nothing is left to run; then reconciles pods.
+/// Returns warnings (failed hooks, pod problems) for the CLI to print.
+pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for _ in 0..100 {
+        let mut progressed = false;
+        let units: Vec<(String, u32)> =
+            model.apps.iter().flat_map(|(a, app)| app.units.keys().map(move |n| (a.clone(), *n))).collect();
+        for (app, n) in units {
+            loop {
+                let Ok(unit) = model.unit_mut(&app, n) else { break };
+                if unit.failed_hook.is_some() || unit.queue.is_empty() {
+                    break;
+                }
+                let hook = unit.queue.remove(0);
+                progressed = true;
+                let outcome = run_one(paths, model, &app, n, &hook)?;
+                if let Some(e) = outcome.error {
+                    warnings.push(format!("unit {app}/{n}: {e}"));
+                    break;
+                }
+                queue_storage_hooks(paths, model);
+            }
+        }
+        warnings.extend(kubelet::reconcile(paths, model)?);
+        queue_storage_hooks(paths, model);
+        model.save(paths)?;
+        let pending =
+            model.apps.values().flat_map(|a| a.units.values()).any(|u| u.failed_hook.is_none() && !u.queue.is_empty());
+        if !progressed || !pending {
+            break;
+        }
+    }
+    Ok(warnings)
+}
+
+/// `juju deploy`.
+pub fn deploy(
+    paths: &Paths,
+    charm: &Path,
+    app_name: Option<&str>,
+    resources: &[(String, String)],
+    config: &[(String, String)],
+    num_units: u32,
+) -> Result<(Model, Vec<String>)> {
+    let meta_text = charm_archive::read_entry(charm, "metadata.yaml")?.context("invalid charm: no metadata.yaml")?;
+    let meta = Metadata::parse(&meta_text)?;
+    let schema = match charm_archive::read_entry(charm, "config.yaml")? {
+        Some(t) => ConfigSchema::parse(&t)?,
+        None => ConfigSchema::default(),
+    };
+    let has_dispatch = charm_archive::read_entry(charm, "dispatch").ok().flatten().is_some();
+    if !has_dispatch && charm_archive::read_entry(charm, "hooks/install").ok().flatten().is_none() {
+        // 2.8.1+ client check; charms built with hook symlinks only still pass through hooks/.
+        crate::cli::warn("charm has no dispatch script and no hooks/install");
+    }
+    let name = app_name.unwrap_or(&meta.name).to_string();
+    let mut images = BTreeMap::new();
+    for (k, v) in resources {
+        if !meta.oci_resources.contains(k) {
+            bail!("unrecognized resource {k:?}");
+        }
+        images.insert(k.clone(), parse_image(v)?);
+    }
+    let missing: Vec<&str> =
+        meta.oci_resources.iter().filter(|r| !images.contains_key(*r)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        bail!("local charm missing OCI images for: {}", missing.join(", "));
+    }
+    let mut settings = BTreeMap::new();
+    for (k, v) in config {
+        settings.insert(k.clone(), schema.parse_value(k, v).map_err(anyhow::Error::msg)?);
+    }
+    let mut model = load_or_create(paths)?;
+    if model.apps.contains_key(&name) || model.remote_apps.contains_key(&name) {
+        bail!("cannot add application {name:?}: application already exists");
+    }
+    let dest = paths.charm_archive(&name);
+    std::fs::create_dir_all(dest.parent().context("bad model dir")?)?;
+    std::fs::copy(charm, &dest).with_context(|| format!("cannot copy {}", charm.display()))?;
+    model.apps.insert(
+        name.clone(),
+        App { name: name.clone(), charm: meta.name.clone(), config: settings, resources: images, ..Default::default() },
+    );
+    // Juju creates the peer relations with the application.
+    for ep in meta.endpoints.iter().filter(|e| e.role == "peer") {
+        let id = model.next_relation_id;
+        model.next_relation_id += 1;
+        model.relations.insert(
+            id,
+            Relation {
+                id,
+                app: name.clone(),
+                endpoint: ep.name.clone(),
+                interface: ep.interface.clone(),
+                remote_app: name.clone(),
+                remote_endpoint: ep.name.clone(),
+                ..Default::default()
+            },
+        );
+    }
+    for _ in 0..num_units {
+        add_unit(paths, &mut model, &name)?;
+    }
+    model.save(paths)?;
+    let warnings = drain(paths, &mut model)?;
+    Ok((model, warnings))
+}
+
+/// Outcome of `juju config` with values.
+pub enum ConfigChange {
+    Changed,
+    Unchanged(Vec<String>),
+}
+
+/// `juju config APP k=v … / --reset k`: type-checked like the controller; config-changed on change.
+pub fn set_config(
+    paths: &Paths,
+    model: &mut Model,
+    app: &str,
+    sets: &[(String, String)],
+    resets: &[String],
+) -> Result<ConfigChange> {
+    let schema = ConfigSchema::load(
+        &paths.charm_dir(app, *model.app(app)?.units.keys().next().context("application has no units")?),
+    )?;
+    let current = model.app(app)?.config.clone();
+    let effective = schema.effective(&current);
+    let mut new = current.clone();
+    let mut warnings = Vec::new();
+    for (k, raw) in sets {
+        let v = schema.parse_value(k, raw).map_err(anyhow::Error::msg)?;
+        if effective.get(k).cloned().flatten().as_ref() == Some(&v) {
+            warnings.push(format!("the configuration setting {k:?} already has the value {raw:?}"));
+        }
+        new.insert(k.clone(), v);
+    }
+    for k in resets {
+        if !schema.options.contains_key(k) {
+            bail!("unknown option {k:?}");
+        }
+        new.remove(k);
+    }
+    if schema.effective(&new) == effective {
+        if let Ok(a) = model.app_mut(app) {
+            a.config = new;
+        }
+        model.save(paths)?;
+        return Ok(ConfigChange::Unchanged(warnings));
+    }
+    model.app_mut(app)?.config = new;
+    for u in model.app_mut(app)?.units.values_mut() {
+        u.queue.push(HookSpec::plain("config-changed"));
+    }
+    model.save(paths)?;
+    Ok(ConfigChange::Changed)
+}
+
+/// `juju attach-resource`: upgrade-charm then config-changed on every unit.
+pub fn attach_resource(model: &mut Model, app: &str, name: &str, value: &str, paths: &Paths) -> Result<()> {
+    let meta = charm_meta(paths, app)?;
+    if !meta.oci_resources.iter().any(|r| r == name) {
+        bail!("resource {name:?} not found");
+    }
+    let res = parse_image(value)?;
+    let a = model.app_mut(app)?;
+    a.resources.insert(name.into(), res);
+    for u in a.units.values_mut() {
+        u.queue.push(HookSpec::plain("upgrade-charm"));
+        u.queue.push(HookSpec::plain("config-changed"));
+    }
+    model.save(paths)
+}
+
+/// `juju relate APP[:ep] client`: a stand-in application with one unit and no charm.
+pub fn relate(paths: &Paths, model: &mut Model, app_ep: &str, remote: &str) -> Result<u32> {
+    let (app, ep) = match app_ep.split_once(':') {
+        Some((a, e)) => (a.to_string(), Some(e.to_string())),
+        None => (app_ep.to_string(), None),
+    };
+    model.app(&app)?;
+    if model.apps.contains_key(remote) {
+        bail!("juju-local relates applications only to stand-in applications; {remote:?} is a deployed charm");
+    }
+    let meta = charm_meta(paths, &app)?;
+    let endpoint = match &ep {
+        Some(e) => meta.endpoint(e).with_context(|| format!("application {app:?} has no endpoint {e:?}"))?.clone(),
+        None => meta
+            .endpoints
+            .iter()
+            .find(|e| e.role != "peer")
+            .with_context(|| format!("application {app:?} has no endpoint to relate"))?
+            .clone(),
+    };
+    if model.relations.values().any(|r| r.app == app && r.endpoint == endpoint.name && r.remote_app == remote) {
+        bail!(
+            "cannot add relation \"{remote}:{} {app}:{}\": relation already exists",
+            endpoint.interface,
+            endpoint.name
+        );
+    }
+    let remote_unit = format!("{remote}/0");
+    model
+        .remote_apps
+        .entry(remote.to_string())
+        .or_insert_with(|| RemoteApp { name: remote.into(), units: vec![remote_unit.clone()] });
+    let id = model.next_relation_id;
+    model.next_relation_id += 1;
+    let host = model.network.host_address();
+    let mut rel = Relation {
+        id,
+        app: app.clone(),
+        endpoint: endpoint.name.clone(),
+        interface: endpoint.interface.clone(),
+        remote_app: remote.into(),
+        remote_endpoint: endpoint.interface.clone(),
+        ..Default::default()
+    };
+    rel.unit_data.insert(remote_unit, scope_settings(&host));
+    for (n, u) in &model.app(&app)?.units {
+        rel.unit_data.insert(model::unit_name(&app, *n), scope_settings(&u.address));
+    }
+    rel.app_data.insert(remote.into(), BTreeMap::new());
+    let created = HookSpec {
+        name: format!("{}-relation-created", rel.endpoint),
+        relation_id: Some(id),
+        remote_app: Some(remote.into()),
+        ..Default::default()
+    };
+    model.relations.insert(id, rel.clone());
+    let joins = join_hooks(model, &rel, "");
+    for u in model.app_mut(&app)?.units.values_mut() {
+        u.queue.push(created.clone());
+        u.queue.extend(joins.iter().cloned());
+    }
+    model.save(paths)?;
+    Ok(id)
+}
+
+/// What the stand-in client sees of a relation: the provider's application and unit bags.
+pub fn client_view(model: &Model, id: u32) -> Value {
+    let Some(r) = model.relations.get(&id) else { return Value::Null };
+    let units: BTreeMap<&String, &BTreeMap<String, String>> =
+        r.unit_data.iter().filter(|(u, _)| u.starts_with(&format!("{}/", r.app))).collect();
+    let app_data = r.app_data.get(&r.app).cloned().unwrap_or_default();
+    serde_json::json!({
+        "relation-id": r.id,
+        "endpoint": format!("{}:{}", r.remote_app, r.remote_endpoint),
+        "related-endpoint": format!("{}:{}", r.app, r.endpoint),
+        "application-data": app_data,
+        "unit-data": units,
+        "views": {
+            "reactive-interface-redis": reactive_view(&units),
+            "ops-redis-k8s-library": ops_view(&units, &app_data),
+        },
+    })
+}
+
+/// What a charms.reactive `interface:redis` requirer makes of the data: each value JSON-decoded with a
+/// raw fallback; `available` once any unit has a truthy port; the lowest-sorted unit with host and port
+/// is the one consumers use.
+fn reactive_view(units: &BTreeMap<&String, &BTreeMap<String, String>>) -> Value {
+    let decode = |v: &str| serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
+    let truthy =
+        |v: &Value| !matches!(v, Value::Null | Value::Bool(false)) && v != &Value::from(0) && v != &Value::from("");
+    let available = units.values().any(|b| b.get("port").map(|p| decode(p)).is_some_and(|p| truthy(&p)));
+    let first = units.iter().find_map(|(name, bag)| {
+        let host = decode(bag.get("host")?);
+        let port = decode(bag.get("port")?);
+        (truthy(&host) && truthy(&port)).then(|| {
+            let mut v = serde_json::json!({"unit": name, "host": host, "port": port});
+            if let Some(pw) = bag.get("password").map(|p| decode(p)).filter(|p| truthy(p)) {
+                v["password"] = pw;
+            }
+            v
+        })
+    });
+    serde_json::json!({"available": available, "uses": first})
+}
+
+/// What an ops `redis_k8s` library requirer makes of it: `redis://{leader-host or hostname}:{port}` from
+/// raw strings, one URL per unit bag (the library takes an arbitrary one); no credentials.
+fn ops_view(units: &BTreeMap<&String, &BTreeMap<String, String>>, app: &BTreeMap<String, String>) -> Value {
+    let urls: std::collections::BTreeSet<String> = units
+        .values()
+        .map(|b| {
+            let host = app.get("leader-host").or_else(|| b.get("hostname")).map(String::as_str).unwrap_or("None");
+            format!("redis://{host}:{}", b.get("port").map(String::as_str).unwrap_or("None"))
+        })
+        .collect();
+    serde_json::json!({"urls": urls})
+}
+
+/// Dying unit: departed/broken for its relations, stop, remove; then its pod and dirs go.
+pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Vec<String>) -> Result<()> {
+    let uname = model::unit_name(app, n);
+    let mut hooks = VecDeque::new();
+    for r in model.relations_of(app) {
+        for ru in r.joined.get(&uname).cloned().unwrap_or_default() {
+            hooks.push_back(HookSpec {
+                name: format!("{}-relation-departed", r.endpoint),
+                relation_id: Some(r.id),
+                remote_unit: Some(ru),
+                remote_app: Some(r.remote_app.clone()),
+                departing_unit: Some(uname.clone()),
+                ..Default::default()
+            });
+        }
+        hooks.push_back(HookSpec {
+            name: format!("{}-relation-broken", r.endpoint),
+            relation_id: Some(r.id),
+            remote_app: Some(r.remote_app.clone()),
+            ..Default::default()
+        });
+    }
+    hooks.push_back(HookSpec::plain("stop"));
+    hooks.push_back(HookSpec::plain("remove"));
+    // Peers: the other units see this one depart.
+    let peer_departs: Vec<HookSpec> = model
+        .relations_of(app)
+        .filter(|r| r.remote_app == r.app)
+        .map(|r| HookSpec {
+            name: format!("{}-relation-departed", r.endpoint),
+            relation_id: Some(r.id),
+            remote_unit: Some(uname.clone()),
+            remote_app: Some(app.to_string()),
+            departing_unit: Some(uname.clone()),
+            ..Default::default()
+        })
+        .collect();
+    {
+        let u = model.unit_mut(app, n)?;
+        u.queue.clear();
+        u.failed_hook = None;
+    }
+    let installed = model.unit(app, n)?.installed;
+    while let Some(h) = hooks.pop_front() {
+        if !installed {
+            break;
+        }
+        let outcome = run_one(paths, model, app, n, &h)?;
+        if let Some(e) = outcome.error {
+            warnings.push(format!("unit {uname}: {e} (removal continues)"));
+        }
+    }
+    let unit = model.app_mut(app)?.units.remove(&n).context("unit vanished")?;
+    if let Some(pod) = &unit.pod {
+        kubelet::stop_pod(pod);
+        kubelet::remove_created_dirs(pod);
+    }
+    for r in model.relations.values_mut() {
+        r.unit_data.remove(&uname);
+        r.joined.remove(&uname);
+    }
+    let _ = std::fs::remove_dir_all(paths.unit_dir(app, n));
+    let _ = std::fs::remove_dir_all(paths.tools_dir(app, n));
+    let _ = std::fs::remove_dir_all(paths.pod_dir(app, n));
+    let a = model.app_mut(app)?;
+    for (_, u) in a.units.iter_mut() {
+        u.queue.retain(|h| h.remote_unit.as_deref() != Some(uname.as_str()));
+        u.queue.extend(peer_departs.iter().cloned());
+    }
+    if a.leader == Some(n) {
+        a.leader = a.units.keys().next().copied();
+        if let Some(new) = a.leader
+            && let Some(u) = a.units.get_mut(&new)
+        {
+            u.queue.push(HookSpec::plain("leader-elected"));
+        }
+    }
+    model.save(paths)
+}
+
+/// `juju scale-application`.
+pub fn scale(paths: &Paths, model: &mut Model, app: &str, target: u32) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let current = model.app(app)?.units.len() as u32;
+    if target > current {
+        for _ in current..target {
+            add_unit(paths, model, app)?;
+        }
+        model.save(paths)?;
+    } else {
+        let doomed: Vec<u32> = model.app(app)?.units.keys().rev().take((current - target) as usize).copied().collect();
+        for n in doomed {
+            remove_unit(paths, model, app, n, &mut warnings)?;
+        }
+    }
+    warnings.extend(drain(paths, model)?);
+    Ok(warnings)
+}
+
+/// `juju remove-application`.
+pub fn remove_app(paths: &Paths, model: &mut Model, app: &str) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    model.app_mut(app)?.leader = None;
+    let units: Vec<u32> = model.app(app)?.units.keys().copied().collect();
+    for n in units {
+        remove_unit(paths, model, app, n, &mut warnings)?;
+        model.app_mut(app)?.leader = None;
+    }
+    model.apps.remove(app);
+    model.relations.retain(|_, r| r.app != app);
+    let used: Vec<String> = model.relations.values().map(|r| r.remote_app.clone()).collect();
+    model.remote_apps.retain(|name, _| used.contains(name));
+    let _ = std::fs::remove_file(paths.charm_archive(app));
+    if let Ok(rd) = std::fs::read_dir(paths.root.join("storage")) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&format!("{app}-")) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    model.save(paths)?;
+    warnings.extend(kubelet::reconcile(paths, model)?);
+    model.save(paths)?;
+    Ok(warnings)
+}
+
+/// Builds the context for a hook run by hand (`run-hook`).
+pub fn hook_for(
+    model: &Model,
+    app: &str,
+    n: u32,
+    name: &str,
+    relation: Option<&str>,
+    remote_unit: Option<&str>,
+) -> Result<HookSpec> {
+    let mut hook = HookSpec::plain(name);
+    if let Some((ep, kind)) = name.split_once("-relation-") {
+        let rel = match relation {
+            Some(r) => {
+                let id: u32 =
+                    r.rsplit(':').next().unwrap_or(r).parse().with_context(|| format!("invalid relation id {r:?}"))?;
+                model
+                    .relations
+                    .get(&id)
+                    .filter(|rel| rel.app == app)
+                    .with_context(|| format!("relation {r:?} not found"))?
+            }
+            None => model
+                .relations_of(app)
+                .find(|r| r.endpoint == ep)
+                .with_context(|| format!("unit \"{app}/{n}\" has no relation on endpoint {ep:?}"))?,
+        };
+        hook.relation_id = Some(rel.id);
+        hook.remote_app = Some(rel.remote_app.clone());
+        if !matches!(kind, "created" | "broken") {
+            let default = rel
+                .joined
+                .get(&model::unit_name(app, n))
+                .and_then(|j| j.first().cloned())
+                .or_else(|| model.remote_apps.get(&rel.remote_app).and_then(|a| a.units.first().cloned()));
+            hook.remote_unit = remote_unit.map(str::to_string).or(default);
+        }
+        if kind == "departed" {
+            hook.departing_unit = hook.remote_unit.clone();
+        }
+    } else if let Some(st) = name.strip_suffix("-storage-attached").or_else(|| name.strip_suffix("-storage-detaching"))
+    {
+        hook.storage = Some(st.to_string());
+    }
+    Ok(hook)
+}
+
+/// Stops every pod and namespace, removes the bridge and the model dir.
+pub fn destroy(paths: &Paths) -> Result<()> {
+    let model = Model::load(paths)?;
+    for app in model.apps.values() {
+        for u in app.units.values() {
+            if let Some(pod) = &u.pod {
+                kubelet::stop_pod(pod);
+                kubelet::remove_created_dirs(pod);
+            }
+        }
+    }
+    if model.network.mode == NetMode::Netns {
+        for ns in netns::model_namespaces(&model.network) {
+            // Anything still running in a namespace of ours was started by us: stop it.
+            if let Ok(out) = std::process::Command::new("ip").args(["netns", "pids", &ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok())
+                {
+                    if let Some(t) = util::process_start_ticks(pid) {
+                        util::stop_group(pid, t);
+                    }
+                }
+            }
+            netns::delete_pod_net(&ns);
+        }
+    }
+    netns::teardown_model(&model.network, model.index_file.as_deref());
+    std::fs::remove_dir_all(&paths.root).with_context(|| format!("cannot remove {}", paths.root.display()))?;
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The model's state on disk: one `model.json` (written atomically) holding what a Juju controller
+//! would hold (applications, config, units, statuses, leadership, relations, charm state, pod specs)
+//! and what the local kubelet records about running pods; plus `Paths`, the directory layout shared
+//! by the CLI, the hook runner, the hook tools and the kubelet.
+//!
+//! Layout under the model dir:
+//! ```text
+//! model.json  lock  tools.lock
+//! charms/<app>.charm                          the deployed archive (for new units and upgrades)
+//! agents/unit-<app>-<n>/{charm,resources,state}  a unit agent's dir; agent.socket = running hook context
+//! tools/unit-<app>-<n>/<tool> -> juju-local   hook tools (busybox symlinks)
+//! logs/unit-<app>-<n>.log                     hook output and juju-log lines
+//! pods/<app>-<n>/                             pod files, /etc/hosts, container logs
+//! storage/<app>-<n>/<name>/                   persistent storage (survives pod restarts)
+//! ```
+
+use crate::util;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A status value with its message, as `status-set` and Juju set them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct StatusInfo {
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl StatusInfo {
+    pub fn new(status: &str, message: &str) -> StatusInfo {
+        StatusInfo { status: status.into(), message: message.into() }
+    }
+}
+
+/// How pods get addresses.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// One network namespace per pod on a host bridge.
+    Netns,
+    /// No namespaces available: distinct loopback addresses on the host network.
+    Loopback,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Network {
+    pub mode: NetMode,
+    /// The model's /24 inside 10.201.0.0/16 (netns) or 127.201.0.0/16 (loopback).
+    pub index: u8,
+    pub bridge: Option<String>,
+    /// Why namespaces are not used, when they are not.
+    pub note: Option<String>,
+}
+
+impl Network {
+    pub fn prefix(&self) -> String {
+        match self.mode {
+            NetMode::Netns => format!("10.201.{}", self.index),
+            NetMode::Loopback => format!("127.201.{}", self.index),
+        }
+    }
+    /// The host side of the network (the bridge address), where stand-in clients live.
+    pub fn host_address(&self) -> String {
+        format!("{}.1", self.prefix())
+    }
+}
+
+/// The oci-image resource content (reference §4).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ImageResource {
+    pub registrypath: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+/// A hook to run, with its relation/storage context.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct HookSpec {
+    pub name: String,
+    #[serde(default)]
+    pub relation_id: Option<u32>,
+    #[serde(default)]
+    pub remote_unit: Option<String>,
+    #[serde(default)]
+    pub remote_app: Option<String>,
+    #[serde(default)]
+    pub departing_unit: Option<String>,
+    #[serde(default)]
+    pub storage: Option<String>,
+}
+
+impl HookSpec {
+    pub fn plain(name: &str) -> HookSpec {
+        HookSpec { name: name.into(), ..Default::default() }
+    }
+}
+
+/// One running container process of a pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct ContainerProc {
+    pub name: String,
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub started_ms: u64,
+    /// argv prefix that enters the pod (netns + mount namespace): probes and actions reuse it.
+    pub enter: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<(u16, String, String)>,
+    pub readiness: Option<Value>,
+    pub liveness: Option<Value>,
+}
+
+/// What the local kubelet knows about a unit's pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct PodRecord {
+    pub netns: Option<String>,
+    pub spec_hash: String,
+    pub containers: Vec<ContainerProc>,
+    /// Set when the pod could not start (e.g. image not available locally).
+    pub error: Option<String>,
+    pub restarts: u32,
+    /// Mount points juju-local had to create on the host; removed again on destroy.
+    #[serde(default)]
+    pub created_dirs: Vec<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Unit {
+    pub number: u32,
+    /// The charm-set workload status (None until Juju or the charm sets one).
+    pub workload: Option<StatusInfo>,
+    pub agent: StatusInfo,
+    pub installed: bool,
+    pub started: bool,
+    pub status_set_called: bool,
+    pub storage_attached: bool,
+    pub state: BTreeMap<String, String>,
+    pub failed_hook: Option<HookSpec>,
+    pub queue: Vec<HookSpec>,
+    pub address: String,
+    pub pod: Option<PodRecord>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct App {
+    pub name: String,
+    pub charm: String,
+    pub revision: u32,
+    pub config: BTreeMap<String, Value>,
+    pub resources: BTreeMap<String, ImageResource>,
+    pub units: BTreeMap<u32, Unit>,
+    pub next_unit: u32,
+    pub leader: Option<u32>,
+    pub leader_settings: BTreeMap<String, String>,
+    pub app_status: Option<StatusInfo>,
+    pub version: String,
+    /// The spec committed by the leader's last successful pod-spec-set.
+    pub pod_spec: Option<String>,
+    /// The spec Kubernetes accepted (pods run this one).
+    pub applied_spec: Option<String>,
+    /// Bumped by upgrade-charm so that pods roll even with an unchanged spec.
+    pub charm_modified_version: u64,
+    /// Set when Kubernetes rejects the spec: shown as application status `error`.
+    pub operator_error: Option<String>,
+}
+
+/// The stand-in for a related application that has no charm (e.g. `client`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RemoteApp {
+    pub name: String,
+    pub units: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Relation {
+    pub id: u32,
+    pub app: String,
+    pub endpoint: String,
+    pub interface: String,
+    pub remote_app: String,
+    pub remote_endpoint: String,
+    /// Application data bags, by application name.
+    pub app_data: BTreeMap<String, BTreeMap<String, String>>,
+    /// Unit data bags, by unit name.
+    pub unit_data: BTreeMap<String, BTreeMap<String, String>>,
+    /// Local unit name → the remote units it has seen join.
+    pub joined: BTreeMap<String, Vec<String>>,
+}
+
+impl Relation {
+    /// `db:3`, the form of JUJU_RELATION_ID and relation-ids.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.endpoint, self.id)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Model {
+    pub name: String,
+    pub uuid: String,
+    pub network: Network,
+    pub apps: BTreeMap<String, App>,
+    pub remote_apps: BTreeMap<String, RemoteApp>,
+    pub relations: BTreeMap<u32, Relation>,
+    pub next_relation_id: u32,
+    /// Kernel state juju-local created outside its pods (bridge allocation file etc.).
+    #[serde(default)]
+    pub index_file: Option<PathBuf>,
+}
+
+impl Model {
+    pub fn load(paths: &Paths) -> Result<Model> {
+        let file = paths.model_file();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("no model at {} (deploy a charm first)", paths.root.display())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        };
+        serde_json::from_str(&text).with_context(|| format!("corrupt model state {}", file.display()))
+    }
+
+    pub fn save(&self, paths: &Paths) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self)?;
+        util::atomic_write(&paths.model_file(), &text)
+    }
+
+    pub fn app(&self, name: &str) -> Result<&App> {
+        self.apps.get(name).with_context(|| format!("application {name:?} not found"))
+    }
+
+    pub fn app_mut(&mut self, name: &str) -> Result<&mut App> {
+        self.apps.get_mut(name).with_context(|| format!("application {name:?} not found"))
+    }
+
+    pub fn unit(&self, app: &str, n: u32) -> Result<&Unit> {
+        self.app(app)?.units.get(&n).with_context(|| format!("unit \"{app}/{n}\" not found"))
+    }
+
+    pub fn unit_mut(&mut self, app: &str, n: u32) -> Result<&mut Unit> {
+        self.app_mut(app)?.units.get_mut(&n).with_context(|| format!("unit \"{app}/{n}\" not found"))
+    }
+
+    /// Relations this application takes part in.
+    pub fn relations_of<'a>(&'a self, app: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
+        self.relations.values().filter(move |r| r.app == app)
+    }
+}
+
+/// `app/3` → (`app`, 3).
+pub fn parse_unit_name(s: &str) -> Result<(String, u32)> {
+    let (app, n) = s.rsplit_once('/').with_context(|| format!("invalid unit name {s:?}"))?;
+    let n: u32 = n.parse().with_context(|| format!("invalid unit name {s:?}"))?;
+    if app.is_empty() {
+        bail!("invalid unit name {s:?}");
+    }
+    Ok((app.to_string(), n))
+}
+
+pub fn unit_name(app: &str, n: u32) -> String {
+    format!("{app}/{n}")
+}
+
+/// The model directory and every path inside it.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    /// Resolves the model dir to an absolute path (hooks get absolute paths).
+    pub fn new(root: &Path) -> Result<Paths> {
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir().context("cannot read the current directory")?.join(root)
+        };
+        Ok(Paths { root })
+    }
+    pub fn model_file(&self) -> PathBuf {
+        self.root.join("model.json")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+    pub fn tools_lock(&self) -> PathBuf {
+        self.root.join("tools.lock")
+    }
+    pub fn charm_archive(&self, app: &str) -> PathBuf {
+        self.root.join("charms").join(format!("{app}.charm"))
+    }
+    pub fn unit_dir(&self, app: &str, n: u32) -> PathBuf {
+        self.root.join("agents").join(format!("unit-{app}-{n}"))
+    }
+    pub fn charm_dir(&self, app: &str, n: u32) -> PathBuf {
+        self.unit_dir(app, n).join("charm")
+    }
+    pub fn context_file(&self, app: &str, n: u32) -> PathBuf {
+        self.unit_dir(app, n).join("agent.socket")
+    }
+    pub fn tools_dir(&self, app: &str, n: u32) -> PathBuf {
+        self.root.join("tools").join(format!("unit-{app}-{n}"))
+    }
+    pub fn unit_log(&self, app: &str, n: u32) -> PathBuf {
+        self.root.join("logs").join(format!("unit-{app}-{n}.log"))
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    /// The hosts file hooks see (the operator pod's view of cluster DNS).
+    pub fn operator_hosts(&self) -> PathBuf {
+        self.root.join("operator-hosts")
+    }
+    pub fn pod_dir(&self, app: &str, n: u32) -> PathBuf {
+        self.root.join("pods").join(format!("{app}-{n}"))
+    }
+    pub fn storage_dir(&self, app: &str, n: u32, name: &str) -> PathBuf {
+        self.root.join("storage").join(format!("{app}-{n}")).join(name)
+    }
+}
+
+/// Writes a log line to a unit's log in `juju debug-log` form.
+pub fn log_line(paths: &Paths, app: &str, n: u32, level: &str, logger: &str, msg: &str) {
+    let line = format!("unit-{app}-{n}: {} {level} {logger} {msg}", util::clock(util::now_ms()));
+    util::append_line(&paths.unit_log(app, n), &line);
+}

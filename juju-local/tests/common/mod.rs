@@ -1,0 +1,250 @@
+//! Shared helpers for juju-local's integration tests: a throw-away model (its own dir; a Drop guard
+//! runs `juju-local destroy`, so every pod, namespace and bridge goes away even when a test fails),
+//! builders for small POSIX-sh test charms, and bounded polling.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_juju-local");
+
+pub struct TestModel {
+    pub dir: PathBuf,
+    pub work: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestModel {
+    pub fn new(name: &str) -> TestModel {
+        let work = std::env::temp_dir().join(format!("jl-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).expect("create test dir");
+        TestModel { dir: work.join("model"), work, env: Vec::new() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--model-dir").arg(&self.dir).args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run juju-local")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "juju-local {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.debug_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--format", "json"])).expect("status json")
+    }
+
+    pub fn unit<'a>(st: &'a Value, unit: &str) -> &'a Value {
+        let app = unit.split('/').next().unwrap_or_default();
+        &st["applications"][app]["units"][unit]
+    }
+
+    pub fn address(&self, unit: &str) -> String {
+        self.ok(&["address", unit]).trim().to_string()
+    }
+
+    pub fn debug_log(&self) -> String {
+        let out = Command::new(BIN).arg("--model-dir").arg(&self.dir).arg("debug-log").output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+
+    /// The hooks the test charm recorded for a unit (one per line, in order).
+    pub fn hooks(&self, app: &str, n: u32) -> Vec<String> {
+        let f = self.dir.join(format!("agents/unit-{app}-{n}/state/hooks.log"));
+        std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    pub fn state_file(&self, app: &str, n: u32, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(format!("agents/unit-{app}-{n}/state/{name}"))).ok()
+    }
+
+    /// juju-local's own model.json (for pids and namespaces in cleanup checks).
+    pub fn model_json(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.join("model.json")).expect("model.json");
+        serde_json::from_str(&text).expect("model.json parses")
+    }
+
+    /// Polls `f` until it returns Some or 20 s pass.
+    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\nstatus: {}\nlog:\n{}", self.status(), self.debug_log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn wait_active(&self, app: &str) {
+        let out = self.run(&["wait", app, "--timeout", "20"]);
+        assert!(
+            out.status.success(),
+            "{} not active: {}\n{}",
+            app,
+            String::from_utf8_lossy(&out.stderr),
+            self.debug_log()
+        );
+    }
+}
+
+impl Drop for TestModel {
+    fn drop(&mut self) {
+        if self.dir.join("model.json").exists() {
+            let _ = Command::new(BIN).arg("--model-dir").arg(&self.dir).arg("destroy").output();
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// True while `pid` is a live (non-zombie) process.
+pub fn alive(pid: i64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("Z");
+    state != "Z" && state != "X"
+}
+
+/// Sends PING to host:port; true on +PONG.
+pub fn ping(host: &str, port: u16) -> bool {
+    use std::io::Read;
+    let Ok(addr) = format!("{host}:{port}").parse() else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+pub const METADATA: &str = "name: testredis\nsummary: test\ndescription: test\nseries: [kubernetes]\nmin-juju-version: 2.8.0\n\
+resources:\n  redis-image:\n    type: oci-image\n    description: image\nprovides:\n  db:\n    interface: redis\npeers:\n  cluster:\n    interface: testpeer\n";
+pub const CONFIG: &str = "options:\n  port:\n    type: int\n    default: 6379\n    description: port\n";
+
+/// Knobs for the test charm's behaviour.
+#[derive(Default, Clone)]
+pub struct CharmOpts {
+    /// Protocol written in the pod spec (default TCP).
+    pub protocol: Option<String>,
+    /// An extra container key (to provoke strict decoding errors).
+    pub extra_key: Option<String>,
+    /// config-changed fails (after its deferred writes) until this file exists.
+    pub fail_until: Option<PathBuf>,
+    /// Extra shell run at the start of install.
+    pub install_extra: String,
+    pub storage: bool,
+    pub actions: bool,
+}
+
+/// The dispatch script of a minimal podspec charm, POSIX sh.
+pub fn dispatch_script(o: &CharmOpts) -> String {
+    let proto = o.protocol.clone().unwrap_or_else(|| "TCP".into());
+    let extra = o.extra_key.clone().map(|k| format!("  {k}: 1\n")).unwrap_or_default();
+    let fail = match &o.fail_until {
+        Some(p) => format!("[ -f '{}' ] || {{ echo 'not fixed yet' >&2; exit 1; }}\n", p.display()),
+        None => String::new(),
+    };
+    format!(
+        r#"#!/bin/sh
+set -e
+hook="${{JUJU_DISPATCH_PATH#*/}}"
+STATE="$JUJU_CHARM_DIR/../state"
+echo "$hook" >> "$STATE/hooks.log"
+spec() {{
+  PORT=$(config-get port --format json)
+  IMAGE=$(sed -n 's/^registrypath: //p' "$(resource-get redis-image)" | tr -d "'\"")
+  cat <<EOF
+version: 3
+containers:
+- name: redis
+  imageDetails: {{imagePath: '$IMAGE', username: '', password: ''}}
+  ports: [{{containerPort: $PORT, protocol: {proto}, name: redis}}]
+  command: [redis-server, --port, '$PORT', --bind, 0.0.0.0, --protected-mode, 'no', --save, '']
+{extra}  volumeConfig:
+  - name: conf
+    mountPath: /etc/jl-test-conf
+    files: [{{path: hello.txt, content: hello}}]
+  kubernetes:
+    readinessProbe: {{tcpSocket: {{port: $PORT}}, periodSeconds: 1}}
+EOF
+}}
+case "$hook" in
+  install)
+    {install}
+    status-set maintenance installing ;;
+  config-changed|upgrade-charm)
+    if [ "$(is-leader --format json)" = "true" ]; then spec | pod-spec-set; fi
+    state-get --format json > "$STATE/seen-state"
+    state-set "counter=$hook"
+    for r in $(relation-ids db); do relation-set -r "$r" port="$(config-get port)"; done
+    {fail}    status-set active ;;
+  leader-settings-changed)
+    spec | pod-spec-set 2> "$STATE/nonleader-err" || true ;;
+  db-relation-joined|db-relation-changed)
+    relation-set host="$(network-get db --ingress-address)" port="$(config-get port)"
+    if [ "$(is-leader --format json)" = "true" ]; then relation-set --app leader-host="$(network-get db --ingress-address)"; fi ;;
+  data-storage-attached)
+    echo "$JUJU_STORAGE_LOCATION" > "$STATE/storage-location" ;;
+  get-info)
+    action-set "port=$(config-get port)" "hostname=$(hostname)"
+    echo in-pod-output ;;
+esac
+"#,
+        install = o.install_extra
+    )
+}
+
+/// Builds a .charm (zip with dispatch 0755 and hooks/* symlinks to ../dispatch).
+pub fn build_charm(dir: &Path, o: &CharmOpts) -> PathBuf {
+    use zip::write::SimpleFileOptions;
+    let path = dir.join("testredis.charm");
+    let file = std::fs::File::create(&path).expect("create charm");
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = SimpleFileOptions::default().unix_permissions(0o644);
+    let mut meta = METADATA.to_string();
+    if o.storage {
+        meta.push_str("storage:\n  data:\n    type: filesystem\n    location: /var/lib/jl-test-data\n");
+    }
+    let mut files = vec![("metadata.yaml", meta), ("config.yaml", CONFIG.to_string()), ("README.md", "test".into())];
+    if o.actions {
+        files.push(("actions.yaml", "get-info:\n  description: info\n".into()));
+    }
+    for (name, body) in files {
+        zip.start_file(name, opts).expect("zip");
+        zip.write_all(body.as_bytes()).expect("zip");
+    }
+    zip.start_file("dispatch", SimpleFileOptions::default().unix_permissions(0o755)).expect("zip");
+    zip.write_all(dispatch_script(o).as_bytes()).expect("zip");
+    for hook in [
+        "install",
+        "start",
+        "config-changed",
+        "upgrade-charm",
+        "leader-elected",
+        "leader-settings-changed",
+        "stop",
+        "remove",
+    ] {
+        zip.add_symlink(format!("hooks/{hook}"), "../dispatch", SimpleFileOptions::default()).expect("zip");
+    }
+    zip.finish().expect("zip");
+    path
+}
