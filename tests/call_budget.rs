@@ -56,6 +56,7 @@ impl Unit {
         let charm = root.join("unit/charm");
         fs::create_dir_all(&charm).unwrap();
         fs::create_dir_all(root.join("unit/state")).unwrap();
+        fs::create_dir_all(root.join("unit/fake-model")).unwrap();
         for f in ["metadata.yaml", "config.yaml", "layer.yaml"] {
             fs::copy(repo.join(f), charm.join(f)).unwrap();
         }

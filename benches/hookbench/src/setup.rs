@@ -5,7 +5,8 @@
 //! - `tools/`: `fake-tool` (a copy of `benches/fake-tools/fake-tool`) and a symlink to it per tool name;
 //! - `calls/<step>.calls`: (a)'s recorded tool calls per step, replayed by the same-calls floor;
 //! - `<key>/unit/charm/`: the contender's charm dir (JUJU_CHARM_DIR and cwd), `<key>/unit/state/` (the
-//!   agent's state dir, where redis-k8s keeps its flag store), `<key>/unit/resources/redis-image/`
+//!   agent's state dir, where redis-k8s keeps its flag store), `<key>/unit/fake-model/` (the peer
+//!   application bag the fake tools keep), `<key>/unit/resources/redis-image/`
 //!   (the oci-image resource's content.yaml, as resource-get gives it), `<key>/tools.log`, `stdout`,
 //!   `stderr`.
 
@@ -193,6 +194,7 @@ impl Workspace {
             let charm = root.join("unit/charm");
             fs::create_dir_all(&charm).map_err(err("creating a charm dir"))?;
             fs::create_dir_all(root.join("unit/state")).map_err(err("creating a state dir"))?;
+            fs::create_dir_all(root.join("unit/fake-model")).map_err(err("creating the fake model dir"))?;
             let res = root.join("unit/resources/redis-image");
             fs::create_dir_all(&res).map_err(err("creating a resource dir"))?;
             fs::write(res.join("content.yaml"), CONTENT_YAML).map_err(err("writing content.yaml"))?;
@@ -239,9 +241,12 @@ impl Workspace {
                 r.map_err(err(format!("removing {}", p.display())))?;
             }
         }
-        let state = c.unit().join("state");
-        fs::remove_dir_all(&state).map_err(err("clearing the state dir"))?;
-        fs::create_dir_all(&state).map_err(err("re-creating the state dir"))
+        for dir in ["state", "fake-model"] {
+            let d = c.unit().join(dir);
+            fs::remove_dir_all(&d).map_err(err(format!("clearing {}", d.display())))?;
+            fs::create_dir_all(&d).map_err(err(format!("re-creating {}", d.display())))?;
+        }
+        Ok(())
     }
 
     /// The environment Juju 2.9 gives a hook (juju-podspec-charms.md §1.1), built from scratch, plus
