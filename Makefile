@@ -7,6 +7,7 @@
 #   make build   build the static, stripped release binary only
 #   make setup   install what the above need (Debian packages, charm-tools venv); idempotent
 #   make clean   remove build outputs (keeps the .venv-tools/ that setup made)
+#   make bench   hook benchmarks vs charms.reactive, ops and static floors (benches/README.md; ~10 min)
 
 SHELL := /bin/bash
 
@@ -31,7 +32,7 @@ CHARM_PROOF := $(VENV)/bin/charm-proof
 PROOF := $(VENV)/bin/python scripts/charm-proof.py
 PROOF_DIR := target/charm-proof/redis-k8s
 
-.PHONY: setup build charm lint test demo clean
+.PHONY: setup build charm lint test demo clean bench bench-quick
 
 setup:
 	@missing=""; \
@@ -82,3 +83,10 @@ demo: setup charm
 clean:
 	cargo clean
 	rm -f dispatch $(CHARM)
+
+# Writes benches/RESULTS.md; bench-quick (about a minute) writes the uncommitted benches/RESULTS-quick.md.
+bench:
+	benches/run.sh
+
+bench-quick:
+	benches/run.sh --quick
