@@ -28,6 +28,7 @@ pub const ENDPOINT: &str = "db";
 const CONFIGURED: &str = "redis.configured";
 const INVALID: &str = "redis.config.invalid";
 const ADDRESS_KEY: &str = "redis.db.ingress-address";
+const SPEC_INPUTS: &str = "redis.pod-spec-inputs";
 
 /// Registers the Redis handlers (after the layers' own, as the original's `reactive/redis.py` was).
 pub fn register(reg: &mut Registry<State>) {
@@ -78,10 +79,23 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
     if ctx.is_leader {
         let topo = Topology { app: ctx.env.app_name().to_string(), units: topology::units(ctx), password };
-        let spec = render_pod_spec(&cfg, &image, &topo).context("rendering the pod spec")?;
-        if caas_base::would_send(ctx, &spec) {
-            status::maintenance(ctx, "configuring container")?;
-            caas_base::pod_spec_set(ctx, &spec)?;
+        // The spec is a pure function of these inputs and of this build's code (hence upgrade-charm, which
+        // may bring new code, always renders): rendering it is most of a quiet hook's own work, so it is
+        // skipped when they have not changed since the spec was last sent.
+        let inputs = serde_json::json!({
+            "config": &ctx.config,
+            "image": [&image.image_path, &image.username, &image.password],
+            "app": &topo.app,
+            "units": topo.units,
+            "password": &topo.password,
+        });
+        if ctx.hook == "upgrade-charm" || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs) {
+            let spec = render_pod_spec(&cfg, &image, &topo).context("rendering the pod spec")?;
+            if caas_base::would_send(ctx, &spec) {
+                status::maintenance(ctx, "configuring container")?;
+                caas_base::pod_spec_set(ctx, &spec)?;
+            }
+            ctx.kv.data_changed(SPEC_INPUTS, &inputs);
         }
     }
     let version = image_version(&image.image_path);

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use redis_k8s::juju::fake::{Call, FakeJuju, FakeModel, FakeRelation, Fault};
 use redis_k8s::juju::{HookEnv, HookTools, Settings, ToolError, ToolRunner};
-use redis_k8s::reactive::store::{FILE_NAME, MIRROR_KEY};
+use redis_k8s::reactive::store::{FILE_NAME, MIRROR_KEY, WRITER_FILE};
 use serde_json::json;
 
 use super::TempDir;
@@ -170,6 +170,8 @@ impl HookResult {
 pub struct Snapshot {
     model: FakeModel,
     store: Option<Vec<u8>>,
+    /// The store's last-writer marker (which hook wrote it), part of the unit's local state.
+    writer: Option<Vec<u8>>,
     image: Vec<u8>,
 }
 
@@ -239,11 +241,20 @@ impl FakeUnit {
 
     /// A new unit (own temp dir) in the state `snap` captured.
     pub fn restore(label: &str, snap: &Snapshot) -> FakeUnit {
-        FakeUnit::with_model(label, snap.model.clone(), snap.store.as_deref(), &snap.image)
+        let u = FakeUnit::with_model(label, snap.model.clone(), snap.store.as_deref(), &snap.image);
+        if let Some(w) = &snap.writer {
+            fs::write(u.state_dir().join(WRITER_FILE), w).unwrap();
+        }
+        u
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { model: self.fake.model.borrow().clone(), store: self.store_bytes(), image: self.image.clone() }
+        Snapshot {
+            model: self.fake.model.borrow().clone(),
+            store: self.store_bytes(),
+            writer: fs::read(self.state_dir().join(WRITER_FILE)).ok(),
+            image: self.image.clone(),
+        }
     }
 
     pub fn model(&self) -> RefMut<'_, FakeModel> {
