@@ -517,3 +517,29 @@ fn one_unit_both_families_read_host_port_and_only_reactive_gets_the_password() {
     assert!(!u.model().relations["db:3"].local.contains_key("password"));
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 7000")));
 }
+
+#[test]
+fn a_client_joining_while_the_config_is_blocked_gets_the_last_good_data() {
+    let u = Unit::new("redis-k8s/0", true);
+    u.deploy();
+    u.model().config.insert("port".into(), json!(70000));
+    u.hook("config-changed").0.unwrap();
+    let env = u.relate("db:4");
+    u.hook_env("db-relation-joined", &env).0.unwrap();
+    let local = u.model().relations["db:4"].local.clone();
+    assert_eq!(local.get("port").map(String::as_str), Some("6379"), "where Redis really listens: {local:?}");
+    assert_eq!(local.get("host").map(String::as_str), Some("10.152.183.7"));
+}
+
+#[test]
+fn get_password_works_while_another_option_is_invalid() {
+    let u = Unit::new("redis-k8s/0", true);
+    with_peers(&u);
+    u.deploy();
+    u.model().config.insert("maxmemory".into(), json!("lots"));
+    u.hook("config-changed").0.unwrap();
+    assert_eq!(u.model().last_status().map(|(s, _)| s.to_string()), Some("blocked".into()));
+    run_action(&u, "get-password").unwrap();
+    assert_eq!(u.model().action_failed, None);
+    assert_eq!(u.model().action_results.get("password").map(String::len), Some(32));
+}

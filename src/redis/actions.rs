@@ -54,7 +54,17 @@ fn current_password(env: &HookEnv, tools: &mut HookTools, cfg: &RedisConfig) -> 
 }
 
 fn get_password(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
-    let Some(cfg) = config(tools)? else { return Ok(()) };
+    // Only the auth options matter here: another option being invalid must not hide the password.
+    let values = tools.config()?;
+    let auth_only: serde_json::Map<String, serde_json::Value> =
+        values.into_iter().filter(|(k, _)| k == "password" || k == "require-auth").collect();
+    let cfg = match RedisConfig::from_juju(&auth_only) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            tools.action_fail(&errors.to_string())?;
+            return Ok(());
+        }
+    };
     let Some(pw) = current_password(env, tools, &cfg)? else {
         tools.action_fail("no password yet: the leader has not generated one (is the redis-peers relation up?)")?;
         return Ok(());

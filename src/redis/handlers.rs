@@ -29,6 +29,7 @@ const CONFIGURED: &str = "redis.configured";
 const INVALID: &str = "redis.config.invalid";
 const ADDRESS_KEY: &str = "redis.db.ingress-address";
 const SPEC_INPUTS: &str = "redis.pod-spec-inputs";
+const LAST_GOOD_CONFIG: &str = "redis.config.last-good";
 
 /// Registers the Redis handlers (after the layers' own, as the original's `reactive/redis.py` was).
 pub fn register(reg: &mut Registry<State>) {
@@ -52,7 +53,10 @@ fn unit_departing(ctx: &mut Ctx<'_>) -> Result<()> {
 
 fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     let cfg = match RedisConfig::from_juju(&ctx.config) {
-        Ok(cfg) => cfg,
+        Ok(cfg) => {
+            ctx.kv.set(LAST_GOOD_CONFIG, serde_json::Value::Object(ctx.config.clone()));
+            cfg
+        }
         Err(errors) => {
             status::blocked(ctx, &errors.to_string());
             ctx.flags.set(INVALID);
@@ -137,9 +141,24 @@ fn password(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<Option<String>> {
     auth::effective_password(ctx, cfg.password.as_deref().unwrap_or(""))
 }
 
+/// The config to act on: the current one when valid (remembered as the last good one), else the last
+/// good one, so a client that joins while the config is blocked still learns where Redis really is.
+fn good_config(ctx: &mut Ctx<'_>) -> Option<RedisConfig> {
+    match RedisConfig::from_juju(&ctx.config) {
+        Ok(cfg) => {
+            ctx.kv.set(LAST_GOOD_CONFIG, serde_json::Value::Object(ctx.config.clone()));
+            Some(cfg)
+        }
+        Err(_) => {
+            let last: serde_json::Map<String, serde_json::Value> = ctx.kv.get_as(LAST_GOOD_CONFIG)?;
+            RedisConfig::from_juju(&last).ok()
+        }
+    }
+}
+
 fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
-    // A bad config keeps the last good data published.
-    let Ok(cfg) = RedisConfig::from_juju(&ctx.config) else { return Ok(()) };
+    // A bad config keeps the last good data published (and gives it to clients that join meanwhile).
+    let Some(cfg) = good_config(ctx) else { return Ok(()) };
     let password = password(ctx, &cfg)?;
     let host = if topology::units(ctx) > 1 {
         // Several units: clients get the primary pod's stable name (the leader asks Sentinel).
