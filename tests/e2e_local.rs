@@ -539,3 +539,32 @@ fn no_secret_in_logs_statuses_argv_or_open_files_across_a_full_run() {
     }
     let _ = std::fs::remove_file(&image);
 }
+
+/// Juju numbers units for good, a StatefulSet reuses pod ordinals: after 3 → 2 → 3, the new unit
+/// (`redis-k8s/3`) runs pod `redis-k8s-2`, joins as a replica of the current primary, and Sentinel
+/// counts it again.
+#[test]
+fn scaling_back_up_reuses_the_freed_pod_ordinal_and_the_new_pod_replicates() {
+    let m = Model::new("rescale");
+    let charm = charm();
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"]);
+    m.wait_active("redis-k8s");
+    let pw = m.password("redis-k8s/0");
+    m.ok(&["scale", "redis-k8s", "2"]);
+    m.wait_active("redis-k8s");
+    m.ok(&["scale", "redis-k8s", "3"]);
+    m.wait_active("redis-k8s");
+    let status = m.status();
+    let units: Vec<String> =
+        status["applications"]["redis-k8s"]["units"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(units, ["redis-k8s/0", "redis-k8s/1", "redis-k8s/3"]);
+    let addr = m.address("redis-k8s/3");
+    let info = until("the new pod to replicate", 60, || {
+        let info = resp::info(&format!("{addr}:6379"), Some(&pw), "replication", Duration::from_secs(2)).ok()?;
+        (resp::info_field(&info, "master_link_status") == Some("up")).then_some(info)
+    });
+    assert_eq!(resp::info_field(&info, "role"), Some("slave"));
+    let out = m.run(&["remove-unit", "redis-k8s/0"]);
+    assert!(!out.status.success(), "a StatefulSet's unit cannot be removed by name");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scale it down instead"));
+}

@@ -253,7 +253,13 @@ fn run(cli: Cli) -> Result<i32> {
             let _l = lock(&paths)?;
             let mut model = Model::load(&paths)?;
             let (app, n) = parse_unit_name(&unit)?;
-            model.unit(&app, n)?;
+            if model.unit(&app, n)?.ordinal.is_some() {
+                // A StatefulSet only ever drops its highest ordinal; Juju on k8s scales instead.
+                anyhow::bail!(
+                    "cannot remove {unit} by name: {app} is a StatefulSet, whose pods are ordinals 0..N-1; \
+                     scale it down instead (juju-local scale {app} N, as juju scale-application)"
+                );
+            }
             let mut warnings = Vec::new();
             lifecycle::remove_unit(&paths, &mut model, &app, n, &mut warnings)?;
             warnings.extend(lifecycle::drain(&paths, &mut model)?);

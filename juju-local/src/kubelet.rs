@@ -61,11 +61,12 @@ fn hosts_file(model: &Model, metas: &BTreeMap<String, Option<Metadata>>) -> Stri
     );
     for app in model.apps.values() {
         let stateful = metas.get(&app.name).and_then(|m| m.as_ref()).is_some_and(|m| m.stateful);
-        for (n, u) in &app.units {
+        for u in app.units.values() {
+            let pod = crate::model::pod_name(&app.name, u);
             if stateful {
-                s.push_str(&format!("{}\t{}-{n}.{}-endpoints {}-{n}\n", u.address, app.name, app.name, app.name));
+                s.push_str(&format!("{}\t{pod}.{}-endpoints {pod}\n", u.address, app.name));
             } else {
-                s.push_str(&format!("{}\t{}-{n}\n", u.address, app.name));
+                s.push_str(&format!("{}\t{pod}\n", u.address));
             }
         }
         if let Some(addr) = service_address(app) {
@@ -130,8 +131,19 @@ pub fn reconcile(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
                 stop_pod(&old);
                 created = old.created_dirs;
             }
-            let mut pod = match start_pod(paths, &net, &app_name, *n, &unit.address, spec, &meta, &hosts, &mut created)
-            {
+            let pod_name = crate::model::pod_name(&app_name, unit);
+            let mut pod = match start_pod(
+                paths,
+                &net,
+                &app_name,
+                *n,
+                &pod_name,
+                &unit.address,
+                spec,
+                &meta,
+                &hosts,
+                &mut created,
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     warnings.push(format!("pod {app_name}-{n}: {e:#}"));
@@ -274,8 +286,8 @@ fn key_files(kf: &podspec::KeyFiles, data: &BTreeMap<String, Vec<u8>>) -> Vec<(S
 }
 
 /// Resolves envConfig into environment variables (plain values, secret/config-map refs, podIP).
-fn container_env(spec: &PodSpec, c: &Container, app: &str, n: u32, address: &str) -> Vec<(String, String)> {
-    let mut env = vec![("PATH".to_string(), IMAGE_PATH.to_string()), ("HOSTNAME".to_string(), format!("{app}-{n}"))];
+fn container_env(spec: &PodSpec, c: &Container, pod: &str, address: &str) -> Vec<(String, String)> {
+    let mut env = vec![("PATH".to_string(), IMAGE_PATH.to_string()), ("HOSTNAME".to_string(), pod.to_string())];
     let lookup = |kind: &str, name: &str| -> BTreeMap<String, Vec<u8>> {
         if kind == "secret" {
             spec.secret_files(name).unwrap_or_default()
@@ -295,7 +307,7 @@ fn container_env(spec: &PodSpec, c: &Container, app: &str, n: u32, address: &str
                 if let Some(field) = m.get("field") {
                     match field.get("path").and_then(Value::as_str) {
                         Some("status.podIP") => Some(address.to_string()),
-                        Some("metadata.name") => Some(format!("{app}-{n}")),
+                        Some("metadata.name") => Some(pod.to_string()),
                         Some("metadata.namespace") => Some("juju-local".into()),
                         _ => None,
                     }
@@ -347,6 +359,7 @@ fn start_pod(
     net: &Network,
     app: &str,
     n: u32,
+    pod_name: &str,
     address: &str,
     spec: &PodSpec,
     meta: &Metadata,
@@ -386,7 +399,7 @@ fn start_pod(
     for c in ordered {
         let mut binds: Vec<(PathBuf, PathBuf)> = vec![(bin.clone(), PathBuf::from("/usr/local/bin"))];
         for (loc_name, location) in &meta.storage {
-            let dir = paths.storage_dir(app, n, loc_name);
+            let dir = paths.storage_dir(pod_name, loc_name);
             fs::create_dir_all(&dir)?;
             binds.push((dir, PathBuf::from(location)));
         }
@@ -441,7 +454,7 @@ fn start_pod(
             Some(ns) => ["ip", "netns", "exec", ns.as_str()].iter().map(|s| s.to_string()).chain(args).collect(),
             None => args,
         };
-        let env = container_env(spec, c, app, n, address);
+        let env = container_env(spec, c, pod_name, address);
         let argv = image_argv(c);
         let log_path = pod_dir.join("logs").join(format!("{}.log", c.name));
         let log = fs::OpenOptions::new().create(true).append(true).open(&log_path)?;

@@ -106,7 +106,12 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
     for r in model.relations.values_mut().filter(|r| r.app == app) {
         r.unit_data.insert(me.clone(), scope_settings(&address));
     }
-    let unit = Unit { number: n, agent: StatusInfo::new("allocating", ""), address, ..Default::default() };
+    let ordinal = charm_meta(paths, app).ok().filter(|m| m.stateful).map(|_| {
+        let used: std::collections::BTreeSet<u32> =
+            model.apps.get(app).map(|a| a.units.values().filter_map(|u| u.ordinal).collect()).unwrap_or_default();
+        (0..).find(|o| !used.contains(o)).unwrap_or(0)
+    });
+    let unit = Unit { number: n, ordinal, agent: StatusInfo::new("allocating", ""), address, ..Default::default() };
     model.app_mut(app)?.units.insert(n, unit);
     for r in &rels {
         queue.extend(join_hooks(model, r, &me));
@@ -683,7 +688,11 @@ pub fn scale(paths: &Paths, model: &mut Model, app: &str, target: u32) -> Result
         }
         model.save(paths)?;
     } else {
-        let doomed: Vec<u32> = model.app(app)?.units.keys().rev().take((current - target) as usize).copied().collect();
+        // The highest pods go first: a StatefulSet drops its highest ordinals.
+        let mut by_pod: Vec<(u32, u32)> =
+            model.app(app)?.units.values().map(|u| (u.ordinal.unwrap_or(u.number), u.number)).collect();
+        by_pod.sort_unstable();
+        let doomed: Vec<u32> = by_pod.iter().rev().take((current - target) as usize).map(|(_, n)| *n).collect();
         for n in doomed {
             remove_unit(paths, model, app, n, &mut warnings)?;
         }

@@ -132,6 +132,11 @@ pub struct PodRecord {
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Unit {
     pub number: u32,
+    /// The pod's ordinal when the application is a StatefulSet: the lowest one free when the unit was
+    /// added, so pods are always `<app>-0` … `<app>-(N-1)` whatever the unit numbers (Juju numbers units
+    /// for good, a StatefulSet reuses ordinals). `None` for a Deployment: the pod takes the unit number.
+    #[serde(default)]
+    pub ordinal: Option<u32>,
     /// The charm-set workload status (None until Juju or the charm sets one).
     pub workload: Option<StatusInfo>,
     pub agent: StatusInfo,
@@ -320,9 +325,15 @@ impl Paths {
     pub fn pod_dir(&self, app: &str, n: u32) -> PathBuf {
         self.root.join("pods").join(format!("{app}-{n}"))
     }
-    pub fn storage_dir(&self, app: &str, n: u32, name: &str) -> PathBuf {
-        self.root.join("storage").join(format!("{app}-{n}")).join(name)
+    /// A pod's persistent storage, keyed by pod name (a StatefulSet's volume claim follows the ordinal).
+    pub fn storage_dir(&self, pod: &str, name: &str) -> PathBuf {
+        self.root.join("storage").join(pod).join(name)
     }
+}
+
+/// The pod's name (`<app>-<ordinal>`, or `<app>-<unit number>` outside StatefulSets).
+pub fn pod_name(app: &str, unit: &Unit) -> String {
+    format!("{app}-{}", unit.ordinal.unwrap_or(unit.number))
 }
 
 /// Writes a log line to a unit's log in `juju debug-log` form.
