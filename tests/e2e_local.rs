@@ -274,6 +274,24 @@ fn wait_sentinels_settled(sentinels: &[String], pw: &str, units: usize) {
     });
 }
 
+/// A 3-unit deployment related to the stand-in client: the pod addresses, the password, the relation id.
+struct Cluster {
+    addrs: Vec<String>,
+    pw: String,
+    rid: String,
+}
+
+fn deploy_three_related(m: &Model) -> Cluster {
+    let charm = charm();
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"]);
+    m.wait_active("redis-k8s");
+    let addrs = (0..3).map(|i| m.address(&format!("redis-k8s/{i}"))).collect();
+    let pw = m.password("redis-k8s/0");
+    let out = m.ok(&["relate", "redis-k8s:db", "client"]);
+    let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    Cluster { addrs, pw, rid: format!("db:{}", v["relation-id"].as_u64().unwrap()) }
+}
+
 fn relation_view(m: &Model, rid: &str) -> Value {
     let text = m.ok(&["show-relation", rid]);
     serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap()
@@ -284,16 +302,7 @@ fn relation_view(m: &Model, rid: &str) -> Value {
 #[test]
 fn three_units_fail_over_and_the_relation_follows_the_primary() {
     let m = Model::new("ha");
-    let charm = charm();
-    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"]);
-    m.wait_active("redis-k8s");
-    let addrs: Vec<String> = (0..3).map(|i| m.address(&format!("redis-k8s/{i}"))).collect();
-    let pw = m.password("redis-k8s/0");
-    let out = m.ok(&["relate", "redis-k8s:db", "client"]);
-    let rid = {
-        let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
-        format!("db:{}", v["relation-id"].as_u64().unwrap())
-    };
+    let Cluster { addrs, pw, rid } = deploy_three_related(&m);
     let view = relation_view(&m, &rid);
     let uses = &view["views"]["reactive-interface-redis"]["uses"];
     assert_eq!(uses["host"], "redis-k8s-0.redis-k8s-endpoints", "{view}");
@@ -375,16 +384,7 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
 #[test]
 fn scaling_down_never_leaves_the_primary_on_a_removed_pod() {
     let m = Model::new("scaledown");
-    let charm = charm();
-    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"]);
-    m.wait_active("redis-k8s");
-    let addrs: Vec<String> = (0..3).map(|i| m.address(&format!("redis-k8s/{i}"))).collect();
-    let pw = m.password("redis-k8s/0");
-    let out = m.ok(&["relate", "redis-k8s:db", "client"]);
-    let rid = {
-        let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
-        format!("db:{}", v["relation-id"].as_u64().unwrap())
-    };
+    let Cluster { addrs, pw, rid } = deploy_three_related(&m);
     let q = |addr: &str, cmd: &[&str]| {
         resp::query(addr, Some(&pw), cmd, Duration::from_secs(5)).and_then(|r| r.into_result())
     };
