@@ -364,6 +364,17 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
         assert_eq!(bag["hostname"], Value::String(new_primary.clone()), "{unit} still names the old primary");
     }
     assert_eq!(view["application-data"]["leader-host"], Value::String(new_primary.clone()));
+    // A client that speaks Sentinel gets every Sentinel and the master name, and they agree.
+    let bag = &view["unit-data"]["redis-k8s/1"];
+    assert_eq!(bag["sentinel-master"], "redis-k8s");
+    let listed: Vec<&str> = bag["sentinel-endpoints"].as_str().unwrap().split(',').collect();
+    assert_eq!(listed.len(), 3, "{bag}");
+    for (i, ep) in listed.iter().enumerate() {
+        assert_eq!(*ep, format!("redis-k8s-{i}.redis-k8s-endpoints:26379"));
+    }
+    let (via_sentinel, _) =
+        resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(2)).expect("a Sentinel answers");
+    assert_eq!(via_sentinel, new_primary);
     assert_eq!(
         view["views"]["ops-redis-k8s-library"]["urls"],
         serde_json::json!([format!("redis://{new_primary}:6379")])

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result};
 use super::auth;
 use super::config::RedisConfig;
 use super::podspec::{ImageDetails, Topology, image_version, render_pod_spec};
-use super::relation::{UNIT_KEYS, app_data, unit_data, with_deletions};
+use super::relation::{UNIT_KEYS, add_sentinels, app_data, unit_data, with_deletions};
 use super::topology;
 use crate::juju::LogLevel;
 use crate::layers::{Ctx, State, caas_base, docker_resource, status};
@@ -167,7 +167,10 @@ fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
     } else {
         ingress_address(ctx)?
     };
-    let data = with_deletions(unit_data(&host, cfg.port, password.as_deref()), UNIT_KEYS);
+    let mut data = unit_data(&host, cfg.port, password.as_deref());
+    let app = ctx.env.app_name().to_string();
+    add_sentinels(&mut data, &super::podspec::sentinel_addresses(&app, topology::units(ctx)), &app);
+    let data = with_deletions(data, UNIT_KEYS);
     let app_data = app_data(&host);
     for rid in joined_units(ctx, ENDPOINT).keys() {
         if ctx.kv.data_changed(&format!("redis.db.published.{rid}"), &data) {

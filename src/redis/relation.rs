@@ -20,8 +20,16 @@ pub fn unit_data(host: &str, port: u16, password: Option<&str>) -> Settings {
     s
 }
 
+/// For clients that speak Sentinel: every pod's Sentinel (`host:port`, comma-separated) and the name
+/// it monitors the primary under. No requirer of interface `redis` reads these keys, and they collide
+/// with none it does (`sentinel-endpoints` is the valkey_client spelling).
+pub fn add_sentinels(data: &mut Settings, sentinels: &[String], master: &str) {
+    data.insert("sentinel-endpoints".into(), sentinels.join(","));
+    data.insert("sentinel-master".into(), master.to_string());
+}
+
 /// Every key this charm ever writes in a unit bag.
-pub const UNIT_KEYS: &[&str] = &["host", "hostname", "port", "password"];
+pub const UNIT_KEYS: &[&str] = &["host", "hostname", "port", "password", "sentinel-endpoints", "sentinel-master"];
 
 /// `data` plus an empty value (which `relation-set` treats as "delete") for each of `keys` it lacks,
 /// so a key this charm stopped publishing (the password, once auth is off) is removed, not left stale.
@@ -57,6 +65,9 @@ mod tests {
         assert_eq!(d["hostname"], "10.152.183.7");
         assert_eq!(d["port"].parse::<u16>().unwrap(), 7000);
         assert!(!unit_data("h", 1, None).contains_key("password"));
+        let mut d = unit_data("h", 1, None);
+        add_sentinels(&mut d, &["a-0.a-endpoints:26379".into(), "a-1.a-endpoints:26379".into()], "a");
+        assert_eq!(d["sentinel-endpoints"], "a-0.a-endpoints:26379,a-1.a-endpoints:26379");
         let d = with_deletions(unit_data("h", 1, None), UNIT_KEYS);
         assert_eq!(d["password"], "", "auth off: the password key is deleted");
         assert_eq!(d["port"], "1");
