@@ -288,7 +288,7 @@ fn size_bytes(text: &str) -> Option<u64> {
 
 fn save_points(text: &str) -> Option<String> {
     let words: Vec<&str> = text.split_ascii_whitespace().collect();
-    let ok = words.len() % 2 == 0
+    let ok = words.len().is_multiple_of(2)
         && words.iter().all(|w| w.bytes().all(|b| b.is_ascii_digit()) && w.parse::<u32>().is_ok_and(|n| n >= 1));
     ok.then(|| words.join(" "))
 }
@@ -1005,7 +1005,9 @@ impl Soak {
                 silent += 1;
                 continue;
             }
-            self.m.check(bag["port"] == port.to_string(), || format!("{rid}: {}'s bag {bag}, port {port}", u.name));
+            self.m.check(bag["port"].as_str() == Some(port.to_string().as_str()), || {
+                format!("{rid}: {}'s bag {bag}, port {port}", u.name)
+            });
             self.m
                 .check(bag["host"].as_str().is_some_and(|h| !h.is_empty()), || format!("{rid}: {} bag {bag}", u.name));
             self.m.check(bag["password"] == serde_json::to_string(pw).unwrap(), || {
@@ -1163,10 +1165,15 @@ fn soak(tag: &str, steps: usize, max_units: usize, budget: Duration) {
         };
         let t = Instant::now();
         let what = s.apply(k);
+        let applied = t.elapsed();
         s.o.settle();
         s.check_all();
         *counts.entry(k).or_default() += 1;
-        eprintln!("soak: step {step}/{steps} {k:?}: {what} ({:.1} s)", t.elapsed().as_secs_f64());
+        eprintln!(
+            "soak: step {step}/{steps} {k:?}: {what} ({:.1} s + {:.1} s checks)",
+            applied.as_secs_f64(),
+            (t.elapsed() - applied).as_secs_f64()
+        );
     }
     let done: usize = counts.values().sum();
     eprintln!(
