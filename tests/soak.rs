@@ -23,8 +23,9 @@
 //!    one leader, the workload version of the image, every agent `idle`, never `error` after a step;
 //! 4. every client relation names a host and the current port for both client families
 //!    (`show-relation` views), with the password for the reactive family;
-//! 5. the host clients are given is a pod of the application and takes a write (the leader's
-//!    `update-status`, which Juju runs periodically, is run while waiting for a failover to settle).
+//! 5. the host clients are given is a pod of the application and takes a write (or, with `maxmemory`
+//!    set, refuses it with OOM: a primary enforcing the limit); the leader's `update-status`, which Juju
+//!    runs periodically, is run while waiting for a failover to settle.
 //!
 //! Check 5 (and the "host is a pod" half of 4) holds only while the units are numbered 0..N-1: juju-local
 //! names each pod after its unit number, while the charm assumes StatefulSet ordinals 0..N-1, so after a
@@ -1059,13 +1060,17 @@ impl Soak {
                 }
                 None => units.iter().map(|u| u.address.clone()).collect(),
             };
+            // A small maxmemory (e.g. 2000000 with noeviction) makes the primary refuse with OOM: the
+            // configured limit at work, on a primary (a replica says READONLY).
+            let limited = self.o.good.maxmemory > 0;
             let written = targets.iter().any(|a| {
                 let addr = format!("{a}:{port}");
-                resp::query(&addr, Some(pw), &["SET", &key, "v"], Duration::from_secs(1))
-                    .and_then(|r| r.into_result())
-                    .is_ok()
-                    && resp::query(&addr, Some(pw), &["GET", &key], Duration::from_secs(1))
-                        .is_ok_and(|r| r.as_str() == Some("v"))
+                match resp::query(&addr, Some(pw), &["SET", &key, "v"], Duration::from_secs(1)) {
+                    Ok(resp::Resp::Error(e)) => limited && e.starts_with("OOM"),
+                    Ok(_) => resp::query(&addr, Some(pw), &["GET", &key], Duration::from_secs(1))
+                        .is_ok_and(|r| r.as_str() == Some("v")),
+                    Err(_) => false,
+                }
             });
             if written {
                 return;
