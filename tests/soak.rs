@@ -27,11 +27,18 @@
 //!    set, refuses it with OOM: a primary enforcing the limit); the leader's `update-status`, which Juju
 //!    runs periodically, is run while waiting for a failover to settle.
 //!
-//! Check 5 (and the "host is a pod" half of 4) holds only while the units are numbered 0..N-1: juju-local
-//! names each pod after its unit number, while the charm assumes StatefulSet ordinals 0..N-1, so after a
-//! leader change or scale-down + up no pod is the primary (see the ignored
-//! `leader_change_keeps_a_writable_primary`). The soak skips check 5 then and counts the skips;
-//! `REDIS_K8S_SOAK_STRICT=1` makes it fail instead.
+//! Three known bugs, each kept as a failing, ignored test at the end of this file, are tolerated by the
+//! soak only in the exact form the bug takes, and counted in its summary; `REDIS_K8S_SOAK_STRICT=1`
+//! makes it fail on them instead:
+//! - juju-local names each pod after its unit number, while the charm (like a StatefulSet) assumes pods
+//!   0..N-1: after a leader change, or a scale-down then up, no pod is the primary and every Sentinel
+//!   stalls ~20 s on the missing pod 0. The soak then accepts `waiting "container … not ready"`, skips
+//!   check 5 and the "host is a pod" half of 4, and redeploys the application (a `Redeploy` step: remove,
+//!   deploy with the valid options, the image and as many units) to get pods 0..N-1 back;
+//! - `get-password` fails while any option is bad: the soak uses the password it knows (check 2 still
+//!   proves it is the one Redis requires);
+//! - a unit that enters a client relation while the config is blocked publishes no host/port: its bag
+//!   must hold no port (anything else fails) until a good config.
 //!
 //! Run: the default `cargo test` runs 25 steps with at most 2 units (`make test`). The long mode,
 //! 300 steps with up to 3 units, stops drawing steps after about 10 minutes:
@@ -1017,7 +1024,7 @@ impl Soak {
         }
         self.unpublished += silent;
         let uses = &view["views"]["reactive-interface-redis"]["uses"];
-        if c.published.is_empty() {
+        if silent == units.len() {
             self.m.check(uses.is_null(), || format!("{rid}: reactive view {uses} with nothing published"));
             return;
         }
@@ -1050,7 +1057,8 @@ impl Soak {
         let deadline = Instant::now() + SETTLE;
         let leader = units.iter().find(|u| u.leader).unwrap().name.clone();
         loop {
-            let targets: Vec<String> = match self.o.clients.iter().find(|c| !c.published.is_empty()) {
+            let published = |c: &&Client| units.iter().any(|u| c.published.contains(&u.name));
+            let targets: Vec<String> = match self.o.clients.iter().find(published) {
                 Some(c) => {
                     let text = self.m.ok(&["show-relation", &c.rid]);
                     let view: Value =
