@@ -980,10 +980,44 @@ impl Soak {
             })();
             match problem {
                 Ok(()) => return,
-                Err(p) if Instant::now() > deadline => self.m.fail(&format!("Redis of {} at {addr}: {p}", u.name)),
+                Err(p) if Instant::now() > deadline => {
+                    self.m.fail(&format!("Redis of {} at {addr}: {p}\n{}", u.name, self.pod_diagnostics(u.number)))
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(300)),
             }
         }
+    }
+
+    /// What juju-local recorded about a unit's pod, and what its network namespace holds now.
+    fn pod_diagnostics(&self, n: u32) -> String {
+        let model = self.m.model_json();
+        let pod = &model["apps"][APP]["units"][n.to_string()]["pod"];
+        let ns = pod["netns"].as_str().unwrap_or_default();
+        let run = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let procs: Vec<String> = run(&["netns", "pids", ns])
+            .split_whitespace()
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!("{pid} {}", String::from_utf8_lossy(&cmd).replace('\0', " ").trim())
+            })
+            .collect();
+        format!(
+            "pod record: netns {ns}, restarts {}, error {}, containers {}\nnetns addresses:\n{}processes: {procs:?}\nhost links: {}",
+            pod["restarts"],
+            pod["error"],
+            pod["containers"]
+                .as_array()
+                .map(|c| c.iter().map(|c| format!("{}={}", c["name"], c["pid"])).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            run(&["-n", ns, "-br", "addr"]),
+            run(&["-br", "link"]).lines().filter(|l| l.starts_with("jl")).collect::<Vec<_>>().join("; ")
+        )
     }
 
     /// The pod address a published host name stands for: a unit's IP, or `<app>-<n>.<app>-endpoints`.
