@@ -181,8 +181,20 @@ impl Model {
     /// Panics with the seed, the model status and the end of the unit logs.
     fn fail(&self, msg: &str) -> ! {
         let status = String::from_utf8_lossy(&self.run(&["status"]).stdout).into_owned();
-        let log = String::from_utf8_lossy(&self.run(&["debug-log"]).stdout).into_owned();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        // The last lines of each current unit's log (removed units' logs stay in the model dir).
+        let model: Value = std::fs::read_to_string(self.dir.join("model.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let numbers: Vec<String> =
+            model["apps"][APP]["units"].as_object().map(|u| u.keys().cloned().collect()).unwrap_or_default();
+        let mut tail: Vec<String> = Vec::new();
+        for n in numbers {
+            let log =
+                String::from_utf8_lossy(&self.run(&["debug-log", "--unit", &format!("{APP}/{n}")]).stdout).into_owned();
+            let lines: Vec<&str> = log.lines().collect();
+            tail.extend(lines[lines.len().saturating_sub(15)..].iter().map(|l| l.to_string()));
+        }
         panic!(
             "{msg}\n--- replay with REDIS_K8S_SOAK_SEED={:#x} ---\n--- status ---\n{status}\n--- debug-log (tail) ---\n{}",
             self.seed,
