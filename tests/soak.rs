@@ -1028,8 +1028,15 @@ impl Soak {
                 format!("{pid} {}", String::from_utf8_lossy(&cmd).replace('\0', " ").trim())
             })
             .collect();
+        let addr = model["apps"][APP]["units"][n.to_string()]["address"].as_str().unwrap_or_default().to_string();
+        let veth = format!("jl{}v{}", model["network"]["index"], addr.rsplit('.').next().unwrap_or_default());
         format!(
-            "pod record: netns {ns}, restarts {}, error {}, containers {}\nnetns addresses:\n{}processes: {procs:?}\nhost links: {}",
+            "host side: {}{}{}pod eth0: {}\n\
+             pod record: netns {ns}, restarts {}, error {}, containers {}\nnetns addresses:\n{}processes: {procs:?}\nhost links: {}",
+            run(&["-d", "-o", "link", "show", &veth]),
+            run(&["neigh", "show", &addr]),
+            run(&["route", "get", &addr]),
+            run(&["-n", ns, "-o", "link", "show", "eth0"]),
             pod["restarts"],
             pod["error"],
             pod["containers"]
