@@ -194,6 +194,14 @@ fn before_hook(model: &mut Model, app: &str, n: u32, hook: &HookSpec) {
             list.push(ru.clone());
         }
     }
+    // As in Juju, by the time -departed runs the remote unit is no longer in relation-list. (It stays
+    // gone even if the hook fails: leaving the scope is not undone.)
+    if hook.name.ends_with("-relation-departed")
+        && let Some(ru) = &hook.remote_unit
+        && let Some(list) = rel.joined.get_mut(&uname)
+    {
+        list.retain(|u| u != ru);
+    }
 }
 
 fn after_hook(model: &mut Model, app: &str, n: u32, hook: &HookSpec) {

@@ -131,6 +131,14 @@ pub fn create_pod_net(net: &Network, app: &str, n: u32, address: &str) -> Result
         ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
         ip(&["link", "set", &veth, "master", &bridge])?;
         ip(&["link", "set", &veth, "up"])?;
+        // A MAC derived from the address: a restarted pod keeps its IP *and* MAC, so the host's and other
+        // pods' neighbour entries stay right (a new random MAC on the same IP left the host sending to
+        // the old one until the entry went stale).
+        let octets: Vec<u8> = address.split('.').filter_map(|o| o.parse().ok()).collect();
+        if let [a, b, c, d] = octets[..] {
+            let mac = format!("02:4a:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+            ip(&["-n", &ns, "link", "set", "eth0", "address", &mac])?;
+        }
         ip(&["-n", &ns, "addr", "add", &format!("{address}/24"), "dev", "eth0"])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])

@@ -40,15 +40,24 @@ pub fn register(reg: &mut Registry<State>) {
 }
 
 /// Scale-down: the departing unit itself (its hooks run while its pod may still be up) and the leader
-/// move the primary off the departing unit's pod.
+/// move the primary off the departing pod. Each acts once per departing unit, in the first
+/// `-departed` hook about it, when the units that remain number exactly the departing pod's ordinal
+/// (a StatefulSet drops its highest ordinal; in the departing unit's own first hook, the peer list has
+/// lost one other unit, which its own absence from the count makes up for).
 fn unit_departing(ctx: &mut Ctx<'_>) -> Result<()> {
     let Some(departing) = ctx.env.departing_unit.clone() else { return Ok(()) };
     if !(ctx.is_leader || departing == ctx.env.unit_name) {
         return Ok(());
     }
-    let Ok(cfg) = RedisConfig::from_juju(&ctx.config) else { return Ok(()) };
+    let handled = format!("redis.departure-handled.{departing}");
+    if ctx.kv.get(&handled).is_some() {
+        return Ok(());
+    }
+    ctx.kv.set(&handled, serde_json::Value::Bool(true));
+    let Some(cfg) = good_config(ctx) else { return Ok(()) };
     let password = password(ctx, &cfg)?;
-    topology::move_primary_off(ctx, &departing, password.as_deref(), cfg.port)
+    let ordinal = topology::units(ctx);
+    topology::move_primary_off(ctx, ordinal, password.as_deref(), cfg.port)
 }
 
 fn configure(ctx: &mut Ctx<'_>) -> Result<()> {

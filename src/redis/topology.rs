@@ -95,15 +95,16 @@ pub fn refresh_primary(ctx: &mut Ctx<'_>, password: Option<&str>) -> Result<bool
 /// How long the leader waits, at most, for Sentinel to finish a failover it asked for.
 pub const FAILOVER_WAIT: Duration = Duration::from_secs(8);
 
-/// A unit is leaving (scale-down): its pod must not stay, or become, the primary. The leader tells that
-/// pod's Redis never to be promoted (`replica-priority 0`) and, when it is the primary, asks Sentinel
-/// for a failover to a remaining pod, waiting a bounded time for the new primary before the pod goes.
-/// Redis or Sentinel not answering is logged in the trace and leaves Sentinel's own detection to act.
-pub fn move_primary_off(ctx: &mut Ctx<'_>, departing_unit: &str, password: Option<&str>, port: u16) -> Result<()> {
+/// A unit is leaving (scale-down): its pod must not stay, or become, the primary. A StatefulSet always
+/// drops its highest ordinal, and Juju's unit numbers are not pod ordinals (units are numbered for good,
+/// ordinals are reused), so the departing pod is `<app>-<ordinal>` with `ordinal` the number of units
+/// that remain. The leader tells that pod's Redis never to be promoted (`replica-priority 0`) and, when
+/// it is the primary, asks Sentinel for a failover to a remaining pod, waiting a bounded time for the new
+/// primary before the pod goes. Redis or Sentinel not answering is logged in the trace and leaves
+/// Sentinel's own detection to act.
+pub fn move_primary_off(ctx: &mut Ctx<'_>, ordinal: u32, password: Option<&str>, port: u16) -> Result<()> {
     let app = ctx.env.app_name().to_string();
-    let Some(n) = departing_unit.strip_prefix(&format!("{app}/")).and_then(|n| n.parse::<u32>().ok()) else {
-        return Ok(());
-    };
+    let n = ordinal;
     let pod = format!("{app}-{n}");
     let redis = format!("{}:{port}", pod_host(&app, &pod));
     if let Err(e) = resp::query(&redis, password, &["CONFIG", "SET", "replica-priority", "0"], SENTINEL_TIMEOUT)
@@ -111,20 +112,9 @@ pub fn move_primary_off(ctx: &mut Ctx<'_>, departing_unit: &str, password: Optio
     {
         ctx.trace.push(format!("could not lower {pod}'s replica priority: {e:#}"));
     }
-    // The Sentinels of every other pod this unit knows of.
-    let mut ordinals: Vec<u32> = joined_units(ctx, PEERS)
-        .values()
-        .flatten()
-        .chain(std::iter::once(&ctx.env.unit_name))
-        .filter_map(|u| u.strip_prefix(&format!("{app}/")).and_then(|n| n.parse().ok()))
-        .filter(|o| *o != n)
-        .collect();
-    ordinals.sort_unstable();
-    ordinals.dedup();
-    let sentinels: Vec<String> = ordinals
-        .iter()
-        .map(|o| format!("{}:{}", super::podspec::pod_host(&app, *o), super::config::SENTINEL_PORT))
-        .collect();
+    // The Sentinels of the pods that remain: ordinals below the departing one.
+    let sentinels = super::podspec::sentinel_addresses(&app, n.max(1));
+    let sentinels: Vec<String> = if n == 0 { Vec::new() } else { sentinels };
     let Some((host, _)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT) else {
         ctx.trace.push("no Sentinel answered while a unit departs".into());
         return Ok(());
