@@ -45,40 +45,21 @@
 //! bwrap and ip, like `tests/e2e_local.rs`; each run uses its own model dir and destroys it, even when
 //! it fails.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use support::local::{charm, juju_local};
 
 use redis_k8s::redis::resp;
 use serde_json::Value;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const APP: &str = "redis-k8s";
 /// The longest any check waits for the model to settle.
 const SETTLE: Duration = Duration::from_secs(30);
 const STORE_FILE: &str = "redis-k8s-reactive.json";
-
-fn charm() -> PathBuf {
-    let p = std::env::var_os("REDIS_K8S_CHARM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join("redis-k8s.charm"));
-    assert!(p.is_file(), "{} is missing: build it with `make charm`", p.display());
-    p
-}
-
-fn juju_local() -> PathBuf {
-    if let Some(p) = std::env::var_os("JUJU_LOCAL_BIN") {
-        return PathBuf::from(p);
-    }
-    for profile in ["debug", "release"] {
-        let p = Path::new(REPO).join("target").join(profile).join("juju-local");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("juju-local is not built: run `cargo build -p juju-local` (make test does)");
-}
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")

@@ -21,6 +21,7 @@
 #![allow(dead_code)]
 
 pub mod fake_unit;
+pub mod local;
 pub mod sim;
 
 use std::fs;

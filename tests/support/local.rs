@@ -1,0 +1,28 @@
+//! Where the end-to-end suites find what they drive: the built `.charm` and the juju-local binary.
+
+use std::path::{Path, PathBuf};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The built charm: `REDIS_K8S_CHARM`, else `<repo>/redis-k8s.charm`; fails clearly when missing.
+pub fn charm() -> PathBuf {
+    let p = std::env::var_os("REDIS_K8S_CHARM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join("redis-k8s.charm"));
+    assert!(p.is_file(), "{} is missing: build it with `make charm`", p.display());
+    p
+}
+
+/// The juju-local binary: `JUJU_LOCAL_BIN`, else the workspace's debug or release build.
+pub fn juju_local() -> PathBuf {
+    if let Some(p) = std::env::var_os("JUJU_LOCAL_BIN") {
+        return PathBuf::from(p);
+    }
+    for profile in ["debug", "release"] {
+        let p = Path::new(REPO).join("target").join(profile).join("juju-local");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("juju-local is not built: run `cargo build -p juju-local` (make test does)");
+}
