@@ -500,12 +500,18 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let handle = std::thread::spawn(move || {
             if let Ok((mut conn, _)) = listener.accept() {
+                // Read the request first: closing a socket with unread input makes the kernel send a reset,
+                // which could reach the client before it has read past the limit.
+                let mut request = [0u8; 256];
+                let _ = conn.read(&mut request);
                 let line = [b'+'; 65536];
                 for _ in 0..64 {
                     if conn.write_all(&line).is_err() {
                         break;
                     }
                 }
+                // Stay until the client hangs up.
+                let _ = conn.read(&mut request);
             }
         });
         let err = query(&addr, None, &["PING"], T).unwrap_err();
