@@ -67,10 +67,7 @@ impl Model {
     }
 
     fn action(&self, unit: &str, action: &str) -> serde_yaml::Value {
-        let out = self.ok(&["run-action", unit, action]);
-        let doc: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
-        let tag = format!("unit-{}", unit.replace('/', "-"));
-        doc[tag.as_str()].clone()
+        support::local::action_result(&self.ok(&["run-action", unit, action]), unit)
     }
 
     fn password(&self, unit: &str) -> String {

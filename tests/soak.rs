@@ -53,6 +53,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::local::{charm, juju_local};
 
+use redis_k8s::redis::config::MaxmemoryPolicy;
 use redis_k8s::redis::resp;
 use serde_json::Value;
 
@@ -190,10 +191,7 @@ impl Model {
     }
 
     fn action(&self, unit: &str, action: &str) -> serde_yaml::Value {
-        let out = self.ok(&["run-action", unit, action]);
-        let doc: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
-        let tag = format!("unit-{}", unit.replace('/', "-"));
-        doc[tag.as_str()].clone()
+        support::local::action_result(&self.ok(&["run-action", unit, action]), unit)
     }
 
     fn password(&self, unit: &str) -> String {
@@ -223,16 +221,9 @@ impl Drop for Model {
 /// The options the soak drives, in the order the charm names them in a blocked message.
 const OPTIONS: [&str; 6] = ["port", "appendonly", "appendfsync", "save", "maxmemory", "maxmemory-policy"];
 const DEFAULTS: [&str; 6] = ["6379", "true", "everysec", "3600 1 300 100 60 10000", "", "noeviction"];
-const POLICIES: [&str; 8] = [
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
+/// Redis's eviction policies, as the charm names them (its own config test pins the eight names).
+static POLICIES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| MaxmemoryPolicy::ALL.iter().map(|p| p.as_str()).collect());
 
 /// Values the charm accepts, per option (ports are drawn separately).
 fn good_values(opt: &str) -> &'static [&'static str] {
@@ -241,7 +232,7 @@ fn good_values(opt: &str) -> &'static [&'static str] {
         "appendfsync" => &["always", "everysec", "no"],
         "save" => &["900 1", "3600 1 300 100 60 10000", "60 1000 300 10", "3600 1"],
         "maxmemory" => &["0", "64mb", "100m", "1gb", "512kb", "2000000", "256MB", "1G"],
-        "maxmemory-policy" => &POLICIES,
+        "maxmemory-policy" => POLICIES.as_slice(),
         _ => unreachable!("{opt}"),
     }
 }

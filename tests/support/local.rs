@@ -26,3 +26,11 @@ pub fn juju_local() -> PathBuf {
     }
     panic!("juju-local is not built: run `cargo build -p juju-local` (make test does)");
 }
+
+/// A unit's entry in `juju-local run-action` output (`unit-<app>-<n>: {status, results, …}`, as
+/// `juju run-action --wait` prints it).
+pub fn action_result(out: &str, unit: &str) -> serde_yaml::Value {
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(out).unwrap_or_else(|e| panic!("run-action printed no YAML ({e}): {out}"));
+    doc[format!("unit-{}", unit.replace('/', "-")).as_str()].clone()
+}

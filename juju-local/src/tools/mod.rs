@@ -261,6 +261,20 @@ pub fn run_tool(
     }
 }
 
+/// The settings of relation-set / state-set: the `--file` YAML map (`-` is stdin), then the `key=value`
+/// arguments, which override it.
+pub fn settings_arg(ctx: &mut Ctx, p: &flags::Parsed) -> Result<std::collections::BTreeMap<String, String>, ToolError> {
+    let mut pairs = match p.value("file") {
+        Some(f) => {
+            let text = ctx.read_file_arg(f)?;
+            yaml_string_map(&text)?
+        }
+        None => std::collections::BTreeMap::new(),
+    };
+    parse_pairs(&p.args, &mut pairs)?;
+    Ok(pairs)
+}
+
 /// Parses `key=value` arguments; duplicates and malformed pairs are usage errors.
 pub fn parse_pairs(args: &[String], base: &mut std::collections::BTreeMap<String, String>) -> ToolResult {
     let mut seen = std::collections::BTreeSet::new();

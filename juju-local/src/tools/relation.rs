@@ -2,7 +2,7 @@
 //! includes this hook's pending writes) and relation-set (deferred; `--app` leader only).
 
 use super::flags::{Flag, Parsed, bool_flag, val};
-use super::{Ctx, FMT, OUT, REL, Tool, ToolResult, parse_pairs, run_err, unrecognized, usage_err, yaml_string_map};
+use super::{Ctx, FMT, OUT, REL, Tool, ToolResult, run_err, settings_arg, unrecognized, usage_err};
 use crate::model::Relation;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -140,14 +140,7 @@ fn relation_get(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
 
 fn relation_set(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
     let model = ctx.model()?;
-    let mut pairs = match p.value("file") {
-        Some(f) => {
-            let text = ctx.read_file_arg(f)?;
-            yaml_string_map(&text)?
-        }
-        None => BTreeMap::new(),
-    };
-    parse_pairs(&p.args, &mut pairs)?;
+    let pairs = settings_arg(ctx, p)?;
     let id = require_relation(ctx, p, &model)?.id;
     let app_flag = p.has("app");
     if app_flag && !ctx.is_leader(&model) {

@@ -2,7 +2,7 @@
 //! state-delete are deferred to the hook's commit.
 
 use super::flags::{Flag, Parsed, bool_flag, val};
-use super::{Ctx, FMT, OUT, Tool, ToolResult, parse_pairs, run_err, unrecognized, yaml_string_map};
+use super::{Ctx, FMT, OUT, Tool, ToolResult, run_err, settings_arg, unrecognized};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -47,14 +47,7 @@ fn state_get(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
 }
 
 fn state_set(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
-    let mut pairs = match p.value("file") {
-        Some(f) => {
-            let text = ctx.read_file_arg(f)?;
-            yaml_string_map(&text)?
-        }
-        None => BTreeMap::new(),
-    };
-    parse_pairs(&p.args, &mut pairs)?;
+    let pairs = settings_arg(ctx, p)?;
     for (k, v) in &pairs {
         if k.len() > 256 {
             return Err(run_err("max allowed key length (256) exceeded"));
