@@ -13,6 +13,7 @@
 //!   only parts that act through hook tools).
 
 pub mod actions;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod handlers;

@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 
 /// The largest reply [`query`] accepts, counting every byte on the wire.
 pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
@@ -59,6 +59,78 @@ impl Resp {
     }
 }
 
+/// Why a [`session`] got no answer. The text names the address and never contains the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// Nothing listens at the address: the name does not resolve (a pod that is gone has no DNS record) or the
+    /// connection is refused (a container that is not running).
+    NotListening(String),
+    /// The server refused the password (`WRONGPASS`, or `AUTH` sent to a server without one).
+    AuthRefused(String),
+    /// Anything else: a timeout, a reset, a malformed or oversized reply.
+    Failed(String),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::NotListening(m) | SessionError::AuthRefused(m) | SessionError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// Connects to the Redis or Sentinel at `addr` (`host:port`), authenticates when a password is given, sends every
+/// command of `cmds` at once (pipelined) and returns one reply per command, in order.
+///
+/// An error reply to a command is returned as [`Resp::Error`]: it is an answer. `Err` means no answer; see
+/// [`SessionError`] for the kinds. The whole exchange is bounded by `timeout`.
+pub fn session<S: AsRef<str>>(
+    addr: &str,
+    password: Option<&str>,
+    cmds: &[Vec<S>],
+    timeout: Duration,
+) -> Result<Vec<Resp>, SessionError> {
+    let failed = |e: anyhow::Error| SessionError::Failed(format!("{e:#}"));
+    if cmds.iter().any(|c| c.is_empty()) || cmds.is_empty() {
+        return Err(SessionError::Failed(format!("no command to send to {addr}")));
+    }
+    let deadline = Instant::now() + timeout;
+    let mut stream = connect(addr, deadline)?;
+    if let Some(password) = password {
+        send(&mut stream, &["AUTH", password], deadline)
+            .map_err(|e| SessionError::Failed(format!("cannot send AUTH to {addr}: {e}")))?;
+        match read_reply(&mut Reader::new(&mut stream, deadline))
+            .map_err(|e| failed(e.context(format!("no reply to AUTH from {addr}"))))?
+        {
+            Resp::Simple(ok) if ok == "OK" => {}
+            Resp::Error(e) => return Err(SessionError::AuthRefused(format!("AUTH refused by {addr}: {e}"))),
+            other => {
+                return Err(SessionError::Failed(format!(
+                    "unexpected reply to AUTH from {addr}: {}",
+                    describe(&other)
+                )));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for cmd in cmds {
+        let args: Vec<&str> = cmd.iter().map(AsRef::as_ref).collect();
+        encode(&mut out, &args);
+    }
+    write_all(&mut stream, &out, deadline)
+        .map_err(|e| SessionError::Failed(format!("cannot send {} to {addr}: {e}", cmds[0][0].as_ref())))?;
+    let mut replies = Vec::with_capacity(cmds.len());
+    let mut reader = Reader::new(&mut stream, deadline);
+    for cmd in cmds {
+        let reply = read_reply(&mut reader)
+            .map_err(|e| failed(e.context(format!("no reply to {} from {addr}", cmd[0].as_ref()))))?;
+        replies.push(reply);
+    }
+    Ok(replies)
+}
+
 /// Sends one command to the Redis or Sentinel at `addr` (`host:port`) and returns its reply.
 ///
 /// With a password, `AUTH <password>` is sent first, and a refused AUTH is an error. An error reply to the command
@@ -68,20 +140,8 @@ pub fn query(addr: &str, password: Option<&str>, cmd: &[&str], timeout: Duration
     if cmd.is_empty() {
         bail!("no command to send to {addr}");
     }
-    let deadline = Instant::now() + timeout;
-    let mut stream = connect(addr, deadline)?;
-    if let Some(password) = password {
-        send(&mut stream, &["AUTH", password], deadline).with_context(|| format!("cannot send AUTH to {addr}"))?;
-        match read_reply(&mut Reader::new(&mut stream, deadline))
-            .with_context(|| format!("no reply to AUTH from {addr}"))?
-        {
-            Resp::Simple(ok) if ok == "OK" => {}
-            Resp::Error(e) => bail!("AUTH refused by {addr}: {e}"),
-            other => bail!("unexpected reply to AUTH from {addr}: {}", describe(&other)),
-        }
-    }
-    send(&mut stream, cmd, deadline).with_context(|| format!("cannot send {} to {addr}", cmd[0]))?;
-    read_reply(&mut Reader::new(&mut stream, deadline)).with_context(|| format!("no reply to {} from {addr}", cmd[0]))
+    let mut replies = session(addr, password, &[cmd.to_vec()], timeout)?;
+    replies.pop().ok_or_else(|| anyhow!("no reply from {addr}"))
 }
 
 /// Checks that the server at `addr` answers `PING` with `PONG`.
@@ -146,10 +206,14 @@ fn remaining(deadline: Instant) -> io::Result<Duration> {
     if left.is_zero() { Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")) } else { Ok(left) }
 }
 
-fn connect(addr: &str, deadline: Instant) -> Result<TcpStream> {
-    let addrs = remaining(deadline)
-        .and_then(|left| super::resolve::resolve_host_port(addr, left))
-        .with_context(|| format!("cannot resolve {addr}"))?;
+fn connect(addr: &str, deadline: Instant) -> Result<TcpStream, SessionError> {
+    let addrs = remaining(deadline).and_then(|left| super::resolve::resolve_host_port(addr, left)).map_err(|e| {
+        let text = format!("cannot resolve {addr}: {e}");
+        match e.kind() {
+            io::ErrorKind::NotFound => SessionError::NotListening(text),
+            _ => SessionError::Failed(text),
+        }
+    })?;
     let mut last_error = None;
     for socket_addr in addrs {
         let attempt = remaining(deadline).and_then(|left| TcpStream::connect_timeout(&socket_addr, left));
@@ -162,21 +226,34 @@ fn connect(addr: &str, deadline: Instant) -> Result<TcpStream> {
         }
     }
     match last_error {
-        Some(e) => Err(anyhow!("cannot connect to {addr}: {e}")),
-        None => Err(anyhow!("{addr} resolved to no address")),
+        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Err(SessionError::NotListening(format!("cannot connect to {addr}: {e}")))
+        }
+        Some(e) => Err(SessionError::Failed(format!("cannot connect to {addr}: {e}"))),
+        None => Err(SessionError::NotListening(format!("{addr} resolved to no address"))),
     }
 }
 
 /// Writes a command as a RESP array of bulk strings.
 fn send(stream: &mut TcpStream, args: &[&str], deadline: Instant) -> io::Result<()> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    let mut out = Vec::new();
+    encode(&mut out, args);
+    write_all(stream, &out, deadline)
+}
+
+/// Appends a command, as a RESP array of bulk strings, to `out`.
+fn encode(out: &mut Vec<u8>, args: &[&str]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for arg in args {
         out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
         out.extend_from_slice(arg.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+}
+
+fn write_all(stream: &mut TcpStream, bytes: &[u8], deadline: Instant) -> io::Result<()> {
     stream.set_write_timeout(Some(remaining(deadline)?))?;
-    stream.write_all(&out)
+    stream.write_all(bytes)
 }
 
 /// Reads bytes for the parser, within the deadline and the size budget.
