@@ -2,7 +2,7 @@
 #
 #   make demo    set up, build redis-k8s.charm and run the local deploy demo (scripts/demo.sh)
 #   make test    set up, build redis-k8s.charm and run every test against it
-#   make lint    rustfmt, clippy and charm-proof on the unpacked .charm
+#   make lint    rustfmt, shellcheck, clippy and charm-proof on the unpacked .charm
 #   make charm   build redis-k8s.charm (the static binary as ./dispatch, hooks/ as symlinks)
 #   make build   build the static, stripped release binary only
 #   make setup   install what the above need (Debian packages, charm-tools venv); idempotent
@@ -23,7 +23,7 @@ CHARM := redis-k8s.charm
 # copyright because charm-proof warns (exit 100) without one.
 CHARM_FILES := metadata.yaml config.yaml layer.yaml README.md copyright $(wildcard actions.yaml)
 
-APT_PACKAGES := redis-server zip unzip bubblewrap iproute2 python3-venv
+APT_PACKAGES := redis-server zip unzip bubblewrap iproute2 python3-venv shellcheck
 VENV := .venv-tools
 CHARM_TOOLS_VERSION := 3.0.9
 CHARMS_REACTIVE_VERSION := 1.5.3
@@ -65,8 +65,14 @@ charm: build
 	zip -q -X -y $(CHARM) $(CHARM_FILES) dispatch hooks/* $(wildcard actions/*)
 	@echo "$(CHARM): $$(stat -c %s $(CHARM)) bytes; dispatch: $$(stat -c %s dispatch) bytes"
 
+# Every shell script we ship or run: the pod's scripts (their rendered, inlined form is checked by the podspec
+# tests), the demo, the benchmark drivers and the fake hook tool.
+SHELL_SCRIPTS := $(wildcard src/redis/pod/*.sh scripts/*.sh benches/*.sh) benches/fake-tools/fake-tool
+
 lint: setup charm
 	cargo fmt --all -- --check
+	shellcheck -x -s sh $(filter src/redis/pod/%,$(SHELL_SCRIPTS))
+	shellcheck $(filter-out src/redis/pod/%,$(SHELL_SCRIPTS))
 	cargo clippy --workspace --all-targets -- -D warnings
 	rm -rf $(PROOF_DIR) && mkdir -p $(PROOF_DIR)
 	unzip -q $(CHARM) -d $(PROOF_DIR)

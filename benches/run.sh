@@ -39,7 +39,9 @@ else
 fi
 
 VENV=benches/.venv
+# A list of package names, split into words where it is used.
 PKGS="charms.reactive charmhelpers ops PyYAML"
+# shellcheck disable=SC2086 # $PKGS is split into one argument per package
 have_pkgs() {
   $VENV/bin/python3 -c 'import sys, importlib.metadata as m; [m.version(p) for p in sys.argv[1:]]' $PKGS 2>/dev/null
 }
@@ -47,6 +49,7 @@ if ! [ -x $VENV/bin/python3 ] || ! have_pkgs; then
   echo "run.sh: creating $VENV from PyPI ($PKGS)" >&2
   rm -rf $VENV
   python3 -m venv $VENV
+  # shellcheck disable=SC2086 # one argument per package
   $VENV/bin/pip install --quiet --disable-pip-version-check $PKGS
 fi
 # charmhelpers refuses to import on a platform whose os-release NAME it does not know, and it only

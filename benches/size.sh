@@ -39,8 +39,10 @@ build panic-abort '' CARGO_PROFILE_RELEASE_PANIC=abort | tee -a "$results"
 # clap without its default features (color, suggestions, auto-wrapping); keeps derive, help, usage, errors.
 build clap-lean 's|^clap = .*|clap = { version = "4.6.9", default-features = false, features = ["std", "derive", "help", "usage", "error-context"] }|' X=1 | tee -a "$results"
 # No clap at all: main.rs's three flags (--list-hooks, --help, --version) parsed by hand.
+# shellcheck disable=SC2016 # PATCH is eval'd by build, where $REPO is set
 PATCH='python3 "$REPO/benches/size-no-clap.py" src/main.rs && sed -i "/^clap = /d" Cargo.toml' \
   build no-clap '' X=1 | tee -a "$results"
+# shellcheck disable=SC2016 # as above
 PATCH='python3 "$REPO/benches/size-no-clap.py" src/main.rs && sed -i "/^clap = /d" Cargo.toml' \
   build no-clap-opt-s-abort '' CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_PANIC=abort | tee -a "$results"
 build all-trims 's|^clap = .*|clap = { version = "4.6.9", default-features = false, features = ["std", "derive", "help", "usage", "error-context"] }|' \

@@ -91,7 +91,12 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
     if ctx.is_leader {
-        let topo = Topology { app: ctx.env.app_name().to_string(), units: topology::units(ctx), password };
+        let topo = Topology {
+            app: ctx.env.app_name().to_string(),
+            units: topology::units(ctx),
+            password,
+            previous_password: None,
+        };
         // The spec is a pure function of these inputs and of this build's code (hence upgrade-charm, which
         // may bring new code, always renders): rendering it is most of a quiet hook's own work, so it is
         // skipped when they have not changed since the spec was last sent.

@@ -1,38 +1,38 @@
 //! The pod spec the leader sends to `pod-spec-set`, and the files inside it.
 //!
-//! The config-changed handler (and any handler that changes the topology: peers joining or leaving, the password
-//! being generated) calls [`render_pod_spec`] with a validated [`RedisConfig`], the oci-image resource's details and
-//! the [`Topology`], and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
+//! The configure handler calls [`render_pod_spec`] with a validated [`RedisConfig`], the oci-image resource's
+//! details and the [`Topology`], and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
 //! `application-version-set`.
 //!
 //! The spec is podspec version 3 (reference §5). Juju decodes it strictly and rejects unknown keys, so it is built
 //! from typed structs whose field names and order are the output's. Rendering is deterministic, so an unchanged
 //! config and topology give the same bytes, and Juju sees no change.
 //!
+//! **What restarts pods, and what does not.** Juju turns each file set into a ConfigMap referenced by name and
+//! updates the Secret in place; Kubernetes restarts pods only when the pod template (containers, their images,
+//! commands, ports, probes and mounts, and the volumes) changes. So the template here depends on nothing but the
+//! image and the `port` option: every other option, the password, the unit count and the Sentinel quorum are file
+//! contents, which running pods see without a restart (the leader applies them live, see
+//! [`crate::redis::live`]) and restarted pods read at start. The volume list never depends on the config either:
+//! the auth Secret is always there (empty when `require-auth` is off), so turning auth on later needs no new
+//! volume, which Juju before 2.9.30 could not add to a running StatefulSet.
+//!
 //! **What runs in each pod.** The charm declares storage, so the workload is a StatefulSet: pods `<app>-<n>`,
-//! reachable as `<app>-<n>.<app>-endpoints` through the headless service Juju creates (with
-//! `publishNotReadyAddresses`, so names resolve before pods are ready). Every pod runs two containers from the same
-//! image:
+//! reachable as `<app>-<n>.<app>-endpoints` through the headless service Juju creates. Every pod runs two containers
+//! from the same image, whose commands are shell scripts shipped in the ConfigMap (real files under
+//! `src/redis/pod/`, embedded at build time, with this deployment's values in a generated `settings.sh`):
 //!
-//! - `redis` runs `start-redis.sh`, which finds the current primary and execs `redis-server redis.conf`, adding on
-//!   its command line only non-secret options: `--replica-announce-ip <own name>` and, unless this pod is the
-//!   primary, `--replicaof <primary> <port>`;
-//! - `sentinel` runs `start-sentinel.sh`, which copies `sentinel.conf` to a writable emptyDir (Sentinel rewrites its
-//!   config), appends this pod's name, the `monitor` line for the current primary and the password, and execs
-//!   Sentinel on port 26379. It always runs, even with one unit, so Sentinel-aware clients always find it.
-//!
-//! Both scripts find the primary the same way: they ask the Sentinels of the *other* pods
-//! (`SENTINEL get-master-addr-by-name <app>`, each bounded by `timeout`) and take the first answer; if none answers
-//! (a fresh deployment, or every pod restarting at once), ordinal 0 is the primary. A pod never asks its own Sentinel,
-//! which starts alongside it from the static config and would always name ordinal 0.
+//! - `redis` runs `start-redis.sh`: it finds the current primary and runs `redis-server redis.conf` as the primary or
+//!   a replica, and hands the primary over to a replica when the pod is stopped; `ready.sh` is its readiness probe;
+//! - `sentinel` runs `start-sentinel.sh`, which writes the Sentinel's config to a writable emptyDir and execs
+//!   Sentinel on port 26379, in every pod, even with one unit.
 //!
 //! **The password** is rendered into one place only: the Kubernetes Secret `<app>-auth` under
 //! `kubernetesResources.secrets`, mounted read-only at `/etc/redis-auth` in both containers. redis.conf `include`s
-//! `auth.conf` from it; the scripts read the `password` file and hand it to `redis-cli` through `REDISCLI_AUTH` and to
-//! Sentinel through its config file, never through a command line. With `require-auth` off there is no Secret.
+//! `auth.conf` from it; the scripts read the `password` (and, during a rotation, `previous-password`) file and hand
+//! it to `redis-cli` through `REDISCLI_AUTH` and to Sentinel through its config file, never a command line.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -43,31 +43,54 @@ use super::config::{RedisConfig, SENTINEL_PORT, validate_password};
 const REDIS_CONTAINER: &str = "redis";
 /// The Sentinel container's name, and the name of its port.
 const SENTINEL_CONTAINER: &str = "sentinel";
-/// The file set (and so the ConfigMap) holding the configs and start scripts.
+/// The file set (and so the ConfigMap) holding the configs and scripts.
 const CONFIG_VOLUME: &str = "redis-config";
 /// The file set mounting the auth Secret.
 const AUTH_VOLUME: &str = "redis-auth";
 /// The Sentinel's writable scratch directory.
 const SENTINEL_VOLUME: &str = "sentinel-data";
 
+/// The config volume's files. This list is part of the pod template (Juju lists each file in the volume's
+/// `items`), and Juju before 2.9.30 never updates a running StatefulSet's volumes, so a file added later would
+/// never reach the pods there: the list must stay these four names for good.
 const REDIS_CONF: &str = "redis.conf";
 const SENTINEL_CONF: &str = "sentinel.conf";
 const START_REDIS: &str = "start-redis.sh";
 const START_SENTINEL: &str = "start-sentinel.sh";
-/// The keys of the auth Secret, and so the file names under the auth mount.
+/// The scripts' shared functions and values, written into each script where it sources them.
+const COMMON_SH: &str = "common.sh";
+const HERE_LINE: &str = "HERE=\"$(dirname \"$0\")\"\n";
+const SOURCE_SETTINGS: &str = ". \"$HERE/settings.sh\"\n";
+const SOURCE_COMMON: &str = ". \"$HERE/common.sh\"\n";
+/// The keys of the auth Secret, and so the file names under the auth mount. All three are always there.
 const AUTH_CONF: &str = "auth.conf";
 const PASSWORD_FILE: &str = "password";
+const PREVIOUS_PASSWORD_FILE: &str = "previous-password";
 /// Secret files are readable by their owner (root) only: 0400.
 const SECRET_MODE: u32 = 0o400;
+
+/// The shipped files, from `src/redis/pod/`.
+const REDIS_CONF_IN: &str = include_str!("pod/redis.conf.in");
+const SENTINEL_CONF_IN: &str = include_str!("pod/sentinel.conf.in");
+const COMMON_SH_TEXT: &str = include_str!("pod/common.sh");
+const START_REDIS_TEXT: &str = include_str!("pod/start-redis.sh");
+const START_SENTINEL_TEXT: &str = include_str!("pod/start-sentinel.sh");
+
+/// The shell sources under `src/redis/pod/`, by file name (what `make lint` runs shellcheck on).
+pub const SCRIPT_SOURCES: &[(&str, &str)] =
+    &[(COMMON_SH, COMMON_SH_TEXT), (START_REDIS, START_REDIS_TEXT), (START_SENTINEL, START_SENTINEL_TEXT)];
 
 /// Sentinel timings, as in the Canonical charm (anchors §1.6).
 const DOWN_AFTER_MS: u32 = 5000;
 const FAILOVER_TIMEOUT_MS: u32 = 30000;
 const PARALLEL_SYNCS: u32 = 1;
-/// How long a start script waits for one peer Sentinel's answer.
-const SENTINEL_QUERY_TIMEOUT_S: u32 = 3;
+/// How long a script waits for one `redis-cli` answer.
+const QUERY_TIMEOUT_S: u32 = 3;
 /// How long the Sentinel start script waits for the primary's name to resolve before starting anyway.
 const RESOLVE_WAIT_S: u32 = 20;
+/// How long a stopping primary waits for a replica to catch up, and again for the Sentinels to name a new
+/// primary: twice this stays well inside Kubernetes' default 30 s termination grace period.
+const HANDOVER_WAIT_S: u32 = 10;
 
 /// Where things live in the pod. Tests render the same files with their own layout, to run them on this machine.
 #[derive(Debug, Clone, Copy)]
@@ -121,21 +144,25 @@ pub struct Topology {
     /// The Juju application name (`JUJU_UNIT_NAME` up to the `/`). Pods are `<app>-<n>`, the headless service is
     /// `<app>-endpoints`, the Sentinel master name is `<app>`.
     pub app: String,
-    /// The number of units (pods): `goal-state`'s or the peer relation's count, including this one. Sets the
-    /// Sentinel quorum (⌊units/2⌋+1) and which peers the start scripts ask; 0 is treated as 1.
+    /// The number of units (pods), this one included. Sets the Sentinel quorum (⌊units/2⌋+1) and which peers the
+    /// start scripts ask; 0 is treated as 1.
     pub units: u32,
-    /// The effective password: the `password` option if set, else the one the leader generated and stored.
-    /// Required when `require_auth` is on, ignored otherwise.
+    /// The password in force: the `password` option if set, else the one the leader generated. Required when
+    /// `require_auth` is on, ignored otherwise.
     pub password: Option<String>,
+    /// During a password rotation, the password being replaced: still accepted until every unit has handed the
+    /// new one to its clients.
+    pub previous_password: Option<String>,
 }
 
-/// Hides the password, so logging a `Topology` never leaks it.
+/// Hides the passwords, so logging a `Topology` never leaks them.
 impl std::fmt::Debug for Topology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Topology")
             .field("app", &self.app)
             .field("units", &self.units)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("previous_password", &self.previous_password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -150,7 +177,7 @@ pub fn pod_host(app: &str, ordinal: u32) -> String {
     format!("{app}-{ordinal}.{app}-endpoints")
 }
 
-/// `host:26379` of every pod's Sentinel, for [`crate::redis::resp::sentinel_primary`].
+/// `host:26379` of every pod's Sentinel.
 pub fn sentinel_addresses(app: &str, units: u32) -> Vec<String> {
     (0..units.max(1)).map(|n| format!("{}:{SENTINEL_PORT}", pod_host(app, n))).collect()
 }
@@ -160,8 +187,7 @@ pub fn sentinel_addresses(app: &str, units: u32) -> Vec<String> {
 struct PodSpec<'a> {
     version: u32,
     containers: Vec<Container<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kubernetes_resources: Option<KubernetesResources>,
+    kubernetes_resources: KubernetesResources,
 }
 
 #[derive(Serialize)]
@@ -241,7 +267,10 @@ struct KubernetesSpec {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Probe {
-    tcp_socket: TcpSocket,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exec: Option<ExecAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_socket: Option<TcpSocket>,
     initial_delay_seconds: u32,
     period_seconds: u32,
     timeout_seconds: u32,
@@ -249,18 +278,21 @@ struct Probe {
 }
 
 #[derive(Serialize)]
+struct ExecAction {
+    command: Vec<String>,
+}
+
+#[derive(Serialize)]
 struct TcpSocket {
     port: u16,
 }
 
-/// Everything rendered for one deployment, checked: the files of the config volume and the auth Secret.
+/// Everything rendered for one deployment, checked: the config volume's files and the auth Secret's data.
 struct Rendered {
-    redis_conf: String,
-    sentinel_conf: String,
-    start_redis: String,
-    start_sentinel: String,
-    /// `Some` when authentication is on: `(auth.conf, password)`.
-    auth: Option<(String, String)>,
+    /// `(file name, content)`, in the order the file set lists them.
+    files: Vec<(&'static str, String)>,
+    /// The auth Secret's data: `auth.conf`, `password`, `previous-password`.
+    auth: BTreeMap<&'static str, String>,
 }
 
 impl Rendered {
@@ -274,17 +306,30 @@ impl Rendered {
                 bail!("authentication is on but no password was given to render the pod spec");
             };
             validate_password(password).map_err(|problem| anyhow::anyhow!("the password {problem}"))?;
-            Some((auth_conf(password), password.to_owned()))
+            let previous = topo.previous_password.as_deref().filter(|p| !p.is_empty() && *p != password);
+            if let Some(previous) = previous {
+                validate_password(previous).map_err(|problem| anyhow::anyhow!("the previous password {problem}"))?;
+            }
+            BTreeMap::from([
+                (AUTH_CONF, auth_conf(Some(password), previous)),
+                (PASSWORD_FILE, password.to_owned()),
+                (PREVIOUS_PASSWORD_FILE, previous.unwrap_or_default().to_owned()),
+            ])
         } else {
-            None
+            BTreeMap::from([
+                (AUTH_CONF, auth_conf(None, None)),
+                (PASSWORD_FILE, String::new()),
+                (PREVIOUS_PASSWORD_FILE, String::new()),
+            ])
         };
-        Ok(Rendered {
-            redis_conf: render_redis_conf(cfg, layout),
-            sentinel_conf: render_sentinel_conf(cfg, layout),
-            start_redis: render_start_redis(cfg, topo, layout),
-            start_sentinel: render_start_sentinel(cfg, topo, layout),
-            auth,
-        })
+        let settings = render_settings(cfg, topo, layout);
+        let files = vec![
+            (REDIS_CONF, render_redis_conf(cfg, layout)),
+            (SENTINEL_CONF, render_sentinel_conf(cfg, layout)),
+            (START_REDIS, inline_script(START_REDIS_TEXT, &settings)),
+            (START_SENTINEL, inline_script(START_SENTINEL_TEXT, &settings)),
+        ];
+        Ok(Rendered { files, auth })
     }
 }
 
@@ -320,22 +365,17 @@ pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology)
     let config_volume = FileSet {
         name: CONFIG_VOLUME,
         mount_path: POD.config_dir,
-        files: Some(vec![
-            File { path: REDIS_CONF, content: rendered.redis_conf },
-            File { path: SENTINEL_CONF, content: rendered.sentinel_conf },
-            File { path: START_REDIS, content: rendered.start_redis },
-            File { path: START_SENTINEL, content: rendered.start_sentinel },
-        ]),
+        files: Some(rendered.files.into_iter().map(|(path, content)| File { path, content }).collect()),
         empty_dir: None,
         secret: None,
     };
-    let auth_volume = rendered.auth.as_ref().map(|_| FileSet {
+    let auth_volume = FileSet {
         name: AUTH_VOLUME,
         mount_path: POD.auth_dir,
         files: None,
         empty_dir: None,
         secret: Some(SecretVolume { name: secret_name.clone(), default_mode: SECRET_MODE }),
-    });
+    };
     let sentinel_volume = FileSet {
         name: SENTINEL_VOLUME,
         mount_path: POD.sentinel_dir,
@@ -343,12 +383,7 @@ pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology)
         empty_dir: Some(EmptyDir {}),
         secret: None,
     };
-
-    let mut redis_volumes = vec![config_volume.clone()];
-    redis_volumes.extend(auth_volume.clone());
-    let mut sentinel_volumes = vec![config_volume];
-    sentinel_volumes.extend(auth_volume);
-    sentinel_volumes.push(sentinel_volume);
+    let script = |name: &str| vec!["sh".to_owned(), format!("{}/{name}", POD.config_dir)];
 
     let spec = PodSpec {
         version: 3,
@@ -357,12 +392,26 @@ pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology)
                 name: REDIS_CONTAINER,
                 image_details: image,
                 image_pull_policy: "IfNotPresent",
-                command: vec!["sh".to_owned(), format!("{}/{START_REDIS}", POD.config_dir)],
+                command: script(START_REDIS),
                 ports: vec![Port { name: REDIS_CONTAINER, container_port: cfg.port, protocol: "TCP" }],
-                volume_config: redis_volumes,
+                volume_config: vec![config_volume.clone(), auth_volume.clone()],
                 kubernetes: KubernetesSpec {
-                    // Ready soon after redis-server accepts connections, so the Service routes to it quickly.
-                    readiness_probe: tcp_probe(cfg.port, 1, 5),
+                    // Ready once it serves what clients expect: the primary, or a replica linked to it. A rolling
+                    // restart then moves on only once the restarted replica has synced.
+                    readiness_probe: Probe {
+                        exec: Some(ExecAction {
+                            command: vec![
+                                "sh".to_owned(),
+                                format!("{}/{START_REDIS}", POD.config_dir),
+                                "ready".to_owned(),
+                            ],
+                        }),
+                        tcp_socket: None,
+                        initial_delay_seconds: 1,
+                        period_seconds: 5,
+                        timeout_seconds: QUERY_TIMEOUT_S + 2,
+                        failure_threshold: 3,
+                    },
                     // Restart only a server that has stopped accepting connections for 30 s, after a start-up grace
                     // that covers asking the peer Sentinels (3 s each).
                     liveness_probe: tcp_probe(cfg.port, 15, 10),
@@ -372,9 +421,9 @@ pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology)
                 name: SENTINEL_CONTAINER,
                 image_details: image,
                 image_pull_policy: "IfNotPresent",
-                command: vec!["sh".to_owned(), format!("{}/{START_SENTINEL}", POD.config_dir)],
+                command: script(START_SENTINEL),
                 ports: vec![Port { name: SENTINEL_CONTAINER, container_port: SENTINEL_PORT, protocol: "TCP" }],
-                volume_config: sentinel_volumes,
+                volume_config: vec![config_volume, auth_volume, sentinel_volume],
                 kubernetes: KubernetesSpec {
                     readiness_probe: tcp_probe(SENTINEL_PORT, 1, 5),
                     // A longer grace: the script may also wait up to 20 s for the primary's DNS name.
@@ -382,20 +431,17 @@ pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology)
                 },
             },
         ],
-        kubernetes_resources: rendered.auth.map(|(auth_conf, password)| KubernetesResources {
-            secrets: vec![Secret {
-                name: secret_name,
-                kind: "Opaque",
-                string_data: BTreeMap::from([(AUTH_CONF, auth_conf), (PASSWORD_FILE, password)]),
-            }],
-        }),
+        kubernetes_resources: KubernetesResources {
+            secrets: vec![Secret { name: secret_name, kind: "Opaque", string_data: rendered.auth }],
+        },
     };
     serde_yaml::to_string(&spec).context("cannot serialise the pod spec")
 }
 
 fn tcp_probe(port: u16, initial_delay_seconds: u32, period_seconds: u32) -> Probe {
     Probe {
-        tcp_socket: TcpSocket { port },
+        exec: None,
+        tcp_socket: Some(TcpSocket { port }),
         initial_delay_seconds,
         period_seconds,
         timeout_seconds: 2,
@@ -403,15 +449,18 @@ fn tcp_probe(port: u16, initial_delay_seconds: u32, period_seconds: u32) -> Prob
     }
 }
 
-/// The `auth.conf` in the Secret, included by redis.conf: the password for clients and for replicas to
-/// authenticate to the primary.
-fn auth_conf(password: &str) -> String {
-    format!("requirepass {password}\nmasterauth {password}\n")
+/// The `auth.conf` in the Secret, included by redis.conf: the default user's password(s) (the current one, and
+/// during a rotation the one it replaces) and the password replicas use towards the primary. Without a password
+/// the default user needs none.
+fn auth_conf(password: Option<&str>, previous: Option<&str>) -> String {
+    match (password, previous) {
+        (Some(p), Some(q)) => format!("user default on resetpass >{p} >{q} ~* &* +@all\nmasterauth {p}\n"),
+        (Some(p), None) => format!("user default on resetpass >{p} ~* &* +@all\nmasterauth {p}\n"),
+        (None, _) => "user default on nopass ~* &* +@all\n".to_owned(),
+    }
 }
 
-/// The redis.conf redis-server runs with in the pod (see the module docs): listen on the configured port on all
-/// IPv4 interfaces, stay in the foreground, log to stdout, keep data in `/data`, and apply the persistence, memory
-/// and authentication options.
+/// The redis.conf redis-server runs with in the pod.
 pub fn redis_conf(cfg: &RedisConfig) -> String {
     render_redis_conf(cfg, &POD)
 }
@@ -420,277 +469,94 @@ fn yes_no(on: bool) -> &'static str {
     if on { "yes" } else { "no" }
 }
 
-fn render_redis_conf(cfg: &RedisConfig, layout: &Layout<'_>) -> String {
-    let save = if cfg.save.is_empty() {
-        "\"\"".to_owned()
-    } else {
-        cfg.save.iter().map(|p| format!("{} {}", p.seconds, p.changes)).collect::<Vec<_>>().join(" ")
-    };
-    let protected = if cfg.require_auth {
-        "# Protected mode refuses clients from other hosts while the default user has no
-# password. The password comes from auth.conf (included at the end), so this
-# changes nothing while it is set; it is a safety net should the password ever be
-# missing, so that the server refuses outside clients instead of serving them."
-    } else {
-        "# Protected mode refuses clients from other hosts while the default user has no
-# password. require-auth is off, so there is no password, and protected mode is
-# off to let clients in the cluster connect."
-    };
-    let mut conf = format!(
-        r#"# redis.conf written by the redis-k8s charm. Do not edit it in the pod: the charm
-# rewrites it whenever the application's config changes. start-redis.sh adds
-# --replica-announce-ip and, on replicas, --replicaof on the command line.
-
-# Listen on every IPv4 interface of the pod. Clients reach the pod through the
-# Kubernetes Service, which forwards to the pod's IP on this port.
-bind {bind}
-port {port}
-
-{protected}
-protected-mode {protected_mode}
-
-# redis-server is the container's main process: stay in the foreground.
-daemonize no
-
-# Log to stdout, so that `kubectl logs` and the cluster's log collection see it.
-logfile ""
-
-# Keep RDB and AOF files on the charm's `data` storage, which Juju mounts here.
-dir {dir}
-
-# Persistence: the append-only file and RDB snapshot points (config options
-# appendonly, appendfsync and save; `save ""` disables snapshots).
-appendonly {appendonly}
-appendfsync {appendfsync}
-save {save}
-
-# Memory limit in bytes (0: none) and what to do when it is reached.
-maxmemory {maxmemory}
-maxmemory-policy {policy}
-
-# Replicas serve reads only; writes go to the primary.
-replica-read-only yes
-"#,
-        bind = layout.bind,
-        port = cfg.port,
-        protected_mode = yes_no(cfg.require_auth),
-        dir = layout.data_dir,
-        appendonly = yes_no(cfg.appendonly),
-        appendfsync = cfg.appendfsync.as_str(),
-        maxmemory = cfg.maxmemory,
-        policy = cfg.maxmemory_policy.as_str(),
-    );
-    if cfg.require_auth {
-        let _ = write!(
-            conf,
-            r#"
-# requirepass and masterauth, from the application's auth Secret: the password
-# never appears in this file or on a command line.
-include {dir}/{AUTH_CONF}
-"#,
-            dir = layout.auth_dir,
-        );
+/// Replaces each `@NAME@` in `template` with its value (the tests check that none is left unfilled).
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("@{name}@"), value);
     }
-    conf
+    out
 }
 
-/// The static part of sentinel.conf. start-sentinel.sh appends the rest at start-up (see the module docs).
-fn render_sentinel_conf(cfg: &RedisConfig, layout: &Layout<'_>) -> String {
-    format!(
-        r#"# sentinel.conf written by the redis-k8s charm. Do not edit it in the pod.
-# start-sentinel.sh copies it to {sentinel_dir}/{SENTINEL_CONF} (Sentinel rewrites its
-# config file) and appends this pod's announce address, the monitor line for the
-# current primary and, when authentication is on, the password.
+/// The `save` directive's value: `seconds changes` pairs, or `""` for none.
+pub fn save_value(cfg: &RedisConfig) -> String {
+    cfg.save.iter().map(|p| format!("{} {}", p.seconds, p.changes)).collect::<Vec<_>>().join(" ")
+}
 
-port {sentinel_port}
-bind {bind}
-protected-mode {protected_mode}
-daemonize no
-logfile ""
-dir {sentinel_dir}
-
-# Pods are known by their stable DNS names, not by IPs that change whenever a
-# pod is recreated.
-sentinel resolve-hostnames yes
-sentinel announce-hostnames yes
-"#,
-        sentinel_dir = layout.sentinel_dir,
-        sentinel_port = layout.sentinel_port,
-        bind = layout.bind,
-        protected_mode = yes_no(cfg.require_auth),
+fn render_redis_conf(cfg: &RedisConfig, layout: &Layout<'_>) -> String {
+    let save = if cfg.save.is_empty() { "\"\"".to_owned() } else { save_value(cfg) };
+    fill(
+        REDIS_CONF_IN,
+        &[
+            ("BIND", layout.bind.to_owned()),
+            ("PORT", cfg.port.to_string()),
+            ("PROTECTED_MODE", yes_no(cfg.require_auth).to_owned()),
+            ("DATA_DIR", layout.data_dir.to_owned()),
+            ("APPENDONLY", yes_no(cfg.appendonly).to_owned()),
+            ("APPENDFSYNC", cfg.appendfsync.as_str().to_owned()),
+            ("SAVE", save),
+            ("MAXMEMORY", cfg.maxmemory.to_string()),
+            ("MAXMEMORY_POLICY", cfg.maxmemory_policy.as_str().to_owned()),
+            ("AUTH_DIR", layout.auth_dir.to_owned()),
+        ],
     )
 }
 
-/// The part both start scripts share: who this pod is, the password, and `find_primary`.
-fn script_prelude(file: &str, purpose: &str, cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
-    let mut s = format!(
-        r#"#!/bin/sh
-# {file} written by the redis-k8s charm: {purpose}
-# Do not edit it in the pod: the charm rewrites it whenever the application changes.
-set -eu
-
-APP={app}
-PORT={port}
-SENTINEL_PORT={sentinel_port}
-UNITS={units}
-
-# This pod is <app>-<ordinal>, a StatefulSet pod, reachable as
-# <app>-<ordinal>.<app>-endpoints through the headless service (which publishes
-# pods before they are ready). Its name is in HOSTNAME, which the container
-# runtime sets, else it is the host name. Only tests set the REDIS_K8S_*
-# variables, to stand in for the pod's name and the cluster's DNS.
-POD_NAME="${{REDIS_K8S_POD_NAME:-${{HOSTNAME:-$(uname -n)}}}}"
-ORDINAL="${{POD_NAME##*-}}"
-case "$ORDINAL" in
-    ''|*[!0-9]*)
-        echo "redis-k8s: cannot read this pod's ordinal from its name '$POD_NAME'" >&2
-        exit 1
-        ;;
-esac
-HOST_PREFIX="${{REDIS_K8S_HOST_PREFIX-$APP-}}"
-HOST_SUFFIX="${{REDIS_K8S_HOST_SUFFIX-.$APP-endpoints}}"
-host_of() {{ printf '%s%s%s\n' "$HOST_PREFIX" "$1" "$HOST_SUFFIX"; }}
-SELF="$(host_of "$ORDINAL")"
-"#,
-        app = topo.app,
-        port = cfg.port,
-        sentinel_port = layout.sentinel_port,
-        units = topo.units.max(1),
-    );
-    let auth_env = if cfg.require_auth {
-        let _ = write!(
-            s,
-            r#"
-# The password, from the mounted Secret. It stays in this shell: redis-cli gets it
-# through REDISCLI_AUTH, never on a command line.
-PASSWORD_FILE={auth_dir}/{PASSWORD_FILE}
-if [ ! -s "$PASSWORD_FILE" ]; then
-    echo "redis-k8s: authentication is on but $PASSWORD_FILE is missing or empty" >&2
-    exit 1
-fi
-PASSWORD="$(cat "$PASSWORD_FILE")"
-"#,
-            auth_dir = layout.auth_dir,
-        );
-        r#"REDISCLI_AUTH="$PASSWORD" "#
-    } else {
-        ""
-    };
-    let _ = write!(
-        s,
-        r#"
-is_host() {{ case "$1" in ''|-*|*[!A-Za-z0-9.:-]*) return 1 ;; esac; }}
-is_port() {{ case "$1" in ''|*[!0-9]*|??????*) return 1 ;; esac; }}
-
-# Sets PRIMARY_HOST and PRIMARY_PORT: what the first peer Sentinel that knows the
-# primary says, else ordinal 0. This pod's own Sentinel is never asked: it may
-# have just started from the static config, and would name ordinal 0 whatever
-# failovers happened since.
-find_primary() {{
-    if [ "$UNITS" -gt 1 ]; then
-        for tool in redis-cli timeout; do
-            if ! command -v "$tool" >/dev/null 2>&1; then
-                echo "redis-k8s: the image has no $tool, so the peer Sentinels cannot be asked" >&2
-                exit 1
-            fi
-        done
-    fi
-    i=0
-    while [ "$i" -lt "$UNITS" ]; do
-        if [ "$i" != "$ORDINAL" ]; then
-            peer="$(host_of "$i")"
-            answer="$({auth_env}timeout {query_timeout} redis-cli --raw -h "$peer" -p "$SENTINEL_PORT" \
-                sentinel get-master-addr-by-name "$APP" 2>/dev/null)" || answer=""
-            set -f
-            # shellcheck disable=SC2086 # split the two-line answer into host and port
-            set -- $answer
-            set +f
-            if [ "$#" -eq 2 ] && is_host "$1" && is_port "$2"; then
-                PRIMARY_HOST="$1"
-                PRIMARY_PORT="$2"
-                echo "redis-k8s: the Sentinel of $peer names $PRIMARY_HOST:$PRIMARY_PORT as the primary"
-                return 0
-            fi
-        fi
-        i=$((i + 1))
-    done
-    PRIMARY_HOST="$(host_of 0)"
-    PRIMARY_PORT="$PORT"
-    echo "redis-k8s: no peer Sentinel knows the primary, so ordinal 0 ($PRIMARY_HOST) is the primary"
-}}
-"#,
-        query_timeout = SENTINEL_QUERY_TIMEOUT_S,
-    );
-    s
+/// The static part of sentinel.conf. start-sentinel.sh appends the rest at start-up.
+fn render_sentinel_conf(cfg: &RedisConfig, layout: &Layout<'_>) -> String {
+    fill(
+        SENTINEL_CONF_IN,
+        &[
+            ("SENTINEL_DIR", layout.sentinel_dir.to_owned()),
+            ("SENTINEL_PORT", layout.sentinel_port.to_string()),
+            ("BIND", layout.bind.to_owned()),
+            ("PROTECTED_MODE", yes_no(cfg.require_auth).to_owned()),
+        ],
+    )
 }
 
-fn render_start_redis(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
-    let mut s = script_prelude(START_REDIS, "starts redis-server as the primary or a replica.", cfg, topo, layout);
-    let _ = write!(
-        s,
-        r#"
-find_primary
-CONF={config_dir}/{REDIS_CONF}
-if [ "$PRIMARY_HOST" = "$SELF" ]; then
-    echo "redis-k8s: starting $SELF as the primary"
-    exec redis-server "$CONF" --replica-announce-ip "$SELF"
-fi
-echo "redis-k8s: starting $SELF as a replica of $PRIMARY_HOST:$PRIMARY_PORT"
-exec redis-server "$CONF" --replica-announce-ip "$SELF" --replicaof "$PRIMARY_HOST" "$PRIMARY_PORT"
-"#,
-        config_dir = layout.config_dir,
-    );
-    s
+/// A shipped script with `settings` and common.sh written in place of the lines that source them.
+/// Each is a `{ …; }` group, so that one shellcheck directive covers the values and globals a script leaves unused.
+fn inline_script(source: &str, settings: &str) -> String {
+    let group = |name: &str, text: &str| {
+        format!(
+            "# ---- {name} ----\n# shellcheck disable=SC2034 # not every script uses every value\n{{\n{text}}}\n# ---- end of {name} ----\n"
+        )
+    };
+    source
+        .replacen(HERE_LINE, "", 1)
+        .replacen(SOURCE_SETTINGS, &group("settings.sh: this deployment's values, written by the charm", settings), 1)
+        .replacen(SOURCE_COMMON, &group(COMMON_SH, COMMON_SH_TEXT), 1)
 }
 
-fn render_start_sentinel(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
-    let mut s = script_prelude(START_SENTINEL, "starts this pod's Sentinel.", cfg, topo, layout);
-    let auth_lines = if cfg.require_auth {
-        r#"
-    # Sentinel authenticates to Redis with auth-pass, and requires (and, towards
-    # the other Sentinels, uses) requirepass.
-    printf 'sentinel auth-pass %s %s\nrequirepass %s\n' "$APP" "$PASSWORD" "$PASSWORD""#
-    } else {
-        ""
-    };
-    let _ = write!(
-        s,
-        r#"
-# The copy may hold the password: keep it private to this container's user.
-umask 077
-find_primary
-CONF={sentinel_dir}/{SENTINEL_CONF}
-cp {config_dir}/{SENTINEL_CONF} "$CONF"
-{{
-    echo "sentinel announce-ip $SELF"
-    echo "sentinel monitor $APP $PRIMARY_HOST $PRIMARY_PORT {quorum}"
-    echo "sentinel down-after-milliseconds $APP {DOWN_AFTER_MS}"
-    echo "sentinel failover-timeout $APP {FAILOVER_TIMEOUT_MS}"
-    echo "sentinel parallel-syncs $APP {PARALLEL_SYNCS}"{auth_lines}
-}} >>"$CONF"
-
-# Sentinel exits if the primary's name does not resolve, and a new pod's DNS
-# record appears a moment after the pod: wait for it (bounded) if the image can
-# tell. IP addresses need no wait (and `getent hosts` would look up their names).
-case "$PRIMARY_HOST" in
-    *:*) ;;
-    *[!0-9.]*)
-        if command -v getent >/dev/null 2>&1; then
-            waited=0
-            until getent hosts "$PRIMARY_HOST" >/dev/null 2>&1 || [ "$waited" -ge {RESOLVE_WAIT_S} ]; do
-                sleep 1
-                waited=$((waited + 1))
-            done
-        fi
-        ;;
-esac
-echo "redis-k8s: starting the Sentinel of $SELF, monitoring $PRIMARY_HOST:$PRIMARY_PORT"
-exec redis-server "$CONF" --sentinel
-"#,
-        sentinel_dir = layout.sentinel_dir,
-        config_dir = layout.config_dir,
-        quorum = sentinel_quorum(topo.units),
-    );
+/// `settings.sh`: this deployment's values, sourced by the scripts. Every value is a number, `yes`/`no`, an
+/// absolute path or the application name (checked to be `[a-z0-9-]`), so none needs quoting.
+fn render_settings(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
+    // The address a script reaches its own pod's servers on: loopback in the pod, where they listen on every
+    // address; the one address they listen on in the tests.
+    let local = if layout.bind == "0.0.0.0" { "127.0.0.1" } else { layout.bind };
+    let values: [(&str, String); 16] = [
+        ("APP", topo.app.clone()),
+        ("PORT", cfg.port.to_string()),
+        ("SENTINEL_PORT", layout.sentinel_port.to_string()),
+        ("UNITS", topo.units.max(1).to_string()),
+        ("QUORUM", sentinel_quorum(topo.units).to_string()),
+        ("REQUIRE_AUTH", yes_no(cfg.require_auth).to_owned()),
+        ("CONFIG_DIR", layout.config_dir.to_owned()),
+        ("AUTH_DIR", layout.auth_dir.to_owned()),
+        ("SENTINEL_DIR", layout.sentinel_dir.to_owned()),
+        ("DOWN_AFTER_MS", DOWN_AFTER_MS.to_string()),
+        ("FAILOVER_TIMEOUT_MS", FAILOVER_TIMEOUT_MS.to_string()),
+        ("PARALLEL_SYNCS", PARALLEL_SYNCS.to_string()),
+        ("QUERY_TIMEOUT_S", QUERY_TIMEOUT_S.to_string()),
+        ("RESOLVE_WAIT_S", RESOLVE_WAIT_S.to_string()),
+        ("HANDOVER_WAIT_S", HANDOVER_WAIT_S.to_string()),
+        ("LOCAL_HOST", local.to_owned()),
+    ];
+    let mut s = String::new();
+    for (k, v) in values {
+        s.push_str(&format!("{k}={v}\n"));
+    }
     s
 }
 
@@ -735,7 +601,7 @@ mod tests {
     }
 
     fn topo(units: u32) -> Topology {
-        Topology { app: "redis".to_owned(), units, password: Some(PW.to_owned()) }
+        Topology { app: "redis".to_owned(), units, password: Some(PW.to_owned()), previous_password: None }
     }
 
     fn cfg_port(port: u16) -> RedisConfig {
@@ -890,13 +756,26 @@ mod tests {
 
         fn check_probe(&mut self, at: &str, probe: &Value, container_ports: &[u64]) {
             let Some(map) = self.map(at, probe, PROBE_KEYS) else { return };
-            let Some(tcp) = map.get("tcpSocket") else { return self.fail(format!("{at}: no tcpSocket")) };
-            self.map(&format!("{at}.tcpSocket"), tcp, TCP_SOCKET_KEYS);
-            if !tcp["port"].as_u64().is_some_and(|p| container_ports.contains(&p)) {
-                self.fail(format!(
-                    "{at}: probe port {:?} is not one of the container's {container_ports:?}",
-                    tcp["port"]
-                ));
+            let handlers = ["exec", "httpGet", "tcpSocket", "grpc"].iter().filter(|k| map.contains_key(**k)).count();
+            if handlers != 1 {
+                return self.fail(format!("{at}: has {handlers} handlers, needs exactly one"));
+            }
+            if let Some(exec) = map.get("exec")
+                && let Some(e) = self.map(&format!("{at}.exec"), exec, &["command"])
+            {
+                let command = self.seq(&format!("{at}.exec.command"), &e["command"]);
+                if command.is_empty() || command.iter().any(|c| c.as_str().is_none()) {
+                    self.fail(format!("{at}.exec.command: not a non-empty list of strings"));
+                }
+            }
+            if let Some(tcp) = map.get("tcpSocket") {
+                self.map(&format!("{at}.tcpSocket"), tcp, TCP_SOCKET_KEYS);
+                if !tcp["port"].as_u64().is_some_and(|p| container_ports.contains(&p)) {
+                    self.fail(format!(
+                        "{at}: probe port {:?} is not one of the container's {container_ports:?}",
+                        tcp["port"]
+                    ));
+                }
             }
             for key in ["initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"] {
                 if map.get(key).is_some_and(|v| v.as_u64().is_none()) {
@@ -1151,14 +1030,14 @@ mod tests {
                     let spec = parse(&yaml);
                     let c = &spec["containers"][0];
                     assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(port.into()));
-                    assert_eq!(c["kubernetes"]["readinessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
+                    assert_eq!(c["kubernetes"]["readinessProbe"]["exec"]["command"][2], "ready");
                     assert_eq!(c["kubernetes"]["livenessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
                 }
             }
         }
         for cfg in all_configs() {
             for app in ["redis", "a", "redis-k8s-2", &"x".repeat(53)] {
-                let topo = Topology { app: app.to_owned(), units: 3, password: Some(PW.to_owned()) };
+                let topo = Topology { app: app.to_owned(), ..topo(3) };
                 let yaml = render_pod_spec(&cfg, &images[0], &topo).unwrap();
                 let problems = spec_problems(&yaml);
                 assert!(problems.is_empty(), "{cfg:?}, {app}: {problems:#?}\n{yaml}");
@@ -1218,6 +1097,11 @@ mod tests {
         assert!(redis.get("args").is_none() && redis.get("envConfig").is_none() && sentinel.get("envConfig").is_none());
         assert_eq!(parse("[{name: redis, containerPort: 7000, protocol: TCP}]"), redis["ports"]);
         assert_eq!(parse("[{name: sentinel, containerPort: 26379, protocol: TCP}]"), sentinel["ports"]);
+        assert_eq!(
+            parse("[sh, /etc/redis-k8s/start-redis.sh, ready]"),
+            redis["kubernetes"]["readinessProbe"]["exec"]["command"]
+        );
+        assert_eq!(redis["kubernetes"]["livenessProbe"]["tcpSocket"]["port"], 7000);
         assert_eq!(sentinel["kubernetes"]["readinessProbe"]["tcpSocket"]["port"], 26379);
         assert_eq!(sentinel["kubernetes"]["livenessProbe"]["tcpSocket"]["port"], 26379);
 
@@ -1247,6 +1131,7 @@ mod tests {
             .iter()
             .map(|f| f["path"].as_str().unwrap())
             .collect();
+        // Four files, for good: see REDIS_CONF.
         assert_eq!(files, ["redis.conf", "sentinel.conf", "start-redis.sh", "start-sentinel.sh"]);
         assert_eq!(parse("{name: redis-auth, defaultMode: 256}"), redis["volumeConfig"][1]["secret"]);
 
@@ -1254,9 +1139,46 @@ mod tests {
         assert_eq!(secret["name"], "redis-auth");
         assert_eq!(secret["type"], "Opaque");
         assert_eq!(secret["stringData"]["password"], PW);
-        assert_eq!(secret["stringData"]["auth.conf"], format!("requirepass {PW}\nmasterauth {PW}\n").as_str());
+        assert_eq!(secret["stringData"]["previous-password"], "");
+        assert_eq!(
+            secret["stringData"]["auth.conf"],
+            format!("user default on resetpass >{PW} ~* &* +@all\nmasterauth {PW}\n").as_str()
+        );
         // The conf is a readable block scalar, not one escaped line.
         assert!(render(6379, &public_image("redis")).contains("content: |\n"));
+    }
+
+    /// The pod template (what Kubernetes compares to decide whether pods restart) depends only on the image and
+    /// the port: every other option, auth on or off, the password and its rotation, and the unit count are file
+    /// contents. The volume list is the same whatever the config, so Juju before 2.9.30 (which cannot add volumes
+    /// to a running StatefulSet) can apply every change.
+    #[test]
+    fn the_pod_template_depends_only_on_the_image_and_the_port() {
+        fn template(yaml: &str) -> Value {
+            let mut spec = parse(yaml);
+            spec.as_mapping_mut().unwrap().remove("kubernetesResources");
+            for c in spec["containers"].as_sequence_mut().unwrap() {
+                for set in c["volumeConfig"].as_sequence_mut().unwrap() {
+                    if let Some(files) = set.get_mut("files").and_then(Value::as_sequence_mut) {
+                        for f in files {
+                            f.as_mapping_mut().unwrap().remove("content");
+                        }
+                    }
+                }
+            }
+            spec
+        }
+        let image = public_image("redis:7.0");
+        let base = template(&render(6379, &image));
+        let rotating = Topology { previous_password: Some("an-older-password-0123456789".into()), ..topo(3) };
+        for cfg in all_configs().into_iter().map(|c| RedisConfig { port: 6379, ..c }) {
+            for t in [topo(1), topo(3), topo(5), rotating.clone(), Topology { password: None, ..topo(2) }] {
+                let Ok(yaml) = render_pod_spec(&cfg, &image, &t) else { continue };
+                assert_eq!(template(&yaml), base, "{cfg:?} {t:?} changes the pod template");
+            }
+        }
+        assert_ne!(template(&render(7000, &image)), base, "a port change must roll the pods");
+        assert_ne!(template(&render(6379, &public_image("redis:7.2"))), base, "an image change must roll the pods");
     }
 
     #[test]
@@ -1277,7 +1199,8 @@ mod tests {
         let special = "Pw!#$%&()*+,-./:;<=>?@[]^_`{|}~09";
         for password in [PW, special] {
             for units in [1, 3] {
-                let t = Topology { app: "redis".into(), units, password: Some(password.into()) };
+                let t =
+                    Topology { app: "redis".into(), units, password: Some(password.into()), previous_password: None };
                 let yaml = render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &t).unwrap();
                 let mut spec = parse(&yaml);
                 let data = &spec["kubernetesResources"]["secrets"][0]["stringData"];
@@ -1294,17 +1217,37 @@ mod tests {
     }
 
     #[test]
-    fn without_auth_there_is_no_secret_and_no_include() {
+    fn without_auth_the_secret_holds_no_password() {
         let yaml = render_pod_spec(&no_auth(), &public_image("redis:7.0"), &topo(3)).unwrap();
         assert!(spec_problems(&yaml).is_empty());
         let spec = parse(&yaml);
-        assert!(spec.get("kubernetesResources").is_none(), "{yaml}");
-        assert!(!yaml.contains("redis-auth") && !yaml.contains(PW) && !yaml.contains("include "), "{yaml}");
-        assert!(!yaml.contains("REDISCLI_AUTH") && !yaml.contains("requirepass"), "{yaml}");
+        let data = &spec["kubernetesResources"]["secrets"][0]["stringData"];
+        assert_eq!(data["password"], "");
+        assert_eq!(data["previous-password"], "");
+        assert_eq!(data["auth.conf"], "user default on nopass ~* &* +@all\n");
+        assert!(!yaml.contains(PW), "{yaml}");
         assert!(yaml.contains("protected-mode no"), "{yaml}");
+        assert!(yaml.contains("REQUIRE_AUTH=no"), "{yaml}");
         // The password is ignored, and not needed.
         let t = Topology { password: None, ..topo(1) };
         assert!(render_pod_spec(&no_auth(), &public_image("redis"), &t).is_ok());
+    }
+
+    #[test]
+    fn during_a_rotation_both_passwords_are_accepted_and_the_new_one_is_used() {
+        let old = "the-previous-password-0123";
+        let t = Topology { previous_password: Some(old.into()), ..topo(3) };
+        let spec = parse(&render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &t).unwrap());
+        let data = &spec["kubernetesResources"]["secrets"][0]["stringData"];
+        assert_eq!(
+            data["auth.conf"],
+            format!("user default on resetpass >{PW} >{old} ~* &* +@all\nmasterauth {PW}\n").as_str()
+        );
+        assert_eq!(data["previous-password"], old);
+        // The same password twice is no rotation.
+        let same = Topology { previous_password: Some(PW.into()), ..topo(3) };
+        let spec = parse(&render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &same).unwrap());
+        assert_eq!(spec["kubernetesResources"]["secrets"][0]["stringData"]["previous-password"], "");
     }
 
     #[test]
@@ -1318,6 +1261,8 @@ mod tests {
         assert!(text.contains("password must be 16-512") && !text.contains("hunter2"), "{text}");
         let quoted = Topology { password: Some("has\"quote-and-more-chars".into()), ..topo(1) };
         assert!(!err(&RedisConfig::default(), &quoted).contains("quote-and"));
+        let bad_previous = Topology { previous_password: Some("short".into()), ..topo(1) };
+        assert!(err(&RedisConfig::default(), &bad_previous).contains("previous password"));
         assert!(err(&cfg_port(26379), &topo(1)).contains("26379"));
         assert!(err(&cfg_port(0), &topo(1)).contains("port 0"));
         for app in ["", "Redis", "1redis", "redis-", "re dis", "re_dis", "redis;rm", "ré", &"x".repeat(54)] {
@@ -1499,12 +1444,29 @@ mod tests {
             ("save", "900 1"),
             ("maxmemory", "1000000"),
             ("maxmemory-policy", "volatile-ttl"),
+            ("include", "/etc/redis-auth/auth.conf"),
         ]) {
             assert!(d.contains(&expected), "{expected:?} not in {d:?}");
         }
-        assert!(!d.iter().any(|(k, _)| k == "include"));
         let none = RedisConfig { save: vec![], ..RedisConfig::default() };
         assert!(directives(&redis_conf(&none)).contains(&("save".to_owned(), "\"\"".to_owned())));
+    }
+
+    /// Every `@TOKEN@` of the shipped templates is filled, for every config.
+    #[test]
+    fn templates_are_filled_completely() {
+        for cfg in all_configs() {
+            let files = Rendered::new(&cfg, &topo(3), &POD).unwrap().files;
+            for (name, text) in files {
+                let unfilled: Vec<&str> = text
+                    .split('@')
+                    .skip(1)
+                    .step_by(2)
+                    .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                    .collect();
+                assert!(unfilled.is_empty(), "{name}: unfilled {unfilled:?}");
+            }
+        }
     }
 
     #[test]
@@ -1532,8 +1494,8 @@ mod tests {
         for (units, quorum) in cases {
             assert_eq!(sentinel_quorum(units), quorum, "{units} units");
         }
-        let script = render_start_sentinel(&RedisConfig::default(), &topo(5), &POD);
-        assert!(script.contains("sentinel monitor $APP $PRIMARY_HOST $PRIMARY_PORT 3\""), "{script}");
+        let settings = render_settings(&RedisConfig::default(), &topo(5), &POD);
+        assert!(settings.contains("\nQUORUM=3\n") && settings.contains("\nUNITS=5\n"), "{settings}");
     }
 
     #[test]
@@ -1547,28 +1509,58 @@ mod tests {
     }
 
     #[test]
-    fn start_scripts_are_valid_sh() {
+    fn scripts_are_valid_sh_and_hold_no_secret() {
         for cfg in all_configs() {
             for units in [1, 3] {
-                for script in
-                    [render_start_redis(&cfg, &topo(units), &POD), render_start_sentinel(&cfg, &topo(units), &POD)]
-                {
-                    let out = std::process::Command::new("sh").args(["-n", "-c", &script]).output().unwrap();
-                    assert!(out.status.success(), "{}\n{script}", String::from_utf8_lossy(&out.stderr));
-                    assert!(!script.contains(PW));
+                for (name, text) in Rendered::new(&cfg, &topo(units), &POD).unwrap().files {
+                    if name.ends_with(".sh") {
+                        let out = std::process::Command::new("sh").args(["-n", "-c", &text]).output().unwrap();
+                        assert!(out.status.success(), "{name}: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+                        assert!(!text.contains("HERE"), "{name} still sources a file the pod does not have");
+                        assert!(text.contains("\nfind_primary()") && text.contains("\nQUORUM="), "{name}");
+                    }
+                    assert!(!text.contains(PW), "{name}");
                 }
             }
         }
+        // The embedded scripts are the files under src/redis/pod, which `make lint` runs shellcheck on.
+        for (name, text) in SCRIPT_SOURCES {
+            let on_disk =
+                std::fs::read_to_string(format!("{}/src/redis/pod/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            assert_eq!(&on_disk, text);
+        }
+    }
+
+    /// Writes the config volume's files for `layout` into its config dir, and the auth Secret into its auth dir.
+    fn write_pod_files(cfg: &RedisConfig, t: &Topology, layout: &Layout<'_>) -> Rendered {
+        let rendered = Rendered::new(cfg, t, layout).unwrap();
+        for (name, text) in &rendered.files {
+            std::fs::write(format!("{}/{name}", layout.config_dir), text).unwrap();
+        }
+        for (name, text) in &rendered.auth {
+            std::fs::write(format!("{}/{name}", layout.auth_dir), text).unwrap();
+        }
+        rendered
     }
 
     /// Who the scripts think they are: the test variables, else HOSTNAME (set by the container runtime, and by
     /// juju-local), else the host name; a name without an ordinal stops the script.
     #[test]
     fn scripts_find_their_pod_name_and_ordinal() {
-        let prelude = script_prelude("t.sh", "test", &no_auth(), &topo(3), &POD) + "echo \"$ORDINAL $SELF\"\n";
+        let sb = Sandbox::new("names");
+        let (conf, auth) = (sb.path("conf"), sb.path("auth"));
+        let layout = Layout { config_dir: &conf, auth_dir: &auth, ..POD };
+        let settings = render_settings(&no_auth(), &topo(3), &layout);
+        let script = |body: &str| {
+            inline_script(
+                &format!("#!/bin/sh\nset -eu\n{HERE_LINE}{SOURCE_SETTINGS}{SOURCE_COMMON}{body}\n"),
+                &settings,
+            )
+        };
+        let probe = script("echo \"$ORDINAL $SELF\"");
         let run = |env: &[(&str, &str)]| {
             let out = std::process::Command::new("sh")
-                .args(["-c", &prelude])
+                .args(["-c", &probe])
                 .env_remove("HOSTNAME")
                 .env_remove("REDIS_K8S_POD_NAME")
                 .env_remove("REDIS_K8S_HOST_PREFIX")
@@ -1593,6 +1585,21 @@ mod tests {
         );
         assert!(!run(&[("HOSTNAME", "not-a-pod")]).0);
         assert!(!run(&[("HOSTNAME", "redis-")]).0);
+        // Only this application's pods are trusted as a primary.
+        let check = script("is_pod_host \"$1\"");
+        let trusted = |host: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", &check, "sh", host])
+                .env("HOSTNAME", "redis-1")
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(trusted("redis-0.redis-endpoints") && trusted("redis-12.redis-endpoints"));
+        for bad in ["evil.example.com", "10.1.2.3", "redis-x.redis-endpoints", "redis-0.other-endpoints", "redis-0", ""]
+        {
+            assert!(!trusted(bad), "{bad:?} trusted");
+        }
     }
 
     // ---- Running the rendered files with the real redis-server ------------------------------------------------
@@ -1647,6 +1654,27 @@ mod tests {
                 let (_, mut child) = self.children.remove(i);
                 kill_group(&mut child);
             }
+        }
+
+        /// What Kubernetes does to a container being stopped: SIGTERM to its first process only (not to what it
+        /// started), then, after `grace`, SIGKILL to everything. Returns the exit status if it exited in time.
+        fn terminate(&mut self, name: &str, grace: Duration) -> Option<std::process::ExitStatus> {
+            let i = self.children.iter().position(|(n, _)| n == name)?;
+            let (_, mut child) = self.children.remove(i);
+            // SAFETY: kill(2) on a child of this test; no memory is touched.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = std::time::Instant::now() + grace;
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                    _ => break None,
+                }
+            };
+            kill_group(&mut child);
+            status
         }
 
         fn logs(&self) -> String {
@@ -1707,8 +1735,9 @@ mod tests {
 
     /// Writes the auth Secret's files as Kubernetes would mount them.
     fn write_secret(dir: &str, password: &str) {
-        std::fs::write(format!("{dir}/{AUTH_CONF}"), auth_conf(password)).unwrap();
+        std::fs::write(format!("{dir}/{AUTH_CONF}"), auth_conf(Some(password), None)).unwrap();
         std::fs::write(format!("{dir}/{PASSWORD_FILE}"), password).unwrap();
+        std::fs::write(format!("{dir}/{PREVIOUS_PASSWORD_FILE}"), "").unwrap();
     }
 
     fn get(addr: &str, pw: Option<&str>, cmd: &[&str]) -> Option<Resp> {
@@ -1820,67 +1849,118 @@ mod tests {
         }
     }
 
-    /// Runs the rendered start scripts for a 3-pod deployment on this machine and checks that replication and
-    /// Sentinel work: each pod gets its own loopback address (127.a.b.10-12, all the same ports, as pods have
-    /// their own IPs), the REDIS_K8S_* variables stand in for the pod name and the cluster DNS, and the password has
-    /// every special character the config allows.
-    #[test]
-    fn start_scripts_run_a_replicated_three_pod_deployment() {
-        let mut sb = Sandbox::new("pods");
-        let app = "cache";
-        let pw = "Pw!#$%&()*+,-./:;<=>?@[]^_`{|}~09";
-        let pid = std::process::id();
-        let prefix = format!("127.{}.{}.1", (pid >> 8) % 250 + 2, pid % 250 + 2);
-        let port = free_port();
-        let sentinel_port = free_port();
-        let cfg = RedisConfig { port, save: vec![], ..RedisConfig::default() };
-        let t = Topology { app: app.to_owned(), units: 3, password: Some(pw.to_owned()) };
+    /// A 3-pod deployment of the rendered files on this machine: each pod gets its own loopback address
+    /// (127.a.b.10-12, all the same ports, as pods have their own IPs); the REDIS_K8S_* variables stand in for the
+    /// pod name and the cluster DNS.
+    struct ThreePods {
+        app: &'static str,
+        pw: &'static str,
+        prefix: String,
+        port: u16,
+        sentinel_port: u16,
+        pods: Vec<TestPod>,
+    }
 
-        let pods: Vec<TestPod> = (0..3)
-            .map(|ordinal| TestPod {
-                ordinal,
-                host: format!("{prefix}{ordinal}"),
-                dir: sb.path(&format!("pod{ordinal}")),
-            })
-            .collect();
-        for pod in &pods {
-            let (conf, auth, data, sentinel) = (
-                sb.path(&format!("pod{}/conf", pod.ordinal)),
-                sb.path(&format!("pod{}/auth", pod.ordinal)),
-                sb.path(&format!("pod{}/data", pod.ordinal)),
-                sb.path(&format!("pod{}/sentinel", pod.ordinal)),
-            );
-            let layout = Layout {
-                config_dir: &conf,
-                auth_dir: &auth,
-                data_dir: &data,
-                sentinel_dir: &sentinel,
-                bind: &pod.host,
-                sentinel_port,
+    impl ThreePods {
+        fn new(sb: &Sandbox, pw: &'static str) -> ThreePods {
+            let app = "cache";
+            let pid = std::process::id();
+            let salt = {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static K: AtomicU32 = AtomicU32::new(0);
+                K.fetch_add(1, Ordering::Relaxed)
             };
-            let files = Rendered::new(&cfg, &t, &layout).unwrap();
-            std::fs::write(format!("{conf}/{REDIS_CONF}"), &files.redis_conf).unwrap();
-            std::fs::write(format!("{conf}/{SENTINEL_CONF}"), &files.sentinel_conf).unwrap();
-            std::fs::write(format!("{conf}/{START_REDIS}"), &files.start_redis).unwrap();
-            std::fs::write(format!("{conf}/{START_SENTINEL}"), &files.start_sentinel).unwrap();
-            write_secret(&auth, pw);
-            assert!(
-                !files.start_redis.contains(pw) && !files.start_sentinel.contains(pw) && !files.redis_conf.contains(pw)
-            );
+            let prefix = format!("127.{}.{}.1", (pid >> 8) % 120 + 2 + 120 * (salt % 2), pid % 250 + 2);
+            let port = free_port();
+            let sentinel_port = free_port();
+            let cfg = RedisConfig { port, save: vec![], ..RedisConfig::default() };
+            let t = Topology { app: app.to_owned(), units: 3, password: Some(pw.to_owned()), previous_password: None };
+            let pods: Vec<TestPod> = (0..3)
+                .map(|ordinal| TestPod {
+                    ordinal,
+                    host: format!("{prefix}{ordinal}"),
+                    dir: sb.path(&format!("pod{ordinal}")),
+                })
+                .collect();
+            for pod in &pods {
+                let (conf, auth, data, sentinel) = (
+                    sb.path(&format!("pod{}/conf", pod.ordinal)),
+                    sb.path(&format!("pod{}/auth", pod.ordinal)),
+                    sb.path(&format!("pod{}/data", pod.ordinal)),
+                    sb.path(&format!("pod{}/sentinel", pod.ordinal)),
+                );
+                let layout = Layout {
+                    config_dir: &conf,
+                    auth_dir: &auth,
+                    data_dir: &data,
+                    sentinel_dir: &sentinel,
+                    bind: &pod.host,
+                    sentinel_port,
+                };
+                let files = write_pod_files(&cfg, &t, &layout);
+                write_secret(&auth, pw);
+                assert!(files.files.iter().all(|(_, text)| !text.contains(pw)));
+            }
+            ThreePods { app, pw, prefix, port, sentinel_port, pods }
         }
-        let start = |sb: &mut Sandbox, pod: &TestPod, which: &str| {
+
+        fn start(&self, sb: &mut Sandbox, ordinal: usize, which: &str) {
+            let pod = &self.pods[ordinal];
             let script = format!("{}/conf/start-{which}.sh", pod.dir);
-            let pod_name = format!("{app}-{}", pod.ordinal);
+            let pod_name = format!("{}-{}", self.app, pod.ordinal);
             let env = [
                 ("REDIS_K8S_POD_NAME", pod_name.as_str()),
-                ("REDIS_K8S_HOST_PREFIX", prefix.as_str()),
+                ("REDIS_K8S_HOST_PREFIX", self.prefix.as_str()),
                 ("REDIS_K8S_HOST_SUFFIX", ""),
             ];
             sb.spawn(&format!("pod{}-{which}", pod.ordinal), "sh", &[&script], &env);
-        };
+        }
+
+        fn sentinel(&self, ordinal: usize) -> String {
+            format!("{}:{}", self.pods[ordinal].host, self.sentinel_port)
+        }
+
+        /// Starts every container at once (a fresh deployment) and waits until pod 0 is the primary, both replicas
+        /// are linked and every Sentinel knows both replicas and both other Sentinels.
+        fn start_all_and_settle(&self, sb: &mut Sandbox) {
+            for i in 0..3 {
+                self.start(sb, i, "sentinel");
+                self.start(sb, i, "redis");
+            }
+            let (pw, port, app) = (self.pw, self.port, self.app);
+            let primary = self.pods[0].redis(port);
+            sb.wait_until("the primary", || resp::ping(&primary, Some(pw), T).is_ok());
+            for pod in &self.pods[1..] {
+                sb.wait_until(&format!("pod {} to replicate from pod 0", pod.ordinal), || {
+                    is_replica_of(&pod.redis(port), pw, &self.pods[0].host)
+                });
+            }
+            for i in 0..3 {
+                let sentinel = self.sentinel(i);
+                sb.wait_until("the Sentinel to know both replicas and both other Sentinels", || {
+                    let count = |sub: &str| match get(&sentinel, Some(pw), &["SENTINEL", sub, app]) {
+                        Some(Resp::Array(items)) => items.len(),
+                        _ => 0,
+                    };
+                    count("REPLICAS") == 2 && count("SENTINELS") == 2
+                });
+            }
+        }
+    }
+
+    /// Runs the rendered start scripts for a 3-pod deployment on this machine and checks that replication and
+    /// Sentinel work, with a password that has every special character the config allows.
+    #[test]
+    fn start_scripts_run_a_replicated_three_pod_deployment() {
+        let mut sb = Sandbox::new("pods");
+        let pw = "Pw!#$%&()*+,-./:;<=>?@[]^_`{|}~09";
+        let three = ThreePods::new(&sb, pw);
+        let (app, port, sentinel_port) = (three.app, three.port, three.sentinel_port);
+        let pods = &three.pods;
+        let start = |sb: &mut Sandbox, pod: &TestPod, which: &str| three.start(sb, pod.ordinal as usize, which);
 
         // A fresh deployment: every container starts at once. No Sentinel knows a primary yet, so ordinal 0 is it.
-        for pod in &pods {
+        for pod in pods {
             start(&mut sb, pod, "sentinel");
             start(&mut sb, pod, "redis");
         }
@@ -1910,7 +1990,7 @@ mod tests {
 
         // Every Sentinel names pod 0, knows both replicas by their announced names, and sees the two other
         // Sentinels over authenticated links.
-        for pod in &pods {
+        for pod in pods {
             let sentinel = format!("{}:{sentinel_port}", pod.host);
             sb.wait_until("the Sentinel", || sentinel_says(&sentinel, pw, app) == Some((pods[0].host.clone(), port)));
             sb.wait_until("the Sentinel to see both replicas", || {
@@ -1968,5 +2048,139 @@ mod tests {
         assert!(log.contains(&format!("names {}:{port} as the primary", new_primary.host)), "{log}");
         // The password never reached a log.
         assert!(!sb.logs().contains(pw));
+    }
+
+    /// A client that writes `key:<i>` = `<i>` in a loop to whichever pod is the primary, following a failover the
+    /// way a Sentinel-aware client does (on an error, it asks the Sentinels again), and records every write the
+    /// server acknowledged.
+    struct Writer {
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        handle: Option<std::thread::JoinHandle<(Vec<u64>, u64)>>,
+    }
+
+    impl Writer {
+        fn start(three: &ThreePods) -> Writer {
+            use std::sync::atomic::Ordering;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            let pw = three.pw;
+            let app = three.app;
+            let sentinels: Vec<String> = (0..3).map(|i| three.sentinel(i)).collect();
+            let port = three.port;
+            let mut primary = three.pods[0].redis(port);
+            let handle = std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut errors = 0u64;
+                let mut i = 0u64;
+                while !flag.load(Ordering::Relaxed) {
+                    let key = format!("key:{i}");
+                    let value = i.to_string();
+                    match resp::query(&primary, Some(pw), &["SET", &key, &value], Duration::from_secs(2)) {
+                        Ok(Resp::Simple(ok)) if ok == "OK" => {
+                            acked.push(i);
+                            i += 1;
+                        }
+                        _ => {
+                            errors += 1;
+                            if let Some((host, p)) =
+                                resp::sentinel_primary(&sentinels, app, Some(pw), Duration::from_millis(500))
+                            {
+                                primary = format!("{host}:{p}");
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+                (acked, errors)
+            });
+            Writer { stop, handle: Some(handle) }
+        }
+
+        /// Stops the client: the writes the server acknowledged, and how many commands failed.
+        fn finish(mut self) -> (Vec<u64>, u64) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.handle.take().map(|h| h.join().unwrap()).unwrap_or_default()
+        }
+    }
+
+    /// Stopping the primary's pod (SIGTERM to its start script, as Kubernetes sends it on a rolling restart or a
+    /// scale-down) hands the primary over to a replica first: under a steady stream of writes, every write the old
+    /// primary acknowledged is on the new one.
+    #[test]
+    fn a_stopping_primary_hands_over_without_losing_acknowledged_writes() {
+        let mut sb = Sandbox::new("handover");
+        let three = ThreePods::new(&sb, "handover-password-0123456789");
+        three.start_all_and_settle(&mut sb);
+        let writer = Writer::start(&three);
+        let (pw, port) = (three.pw, three.port);
+        sb.wait_until(
+            "some writes",
+            || matches!(get(&three.pods[0].redis(port), Some(pw), &["DBSIZE"]), Some(Resp::Integer(n)) if n > 200),
+        );
+        let status = sb.terminate("pod0-redis", Duration::from_secs(30));
+        assert_eq!(
+            status.map(|s| s.code()),
+            Some(Some(0)),
+            "the script exits 0 within the grace period\n{}",
+            sb.logs()
+        );
+        let mut new_primary = None;
+        sb.wait_until("a replica to be the primary", || {
+            new_primary =
+                three.pods[1..].iter().find(|p| resp::info_field(&info(&p.redis(port), pw), "role") == Some("master"));
+            new_primary.is_some()
+        });
+        let new_primary = new_primary.unwrap().redis(port);
+        sb.wait_until("writes on the new primary", || {
+            let before = get(&new_primary, Some(pw), &["DBSIZE"]);
+            std::thread::sleep(Duration::from_millis(200));
+            matches!((before, get(&new_primary, Some(pw), &["DBSIZE"])), (Some(Resp::Integer(a)), Some(Resp::Integer(b))) if b > a)
+        });
+        let (acked, errors) = writer.finish();
+        let missing: Vec<u64> = acked
+            .iter()
+            .copied()
+            .filter(|i| {
+                get(&new_primary, Some(pw), &["GET", &format!("key:{i}")])
+                    != Some(Resp::Bulk(i.to_string().into_bytes()))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {} acknowledged writes lost: {:?}\n{}",
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(20)],
+            sb.logs()
+        );
+        let log = std::fs::read_to_string(sb.dir.join("pod0-redis.log")).unwrap();
+        assert!(log.contains("handed the primary over to"), "{log}");
+        eprintln!(
+            "hand-over: {} writes acknowledged, {} commands refused or unanswered during it",
+            acked.len(),
+            errors
+        );
+    }
+
+    /// The scripts as the pod receives them (settings and common.sh written in) pass shellcheck.
+    #[test]
+    fn rendered_scripts_pass_shellcheck() {
+        let sb = Sandbox::new("shellcheck");
+        let mut files = Vec::new();
+        for (i, cfg) in all_configs().iter().enumerate() {
+            for (name, text) in Rendered::new(cfg, &topo(3), &POD).unwrap().files {
+                if name.ends_with(".sh") {
+                    let path = sb.dir.join(format!("{i}-{name}"));
+                    std::fs::write(&path, text).unwrap();
+                    files.push(path);
+                }
+            }
+        }
+        let out = std::process::Command::new("shellcheck")
+            .args(["-s", "sh"])
+            .args(&files)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run shellcheck ({e}); `make setup` installs it"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     }
 }

@@ -1,0 +1,168 @@
+#!/bin/sh
+# start-redis.sh, shipped by the redis-k8s charm: the redis container's command.
+# It starts redis-server as the primary or as a replica of the current primary,
+# and, when the pod is stopped (Kubernetes sends SIGTERM to this script, the
+# container's first process, before anything else), hands the primary over to an
+# up-to-date replica so that no acknowledged write is lost:
+#   1. pause writes (CLIENT PAUSE WRITE): clients wait, nothing new is acknowledged;
+#   2. wait until a replica has everything this server acknowledged;
+#   3. ask a peer Sentinel for a failover (SENTINEL FAILOVER) and wait for it to
+#      name the new primary;
+#   4. follow the new primary (REPLICAOF), then lift the pause: the writes that
+#      waited are refused with READONLY, so their clients retry on the new primary;
+#   5. stop redis-server.
+# Any step that cannot complete in time ends the hand-over and the server stops
+# as it would have; its data is on the pod's persistent storage.
+#
+# `start-redis.sh ready` is the container's readiness probe instead: ready means
+# serving what clients expect, the primary or a replica whose link to its primary
+# is up (so a rolling restart moves on only once the restarted replica has
+# synced, and `juju status` shows a replica that lost its primary).
+#
+# The charm ships this file with settings.sh (this deployment's values) and
+# common.sh written in place of the two lines that source them: the pod's file
+# set keeps the same four files whatever the charm version, because Juju before
+# 2.9.30 never adds a new file to a running pod.
+set -eu
+HERE="$(dirname "$0")"
+# shellcheck source=/dev/null # written by the charm beside this script
+. "$HERE/settings.sh"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$HERE/common.sh"
+
+LOCAL="$LOCAL_HOST"
+
+if [ "${1:-}" = ready ]; then
+    info="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r')" || exit 1
+    case "$info" in
+        *role:master*) exit 0 ;;
+        *master_link_status:up*) exit 0 ;;
+    esac
+    exit 1
+fi
+
+# Whether a replica has acknowledged every byte of the replication stream this
+# server has produced (its offset is at least ours, read now).
+replica_in_sync() {
+    ris_info="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r')" || return 1
+    ris_offset="$(printf '%s\n' "$ris_info" | sed -n 's/^master_repl_offset:\([0-9][0-9]*\)$/\1/p')"
+    [ -n "$ris_offset" ] || return 1
+    printf '%s\n' "$ris_info" | awk -v want="$ris_offset" '
+        /^slave[0-9]+:/ {
+            sub(/^slave[0-9]+:/, "")
+            n = split($0, kv, ",")
+            state = ""; offset = -1
+            for (i = 1; i <= n; i++) {
+                split(kv[i], p, "=")
+                if (p[1] == "state") state = p[2]
+                if (p[1] == "offset") offset = p[2] + 0
+            }
+            if (state == "online" && offset >= want + 0) found = 1
+        }
+        END { exit found ? 0 : 1 }'
+}
+
+# Prints the primary a peer Sentinel names, if it is another of this
+# application's pods, as "host port".
+new_primary() {
+    np_i=0
+    while [ "$np_i" -lt "$UNITS" ]; do
+        if [ "$np_i" != "$ORDINAL" ]; then
+            np_answer="$(cli "$(host_of "$np_i")" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || np_answer=""
+            set -f
+            # shellcheck disable=SC2086 # split the two-line answer into host and port
+            set -- $np_answer
+            set +f
+            if [ "$#" -eq 2 ] && is_port "$2" && is_pod_host "$1" && [ "$1" != "$SELF" ]; then
+                printf '%s %s\n' "$1" "$2"
+                return 0
+            fi
+        fi
+        np_i=$((np_i + 1))
+    done
+    return 1
+}
+
+unpause() { cli "$LOCAL" "$PORT" CLIENT UNPAUSE >/dev/null 2>&1 || true; }
+
+# Steps 1-4 above. Bounded: at most HANDOVER_WAIT_S for a replica to catch up
+# and as long again for the Sentinels, well inside the pod's grace period.
+hand_over() {
+    [ "$UNITS" -gt 1 ] || return 0
+    [ "$(role_of "$LOCAL" "$PORT")" = master ] || return 0
+    log "$SELF is the primary and is stopping: handing over to a replica"
+    if ! cli "$LOCAL" "$PORT" CLIENT PAUSE "$(((HANDOVER_WAIT_S * 2 + 5) * 1000))" WRITE >/dev/null 2>&1; then
+        log "cannot pause writes: stopping without a hand-over"
+        return 0
+    fi
+    ho_ticks=0
+    until replica_in_sync; do
+        if [ "$ho_ticks" -ge $((HANDOVER_WAIT_S * 10)) ]; then
+            log "no replica caught up within ${HANDOVER_WAIT_S}s: stopping without a hand-over"
+            unpause
+            return 0
+        fi
+        sleep 0.1
+        ho_ticks=$((ho_ticks + 1))
+    done
+    ho_asked=""
+    ho_i=0
+    while [ "$ho_i" -lt "$UNITS" ] && [ -z "$ho_asked" ]; do
+        if [ "$ho_i" != "$ORDINAL" ] &&
+            [ "$(cli "$(host_of "$ho_i")" "$SENTINEL_PORT" SENTINEL FAILOVER "$APP" 2>/dev/null | tr -d '\r')" = OK ]; then
+            ho_asked="$(host_of "$ho_i")"
+        fi
+        ho_i=$((ho_i + 1))
+    done
+    if [ -z "$ho_asked" ]; then
+        log "no peer Sentinel accepted a failover: stopping without a hand-over"
+        unpause
+        return 0
+    fi
+    ho_ticks=0
+    until ho_new="$(new_primary)"; do
+        if [ "$ho_ticks" -ge $((HANDOVER_WAIT_S * 10)) ]; then
+            log "the Sentinels named no new primary within ${HANDOVER_WAIT_S}s: stopping without a hand-over"
+            unpause
+            return 0
+        fi
+        sleep 0.1
+        ho_ticks=$((ho_ticks + 1))
+    done
+    set -f
+    # shellcheck disable=SC2086 # "host port"
+    set -- $ho_new
+    set +f
+    cli "$LOCAL" "$PORT" REPLICAOF "$1" "$2" >/dev/null 2>&1 || true
+    unpause
+    log "handed the primary over to $1:$2 (failover asked of the Sentinel of $ho_asked)"
+}
+
+find_primary
+set -- "$CONFIG_DIR/redis.conf" --replica-announce-ip "$SELF"
+if [ "$PRIMARY_HOST" = "$SELF" ]; then
+    log "starting $SELF as the primary"
+else
+    log "starting $SELF as a replica of $PRIMARY_HOST:$PRIMARY_PORT"
+    set -- "$@" --replicaof "$PRIMARY_HOST" "$PRIMARY_PORT"
+fi
+
+STOPPING=""
+trap 'STOPPING=1' TERM INT
+redis-server "$@" &
+SERVER=$!
+# `wait` returns when redis-server exits or when a trapped signal arrives.
+while :; do
+    if wait "$SERVER"; then status=0; else status=$?; fi
+    if [ -n "$STOPPING" ]; then
+        trap '' TERM INT
+        hand_over || true
+        kill -TERM "$SERVER" 2>/dev/null || true
+        wait "$SERVER" 2>/dev/null || true
+        exit 0
+    fi
+    if ! kill -0 "$SERVER" 2>/dev/null; then
+        warn "redis-server exited with status $status"
+        exit "$status"
+    fi
+done
