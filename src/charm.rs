@@ -7,8 +7,10 @@ use anyhow::{Context as _, Result};
 
 use crate::dispatch::ENDPOINTS;
 use crate::juju::{HookEnv, HookTools};
-use crate::layers::{self, Ctx, State, docker_resource, status};
+use crate::layers::{Ctx, State, docker_resource, status};
 use crate::reactive::{AutoSpec, Engine, Outcome, Registry, Store};
+use crate::redis::HookState;
+use crate::redis::admin::Admin;
 
 /// The charm's `config.yaml`, as shipped beside the binary.
 pub const CONFIG_YAML: &str = include_str!("../config.yaml");
@@ -22,14 +24,30 @@ pub fn engine() -> Result<Engine<State>> {
     Ok(Engine::new(reg, auto, finish))
 }
 
-/// The layers' end-of-hook work, in the original's atexit order (status last).
+/// The end-of-hook work: what the leader changed in the peer bag goes out in one call, then the layers' own, in
+/// the original's atexit order (status last).
 fn finish(ctx: &mut Ctx<'_>) -> Result<()> {
+    crate::redis::peers::flush(ctx)?;
     docker_resource::finalize(ctx);
     status::finalize(ctx)
 }
 
-/// Runs `hook` for the unit described by `env`, acting only through `tools`.
+/// Runs `hook` for the unit described by `env`, acting only through `tools` and the real Redis administration.
 pub fn run_hook(hook: &str, env: &HookEnv, tools: &mut HookTools) -> Result<Outcome<State>> {
+    run_hook_with(hook, env, tools, Admin::real())
+}
+
+/// Runs `hook`, administering Redis and Sentinel through `admin`.
+pub fn run_hook_with(hook: &str, env: &HookEnv, tools: &mut HookTools, admin: Admin) -> Result<Outcome<State>> {
     let store = Store::locate(env);
-    engine()?.run_hook(hook, env, tools, &store, layers::State::default())
+    engine()?.run_hook(hook, env, tools, &store, state(admin))
+}
+
+/// Runs `action` (see [`Engine::run_action`]).
+pub fn run_action(action: &str, env: &HookEnv, tools: &mut HookTools, admin: Admin) -> Result<Outcome<State>> {
+    engine()?.run_action(action, env, tools, state(admin))
+}
+
+fn state(admin: Admin) -> State {
+    State { redis: HookState::with_admin(admin), ..State::default() }
 }

@@ -117,8 +117,8 @@ fn run_action(action: &str) -> ExitCode {
         return ExitCode::from(1);
     }
     // An action's stdout goes into its results and Juju's log: print nothing there.
-    match redis_k8s::redis::actions::run_action(action, &env, &mut tools) {
-        Ok(()) => ExitCode::SUCCESS,
+    match redis_k8s::charm::run_action(action, &env, &mut tools, redis_k8s::redis::admin::Admin::real()) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("redis-k8s: action {action}: {}", one_line(&format!("{err:#}")));
             ExitCode::from(1)

@@ -88,7 +88,9 @@ impl Unit {
             .env("LANG", "C.UTF-8")
             .env("PATH", format!("{}:/usr/bin:/bin", self.root.join("tools").display()))
             .env("FAKE_TOOL_LOG", &log)
-            .env("FAKE_PORT", port.to_string());
+            .env("FAKE_PORT", port.to_string())
+            // No cluster here: pod names are "not found", whatever this machine's DNS says.
+            .env(redis_k8s::redis::resolve::RESOLV_CONF_ENV, "/dev/null");
         if hook.starts_with("db-relation-") {
             cmd.env("JUJU_RELATION", "db")
                 .env("JUJU_RELATION_ID", "db:1")

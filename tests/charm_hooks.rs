@@ -6,12 +6,18 @@ use std::path::PathBuf;
 
 use redis_k8s::juju::fake::{FakeJuju, FakeModel, FakeRelation, Fault};
 use redis_k8s::juju::{HookEnv, HookTools, ToolError};
+use redis_k8s::redis::admin::Admin;
+use redis_k8s::redis::admin::fake::FakeCluster;
 use serde_json::json;
 
 struct Unit {
     dir: PathBuf,
     fake: FakeJuju,
     env: HookEnv,
+    /// The pods' Redis and Sentinel servers, as the charm administers them (one healthy pod, no auth yet).
+    cluster: FakeCluster,
+    /// Administer real servers instead (check-service against a real redis-server).
+    real_admin: std::cell::Cell<bool>,
 }
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -27,10 +33,20 @@ impl Unit {
         m.leader = leader;
         m.config.insert("port".into(), json!(6379));
         m.ingress.insert("db".into(), "10.152.183.7".into());
+        // Juju creates the peer relation with the application.
+        m.relations
+            .insert("redis-peers:0".into(), FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() });
         let u = Unit {
-            env: HookEnv { unit_name: unit.into(), charm_dir: dir.join("charm"), ..Default::default() },
+            env: HookEnv {
+                unit_name: unit.into(),
+                charm_dir: dir.join("charm"),
+                model_name: Some("test".into()),
+                ..Default::default()
+            },
             dir,
             fake: FakeJuju::new(m),
+            cluster: FakeCluster::healthy("redis-k8s", 1, 6379, None),
+            real_admin: std::cell::Cell::new(false),
         };
         u.set_image("registrypath: redis:7.0\nusername: ''\npassword: ''\n");
         u
@@ -47,12 +63,18 @@ impl Unit {
         self.fake.model.borrow_mut()
     }
 
+    fn admin(&self) -> Admin {
+        if self.real_admin.get() { Admin::real() } else { Admin::new(Box::new(self.cluster.clone())) }
+    }
+
     /// Runs a hook; returns the result as the one-line error text, and the tools it called.
     fn hook_env(&self, hook: &str, env: &HookEnv) -> (Result<(), String>, Vec<String>) {
         let before = self.fake.model.borrow().calls.len();
         let mut tools = HookTools::new(Box::new(self.fake.clone()));
         // SAFETY of the env var: tests in this file use the agent state dir, never the override.
-        let r = redis_k8s::charm::run_hook(hook, env, &mut tools).map(|_| ()).map_err(|e| format!("{e:#}"));
+        let r = redis_k8s::charm::run_hook_with(hook, env, &mut tools, self.admin())
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
         self.fake.model.borrow_mut().end_hook(r.is_ok());
         let calls = self.fake.model.borrow().calls[before..].iter().map(|c| c.tool.clone()).collect();
         (r, calls)
@@ -165,6 +187,8 @@ fn unchanged_config_changed_and_update_status_are_cheap() {
     r.unwrap();
     assert!(calls.len() <= 4, "config-changed with nothing changed: {calls:?}");
     assert!(!calls.contains(&"pod-spec-set".to_string()));
+    // The first update-status checks the pods (and shares the primary it finds); later ones only check.
+    u.hook("update-status").0.unwrap();
     let (r, calls) = u.hook("update-status");
     r.unwrap();
     assert!(calls.len() <= 4, "update-status: {calls:?}");
@@ -323,6 +347,8 @@ fn a_failing_pod_spec_set_fails_the_hook_and_the_retry_sends_it() {
     r.unwrap();
     assert!(calls.contains(&"pod-spec-set".to_string()));
     assert!(u.model().pod_spec.is_some());
+    // The first update-status checks the pods (and learns the primary); the next one has nothing to record.
+    u.hook("update-status").0.unwrap();
     let before = u.store_bytes();
     u.hook("update-status").0.unwrap();
     assert_eq!(u.store_bytes(), before, "a quiet hook rewrites nothing");
@@ -333,21 +359,14 @@ fn a_failing_pod_spec_set_fails_the_hook_and_the_retry_sends_it() {
 fn run_action(u: &Unit, action: &str) -> Result<(), String> {
     let mut tools = HookTools::new(Box::new(u.fake.clone()));
     let env = HookEnv { action_name: Some(action.into()), ..u.env.clone() };
-    let r = redis_k8s::redis::actions::run_action(action, &env, &mut tools).map_err(|e| format!("{e:#}"));
+    let r = redis_k8s::charm::run_action(action, &env, &mut tools, u.admin()).map(|_| ()).map_err(|e| format!("{e:#}"));
     u.fake.model.borrow_mut().end_hook(r.is_ok());
     r
-}
-
-fn with_peers(u: &Unit) {
-    u.model()
-        .relations
-        .insert("redis-peers:0".into(), FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() });
 }
 
 #[test]
 fn the_leader_generates_a_password_into_the_peer_bag_and_get_password_returns_it() {
     let u = Unit::new("redis-k8s/0", true);
-    with_peers(&u);
     u.deploy();
     let pw = u.model().relations["redis-peers:0"].local_app.get("password").cloned().expect("a generated password");
     assert_eq!(pw.len(), 32);
@@ -370,27 +389,47 @@ fn the_leader_generates_a_password_into_the_peer_bag_and_get_password_returns_it
 #[test]
 fn rotate_password_refuses_on_a_non_leader_and_rotates_on_the_leader() {
     let u = Unit::new("redis-k8s/1", false);
-    with_peers(&u);
     u.deploy();
     run_action(&u, "rotate-password").unwrap();
     assert!(u.model().action_failed.as_deref().unwrap_or_default().contains("must run on the leader"));
 
     let u = Unit::new("redis-k8s/0", true);
-    with_peers(&u);
     u.deploy();
-    let before = u.model().relations["redis-peers:0"].local_app["password"].clone();
+    let bag = |u: &Unit, k: &str| u.model().relations["redis-peers:0"].local_app.get(k).cloned();
+    let before = bag(&u, "password").unwrap();
     run_action(&u, "rotate-password").unwrap();
-    let m = u.model();
-    assert_eq!(m.action_failed, None);
-    let after = m.relations["redis-peers:0"].local_app["password"].clone();
-    assert_ne!(after, before);
-    assert_eq!(m.action_results.get("rotated").map(String::as_str), Some("true"));
+    assert_eq!(u.model().action_failed, None);
+    assert_eq!(u.model().action_results.get("rotated").map(String::as_str), Some("true"));
+    // Step 1: the new password is pending; nothing else changed and no server was told.
+    let new = bag(&u, "pending-password").expect("a pending password");
+    assert_ne!(new, before);
+    assert_eq!(bag(&u, "password").as_deref(), Some(before.as_str()));
+    let redis = "redis-k8s-0.redis-k8s-endpoints:6379";
+    assert!(!u.cluster.redis(redis).passwords.contains(&new), "the action applied an uncommitted password");
+    // Step 2: the leader's relation-changed (Juju runs it on the writer too) makes the server take it, then
+    // shares it, with the old one still accepted; clients get the new one.
+    let peer_changed = HookEnv {
+        relation: Some("redis-peers".into()),
+        relation_id: Some("redis-peers:0".into()),
+        remote_app: Some("redis-k8s".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("redis-peers-relation-changed", &peer_changed).0.unwrap();
+    assert_eq!(bag(&u, "password").as_deref(), Some(new.as_str()));
+    assert_eq!(bag(&u, "previous-password").as_deref(), Some(before.as_str()));
+    assert_eq!(bag(&u, "pending-password"), None);
+    assert_eq!(u.cluster.redis(redis).passwords, [new.clone(), before.clone()]);
+    assert!(u.model().pod_spec.as_deref().is_some_and(|s| s.contains(&new) && s.contains(&before)));
+    // Step 3: the next update-status retires the old one everywhere.
+    u.hook("update-status").0.unwrap();
+    assert_eq!(bag(&u, "previous-password"), None);
+    assert_eq!(u.cluster.redis(redis).passwords, [new.clone()]);
+    assert!(u.model().pod_spec.as_deref().is_some_and(|s| s.contains(&new) && !s.contains(&before)));
 }
 
 #[test]
 fn rotate_password_is_refused_while_the_option_sets_one() {
     let u = Unit::new("redis-k8s/0", true);
-    with_peers(&u);
     u.model().config.insert("password".into(), json!("operator-chosen-password-1234"));
     u.deploy();
     run_action(&u, "rotate-password").unwrap();
@@ -429,8 +468,11 @@ fn check_service_reports_role_and_version_from_a_real_redis() {
         Kill(std::mem::replace(&mut child, std::process::Command::new("true").spawn().unwrap()))
     };
     let u = Unit::new("redis-k8s/0", true);
+    u.real_admin.set(true);
     u.model().config.insert("port".into(), json!(port));
     u.model().config.insert("password".into(), json!(pw));
+    // The password Redis requires is the one the peer bag holds (the leader shares the option's there).
+    u.model().relations.get_mut("redis-peers:0").unwrap().local_app.insert("password".into(), pw.into());
     run_action(&u, "check-service").unwrap();
     let m = u.model();
     assert_eq!(m.action_failed, None, "{:?}", m.action_failed);
@@ -438,7 +480,12 @@ fn check_service_reports_role_and_version_from_a_real_redis() {
     assert!(m.action_results.get("version").is_some_and(|v| v.starts_with(char::is_numeric)));
     drop(m);
     // A wrong password is refused, and the action says Redis did not answer, without echoing it.
-    u.model().config.insert("password".into(), json!("definitely-not-the-password-99"));
+    u.model()
+        .relations
+        .get_mut("redis-peers:0")
+        .unwrap()
+        .local_app
+        .insert("password".into(), "definitely-not-the-password-99".into());
     run_action(&u, "check-service").unwrap();
     let failed = u.model().action_failed.clone().unwrap_or_default();
     assert!(failed.contains("does not answer") && !failed.contains("definitely-not"), "{failed}");
@@ -447,7 +494,6 @@ fn check_service_reports_role_and_version_from_a_real_redis() {
 #[test]
 fn first_deploy_with_the_peer_relation_stays_within_twenty_tool_calls() {
     let u = Unit::new("redis-k8s/0", true);
-    with_peers(&u);
     let calls = u.deploy();
     assert!(calls.len() <= 20, "first deploy sequence: {} calls: {calls:?}", calls.len());
     assert_eq!(calls.iter().filter(|c| *c == "relation-set").count(), 1, "the password is stored once");
@@ -487,7 +533,6 @@ fn read_as_clients(units: &[(&str, &Unit)], rid: &str) -> serde_json::Value {
 #[test]
 fn one_unit_both_families_read_host_port_and_only_reactive_gets_the_password() {
     let u = Unit::new("redis-k8s/0", true);
-    with_peers(&u);
     u.deploy();
     let env = u.relate("db:3");
     u.hook_env("db-relation-joined", &env).0.unwrap();
@@ -534,7 +579,6 @@ fn a_client_joining_while_the_config_is_blocked_gets_the_last_good_data() {
 #[test]
 fn get_password_works_while_another_option_is_invalid() {
     let u = Unit::new("redis-k8s/0", true);
-    with_peers(&u);
     u.deploy();
     u.model().config.insert("maxmemory".into(), json!("lots"));
     u.hook("config-changed").0.unwrap();

@@ -361,6 +361,10 @@ fn generated_password_path_fails_cleanly_and_converges_but_for_the_password() {
     let fresh = |label: &str| {
         let u = FakeUnit::new(label);
         u.model().relations.get_mut(fake_unit::PEER_RID).unwrap().local_app.clear();
+        // A fresh deployment: no password shared yet, and the pod's servers run with the files the first spec
+        // gives them, which the leader's live pass then brings to the password it generated.
+        *u.cluster.state_mut() =
+            redis_k8s::redis::admin::fake::FakeCluster::healthy("redis-k8s", 1, 6379, None).state().clone();
         u
     };
     let mut clean = fresh("gen-clean");

@@ -27,6 +27,8 @@ pub struct HookEnv {
     pub action_name: Option<String>,
     /// `JUJU_VERSION`, e.g. `2.9.31`.
     pub juju_version: Option<String>,
+    /// `JUJU_MODEL_NAME`: on Kubernetes, also the namespace the pods run in.
+    pub model_name: Option<String>,
 }
 
 impl HookEnv {
@@ -48,6 +50,7 @@ impl HookEnv {
             departing_unit: get("JUJU_DEPARTING_UNIT"),
             action_name: get("JUJU_ACTION_NAME"),
             juju_version: get("JUJU_VERSION"),
+            model_name: get("JUJU_MODEL_NAME"),
         }
     }
 

@@ -6,11 +6,14 @@
 //! text differs from the last one this unit sent, so an unchanged `config-changed` or `update-status`
 //! makes no `pod-spec-set` call. Juju applies it only if the hook then succeeds; so is the record of
 //! what was sent, so a failed hook re-sends next time.
+//!
+//! Juju never refuses `pod-spec-set` at call time because the application is being removed: it checks that
+//! when the hook's changes are committed, and from 2.8.7 only refuses a dead application (`state/podspec_ops.go`
+//! `buildTxn`; c81cf2b384). So there is nothing to catch here: such a hook fails, and Juju handles it.
 
 use anyhow::Result;
 
 use super::Ctx;
-use crate::juju::ToolError;
 
 const SPEC_ID: &str = "caas-base.pod-spec";
 
@@ -23,8 +26,6 @@ pub enum Sent {
     Unchanged,
     /// This unit is not the leader: only the leader sets the spec.
     NotLeader,
-    /// Juju refused because the application is being removed (`not alive`): ignored, as the original did.
-    AppDying,
 }
 
 /// Whether [`pod_spec_set`] would send `spec_yaml` (leader, and not the spec sent last).
@@ -40,31 +41,8 @@ pub fn pod_spec_set(ctx: &mut Ctx<'_>, spec_yaml: &str) -> Result<Sent> {
     if !ctx.kv.is_data_changed(SPEC_ID, spec_yaml) {
         return Ok(Sent::Unchanged);
     }
-    match ctx.tools.pod_spec_set(spec_yaml) {
-        Ok(()) => {
-            ctx.kv.data_changed(SPEC_ID, spec_yaml);
-            ctx.trace.push("pod-spec-set: spec sent".into());
-            Ok(Sent::Sent)
-        }
-        Err(ToolError::Runtime { message, .. }) if is_not_alive(&message) => Ok(Sent::AppDying),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `ERROR application <name> not alive`, which Juju gives while the application is being removed.
-fn is_not_alive(message: &str) -> bool {
-    let m = message.trim();
-    m.starts_with("ERROR application ") && m.ends_with(" not alive") && m.split_whitespace().count() == 5
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_only_the_not_alive_error() {
-        assert!(is_not_alive("ERROR application redis-k8s not alive"));
-        assert!(!is_not_alive("ERROR this unit is not the leader"));
-        assert!(!is_not_alive("ERROR application redis k8s not alive"));
-    }
+    ctx.tools.pod_spec_set(spec_yaml)?;
+    ctx.kv.data_changed(SPEC_ID, spec_yaml);
+    ctx.trace.push("pod-spec-set: spec sent".into());
+    Ok(Sent::Sent)
 }

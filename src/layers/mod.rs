@@ -17,10 +17,12 @@ use serde::Deserialize;
 
 use crate::reactive;
 
-/// The per-hook state the layers keep while handlers run (nothing here outlives the hook).
-#[derive(Debug, Default)]
+/// The charm's per-hook state while handlers run (nothing here outlives the hook): the status layer's queue and
+/// the Redis logic's handles (its administration seam and what it read of the peer relation).
+#[derive(Default)]
 pub struct State {
     pub status: status::Queue,
+    pub redis: crate::redis::HookState,
 }
 
 /// The handler context every layer and the Redis handlers use.

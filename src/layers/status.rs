@@ -74,6 +74,11 @@ pub fn finalize(ctx: &mut Ctx<'_>) -> Result<()> {
 }
 
 fn send(ctx: &mut Ctx<'_>, status: Status, message: &str) -> Result<()> {
+    if ctx.is_action {
+        // An action's status-set would stick (it is not deferred), and the unit's own record of what it last
+        // sent, in its flag store, would not know: the unit's status is the hooks' to tell.
+        return Ok(());
+    }
     ctx.trace.push(format!("status-set: {}: {message}", status.as_str()));
     ctx.tools.status_set(status, message)?;
     ctx.kv.set_as(SENT_KEY, &Sent { status: status.as_str().to_string(), message: message.to_string() });

@@ -103,7 +103,8 @@ fn units_key(endpoint: &str) -> String {
 
 fn endpoint<S>(ep: &str, ctx: &mut Ctx<'_, S>) -> Result<()> {
     let prefix = format!("{ep}-relation-");
-    let relation_hook = ctx.hook.starts_with(&prefix);
+    // Actions refresh membership too: they start from Juju's copy of the state, which may be a hook behind.
+    let relation_hook = ctx.hook.starts_with(&prefix) || ctx.is_action;
     let kind = ctx.hook.strip_prefix(&prefix).unwrap_or_default().to_string();
     let key = units_key(ep);
     let was_joined = ctx.flags.is_set(&format!("endpoint.{ep}.joined"));

@@ -18,6 +18,9 @@ pub struct Ctx<'h, S> {
     pub config: Map<String, Value>,
     /// Whether this unit is the leader, from this hook's one `is-leader` call.
     pub is_leader: bool,
+    /// Whether this run is an action (`hook` is then the action's name): it sees the unit's state only as Juju's
+    /// charm state holds it, and commits none of it.
+    pub is_action: bool,
     /// The charm's own per-hook state (queued statuses, pending relation data, ...).
     pub charm: S,
     /// Trace lines for stdout, which Juju logs at DEBUG (never a tool call per line).
@@ -27,7 +30,18 @@ pub struct Ctx<'h, S> {
 impl<'h, S> Ctx<'h, S> {
     /// A context with flags and kv as loaded from the store.
     pub fn new(hook: &'h str, env: &'h HookEnv, tools: &'h mut HookTools, flags: Flags, kv: Kv, charm: S) -> Self {
-        Ctx { hook, env, tools, flags, kv, config: Map::new(), is_leader: false, charm, trace: Vec::new() }
+        Ctx {
+            hook,
+            env,
+            tools,
+            flags,
+            kv,
+            config: Map::new(),
+            is_leader: false,
+            is_action: false,
+            charm,
+            trace: Vec::new(),
+        }
     }
 
     /// A config value, `Null` when the option is unset or unknown.

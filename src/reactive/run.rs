@@ -89,4 +89,28 @@ impl<S> Engine<S> {
         store.commit(&loaded, &state, tools, &identity)?;
         Ok(Outcome { report, charm, trace, flags: committed })
     }
+
+    /// Runs `action` through the same handlers as a hook, with the flag `actions.<action>` set for its length.
+    ///
+    /// Juju runs actions in the workload pod, where the operator's state directory is not: the action starts from
+    /// the unit's state as Juju's charm state holds it (`state-get`), and commits none of it, so the operator's
+    /// store never falls behind a copy changed elsewhere. What an action changes for good goes through hook tools
+    /// (relation data, the pod spec), which Juju commits when it exits 0.
+    pub fn run_action(&self, action: &str, env: &HookEnv, tools: &mut HookTools, charm: S) -> Result<Outcome<S>> {
+        let loaded = Store::load_mirror(tools)?;
+        let flags = Flags::new(loaded.flags.clone(), self.registry.triggers());
+        let kv = Kv::new(loaded.kv.clone());
+        let mut ctx = Ctx::new(action, env, tools, flags, kv, charm);
+        ctx.is_action = true;
+        automatic::begin(&self.auto, &mut ctx)?;
+        let flag = format!("actions.{action}");
+        ctx.flags.set(&flag);
+        let report = bus::dispatch(&self.registry, &mut ctx)?;
+        (self.finish)(&mut ctx).context("finishing the action")?;
+        ctx.flags.clear(&flag);
+        automatic::end(&mut ctx);
+        let Ctx { flags, charm, trace, .. } = ctx;
+        let flags: Vec<String> = flags.list().into_iter().map(str::to_string).collect();
+        Ok(Outcome { report, charm, trace, flags })
+    }
 }

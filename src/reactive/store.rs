@@ -146,6 +146,15 @@ impl Store {
         }
     }
 
+    /// The unit's state as Juju's charm state holds it (the mirror), for a process that has no local store: an
+    /// action in the workload pod. Empty when there is none.
+    pub fn load_mirror(tools: &mut HookTools) -> Result<UnitState> {
+        match tools.state_get(MIRROR_KEY).context("reading the flag store from state-get")? {
+            Some(text) => decode(text.as_bytes()).context("flag store mirror in Juju's charm state"),
+            None => Ok(UnitState::default()),
+        }
+    }
+
     /// Commits `state` at the end of a successful hook: mirrors it with `state-set` and writes the
     /// file atomically, each only when the bytes changed. Call it last: after it, the hook must exit 0.
     pub fn commit(&self, loaded: &Loaded, state: &UnitState, tools: &mut HookTools, identity: &str) -> Result<()> {

@@ -1,110 +1,143 @@
-//! The charm's actions: `get-password`, `check-service`, `rotate-password`.
+//! The charm's actions, as handlers on the same engine as the hooks: `get-password`, `check-service`, and
+//! `rotate-password` (whose work is the ordinary configure path, see [`super::handlers`]).
 //!
-//! Juju runs actions in the Redis workload pod by default (reference §1.6), with the same hook tools
-//! reaching the operator over the network; that is why the binary is static. Actions do not run the
-//! reactive loop, except `rotate-password`, which, after storing the new password, runs the charm's
-//! handlers once so the leader's pod spec and every client relation carry it at once.
+//! Juju runs actions in the Redis workload pod by default (reference §1.6), with the hook tools reaching the
+//! operator over the network, and without the operator's state directory: an action sees the unit's state only as
+//! Juju's charm state holds it, and commits none of it (see [`crate::charm::run_action`]). What units share comes
+//! from the peer relation's application bag, read fresh in every action.
 //!
-//! A refused request (`rotate-password` on a non-leader, Redis not answering) is `action-fail` with a
-//! message and exit 0, as Juju expects; a hook tool failing is an error and a non-zero exit.
-//! `get-password` is the one place the charm reveals the password on purpose: `action-set` takes
-//! results only as arguments, so for the life of that one tool process it is on its command line.
+//! A refused request (a bad option, Redis not answering) is `action-fail` with a message and exit 0, as Juju
+//! expects; a hook tool failing is an error and a non-zero exit. `get-password` is the one place the charm reveals
+//! the password on purpose: `action-set` takes results only as arguments, so for the life of that one tool
+//! process it is on its command line.
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use super::auth::{self, BAG_KEY, PEERS};
-use super::config::RedisConfig;
-use super::resp;
-use crate::juju::{HookEnv, HookTools, Settings};
+use super::admin::{Node, NodeKind, Replication, Role, cmd, pairs, text};
+use super::config::{RedisConfig, SENTINEL_PORT};
+use super::peers;
+use crate::juju::Settings;
+use crate::layers::{Ctx, State};
+use crate::reactive::Registry;
 
-/// How long `check-service` waits for Redis.
+/// How long `check-service` waits for Redis and Sentinel.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Runs `action` for the unit of `env`.
-pub fn run_action(action: &str, env: &HookEnv, tools: &mut HookTools) -> Result<()> {
-    match action {
-        "get-password" => get_password(env, tools),
-        "check-service" => check_service(env, tools),
-        "rotate-password" => rotate_password(env, tools),
-        other => bail!("unknown action {other:?}"),
-    }
+/// Registers the read-only actions' handlers.
+pub fn register(reg: &mut Registry<State>) {
+    reg.handler("redis:get-password").when("actions.get-password").run(get_password);
+    reg.handler("redis:check-service").when("actions.check-service").run(check_service);
 }
 
-/// The validated config, or `None` after telling the operator what is wrong with it.
-fn config(tools: &mut HookTools) -> Result<Option<RedisConfig>> {
-    match RedisConfig::from_juju(&tools.config()?) {
-        Ok(cfg) => Ok(Some(cfg)),
-        Err(errors) => {
-            tools.action_fail(&errors.to_string())?;
-            Ok(None)
-        }
-    }
-}
-
-/// The password clients must send: the option's, else the one the leader keeps in the peer bag.
-fn current_password(env: &HookEnv, tools: &mut HookTools, cfg: &RedisConfig) -> Result<Option<String>> {
-    if let Some(pw) = cfg.password.clone().filter(|p| !p.is_empty()) {
-        return Ok(Some(pw));
-    }
-    let Some(rid) = tools.relation_ids(PEERS)?.into_iter().next() else { return Ok(None) };
-    let bag = tools.relation_get_app(&rid, env.app_name())?;
-    Ok(bag.get(BAG_KEY).filter(|p| !p.is_empty()).cloned())
-}
-
-fn get_password(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
+fn get_password(ctx: &mut Ctx<'_>) -> Result<()> {
     // Only the auth options matter here: another option being invalid must not hide the password.
-    let values = tools.config()?;
-    let auth_only: serde_json::Map<String, serde_json::Value> =
-        values.into_iter().filter(|(k, _)| k == "password" || k == "require-auth").collect();
+    let auth_only: serde_json::Map<String, serde_json::Value> = ctx
+        .config
+        .iter()
+        .filter(|(k, _)| *k == "password" || *k == "require-auth")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let cfg = match RedisConfig::from_juju(&auth_only) {
         Ok(cfg) => cfg,
         Err(errors) => {
-            tools.action_fail(&errors.to_string())?;
+            ctx.tools.action_fail(&errors.to_string())?;
             return Ok(());
         }
     };
-    let Some(pw) = current_password(env, tools, &cfg)? else {
-        tools.action_fail("no password yet: the leader has not generated one (is the redis-peers relation up?)")?;
+    let shared = peers::shared(ctx)?;
+    let Some(pw) = shared.password.clone() else {
+        ctx.tools.action_fail("no password yet: the leader has not shared one (is the redis-peers relation up?)")?;
         return Ok(());
     };
     let mut results = Settings::new();
     results.insert("password".into(), pw);
     results.insert("require-auth".into(), cfg.require_auth.to_string());
-    tools.action_set(&results)?;
+    results.insert("rotation-in-progress".into(), shared.previous.is_some().to_string());
+    ctx.tools.action_set(&results)?;
     Ok(())
 }
 
-fn check_service(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
-    let Some(cfg) = config(tools)? else { return Ok(()) };
-    let pw = if cfg.require_auth { current_password(env, tools, &cfg)? } else { None };
-    let addr = format!("127.0.0.1:{}", cfg.port);
-    let answer = resp::ping(&addr, pw.as_deref(), CHECK_TIMEOUT)
-        .and_then(|()| resp::info(&addr, pw.as_deref(), "server", CHECK_TIMEOUT))
-        .and_then(|server| Ok((server, resp::info(&addr, pw.as_deref(), "replication", CHECK_TIMEOUT)?)));
-    let (server, replication) = match answer {
-        Ok(a) => a,
-        Err(e) => {
-            // A server's error text may quote what it was sent (Redis quotes the arguments of a command
-            // it does not know, e.g. a renamed AUTH): never let the password through.
-            let why = redact(&format!("{e:#}"), pw.as_deref());
-            tools.action_fail(&format!("Redis does not answer on {addr}: {why}"))?;
+fn check_service(ctx: &mut Ctx<'_>) -> Result<()> {
+    let cfg = match RedisConfig::from_juju(&ctx.config) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            ctx.tools.action_fail(&errors.to_string())?;
             return Ok(());
         }
     };
+    let shared = peers::shared(ctx)?;
+    let pw = if cfg.require_auth { shared.password.clone() } else { None };
+    let app = ctx.env.app_name().to_string();
+    // The action runs in the pod: its Redis and Sentinel are on loopback.
+    let addr = format!("127.0.0.1:{}", cfg.port);
+    let redis = Node::new("this pod", NodeKind::Redis, &addr);
+    let sentinel = Node::new("this pod", NodeKind::Sentinel, &format!("127.0.0.1:{SENTINEL_PORT}"));
+    let creds: Vec<Option<&str>> = vec![pw.as_deref()];
+    let admin = &mut ctx.charm.redis.admin;
+    let answer = admin.run(
+        &redis,
+        &creds,
+        &[cmd(&["PING"]), cmd(&["INFO", "server"]), cmd(&["INFO", "replication"])],
+        CHECK_TIMEOUT,
+    );
+    let replies = match answer {
+        Ok(s) => s.replies,
+        Err(e) => {
+            // A server's error text may quote what it was sent (Redis quotes the arguments of a command it does not
+            // know, e.g. a renamed AUTH): never let the password through.
+            let why = redact(&e.to_string(), pw.as_deref());
+            ctx.tools.action_fail(&format!("Redis does not answer on {addr}: {why}"))?;
+            return Ok(());
+        }
+    };
+    let server = text(&replies[1]).unwrap_or_default();
+    let replication = text(&replies[2]).and_then(|t| Replication::parse(&t));
     let mut results = Settings::new();
     results.insert("port".into(), cfg.port.to_string());
     results.insert("auth".into(), if cfg.require_auth { "required" } else { "off" }.into());
-    let field = |text: &str, k: &str| resp::info_field(text, k).unwrap_or("unknown").to_string();
-    results.insert("version".into(), field(&server, "redis_version"));
-    let role = field(&replication, "role");
-    results.insert("role".into(), if role == "master" { "primary".into() } else { role });
-    results.insert("connected-replicas".into(), field(&replication, "connected_slaves"));
-    if let Some(host) = resp::info_field(&replication, "master_host") {
-        results.insert("primary".into(), host.to_string());
+    results
+        .insert("version".into(), super::resp::info_field(&server, "redis_version").unwrap_or("unknown").to_string());
+    let mut problems = Vec::new();
+    match &replication {
+        Some(r) if r.is_primary() => {
+            results.insert("role".into(), "primary".into());
+            results.insert("connected-replicas".into(), r.replicas.len().to_string());
+        }
+        Some(Replication { role: Role::Replica { host, port, link_up }, .. }) => {
+            results.insert("role".into(), "replica".into());
+            results.insert("primary".into(), format!("{host}:{port}"));
+            results.insert("link".into(), if *link_up { "up" } else { "down" }.into());
+            if !link_up {
+                problems.push(format!("the link to the primary {host}:{port} is down"));
+            }
+        }
+        _ => {
+            results.insert("role".into(), "unknown".into());
+            problems.push("INFO replication made no sense".to_string());
+        }
     }
-    tools.action_set(&results)?;
+    match ctx.charm.redis.admin.run(&sentinel, &creds, &[cmd(&["SENTINEL", "MASTER", &app])], CHECK_TIMEOUT) {
+        Ok(s) => {
+            let m = pairs(&s.replies[0]);
+            let named = format!(
+                "{}:{}",
+                m.get("ip").map(String::as_str).unwrap_or("?"),
+                m.get("port").map(String::as_str).unwrap_or("?")
+            );
+            results.insert("sentinel-primary".into(), named.clone());
+            if m.get("flags").is_some_and(|f| f.contains("down")) {
+                problems.push(format!("this pod's Sentinel sees the primary {named} down"));
+            }
+        }
+        Err(e) => problems.push(redact(&e.to_string(), pw.as_deref())),
+    }
+    results.insert(
+        "replication".into(),
+        if problems.is_empty() { "ok".into() } else { format!("degraded: {}", problems.join("; ")) },
+    );
+    ctx.tools.action_set(&results)?;
     Ok(())
 }
 
@@ -114,34 +147,6 @@ fn redact(text: &str, secret: Option<&str>) -> String {
         Some(s) => text.replace(s, "<redacted>"),
         None => text.to_string(),
     }
-}
-
-fn rotate_password(env: &HookEnv, tools: &mut HookTools) -> Result<()> {
-    if !tools.is_leader()? {
-        tools.action_fail(&format!(
-            "rotate-password must run on the leader (juju status shows which unit of {} it is)",
-            env.app_name()
-        ))?;
-        return Ok(());
-    }
-    let Some(cfg) = config(tools)? else { return Ok(()) };
-    if cfg.password.as_deref().is_some_and(|p| !p.is_empty()) {
-        tools.action_fail("the password option is set: change it with `juju config` instead")?;
-        return Ok(());
-    }
-    let Some(rid) = tools.relation_ids(PEERS)?.into_iter().next() else {
-        tools.action_fail("the redis-peers relation does not exist yet: try again in a moment")?;
-        return Ok(());
-    };
-    let mut bag = Settings::new();
-    bag.insert(BAG_KEY.to_string(), auth::generate()?);
-    tools.relation_set(&rid, &bag, true)?;
-    // Apply it now: the charm's handlers re-read the bag in this "hook" and re-send spec and relations.
-    crate::charm::run_hook("rotate-password", env, tools)?;
-    let mut results = Settings::new();
-    results.insert("rotated".into(), "true".into());
-    tools.action_set(&results)?;
-    Ok(())
 }
 
 #[cfg(test)]

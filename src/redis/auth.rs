@@ -1,29 +1,38 @@
-//! The Redis password: who makes it, where it is kept, how every unit learns it.
+//! The Redis password: where it comes from, and how it changes without a client being refused or a server left
+//! holding a password nobody knows.
 //!
-//! An operator may set one (the `password` option); otherwise the leader generates a strong random one
-//! once, from the OS RNG, and keeps it in the `redis-peers` relation's **application bag**. That bag is
-//! shared by every unit, survives leader changes and scaling to zero and back, and is written with
-//! `relation-set --app --file -`, so the password travels on stdin. (`leader-set`, the older place for
-//! such data, only takes values as command-line arguments, where any process in the pod can read them.)
+//! The password in force lives in the peer relation's application bag ([`super::peers`]), the one source of truth
+//! for every unit and every action. The leader decides it ([`decide`]): the `password` option when set, else the
+//! one already shared, else a new one from the OS RNG ([`generate`]); the `rotate-password` action asks for a new
+//! generated one.
 //!
-//! Each unit remembers the shared password in its flag store (mode 0600, mirrored into Juju's charm
-//! state) and re-reads the bag only in hooks where it can have changed unseen: peer relation hooks
-//! (other units are told of every change to the bag) and update-status (the leader is not told of its
-//! own bag's changes, so a `rotate-password` action reaches its pod spec within one interval).
+//! **Nothing reaches a running server before Juju has committed it.** A hook's relation data is committed only when
+//! it exits 0, but what the leader sends a server takes effect at once. If a hook made the servers require a
+//! password it had just generated and then failed, that password would be lost, and the servers would refuse every
+//! password the charm knows. So a change of password takes three hooks of the leader (the second and third are the
+//! `redis-peers-relation-changed` that Juju runs on every unit, the leader included, after each change of the
+//! application bag; update-status catches up if one is missed):
+//! 1. the leader records the new password as `pending-password` (nothing else changes);
+//! 2. once that is committed, it makes every Redis and Sentinel accept the pending password as well as the current
+//!    one (`ACL SETUSER default >new`) and switches replication and Sentinel to it; then it shares it ([`promote`]):
+//!    `password` = new, `previous-password` = old, `password-generation` + 1. Every unit hands the new password to
+//!    its clients and acknowledges the generation in its unit bag;
+//! 3. in the leader's first update-status after every unit has acknowledged it (so clients get at least until
+//!    then to move), the leader removes the old password everywhere ([`finish_rotation`]). From then on the old
+//!    password is refused.
+//!
+//! A new deployment has no servers holding anything yet: its first password is shared at once (generation 1) and
+//! goes into the first pod spec. A rotation asked for while another is under way drops the oldest password at
+//! once: at most two are ever accepted by clients.
 
 use std::io::Read;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
-use crate::juju::Settings;
+use super::config::RedisConfig;
+use super::peers::{self, Shared};
 use crate::layers::Ctx;
-use crate::reactive::joined_units;
 
-/// The peer endpoint whose application bag holds the generated password.
-pub const PEERS: &str = "redis-peers";
-/// The key of the password in that bag.
-pub const BAG_KEY: &str = "password";
-const CACHE_KEY: &str = "redis.auth.shared-password";
 /// Length of a generated password: 32 characters of 62 symbols, about 190 bits.
 pub const GENERATED_LEN: usize = 32;
 
@@ -45,66 +54,76 @@ pub fn generate() -> Result<String> {
     Ok(out)
 }
 
-/// The peer relation's id, once Juju has created it.
-pub fn peer_relation(ctx: &Ctx<'_>) -> Option<String> {
-    joined_units(ctx, PEERS).into_keys().next()
-}
-
-fn refresh_hook(hook: &str) -> bool {
-    hook.starts_with("redis-peers-relation-") || matches!(hook, "update-status" | "rotate-password")
-}
-
-/// The password shared through the peer bag: the cached copy, re-read where it may have changed. The
-/// leader generates and stores one when there is none yet. `None` only while a non-leader waits for
-/// the leader, or before Juju has created the peer relation.
-pub fn shared_password(ctx: &mut Ctx<'_>) -> Result<Option<String>> {
-    let cached: Option<String> = ctx.kv.get_as(CACHE_KEY);
-    let rid = peer_relation(ctx);
-    let mut current = cached.clone();
-    if let Some(rid) = &rid
-        && (cached.is_none() || refresh_hook(ctx.hook))
-    {
-        let app = ctx.env.app_name().to_string();
-        let bag = ctx.tools.relation_get_app(rid, &app)?;
-        super::topology::note_shared(ctx, &bag);
-        current = bag.get(BAG_KEY).filter(|p| !p.is_empty()).cloned();
-    }
-    if current.is_none() && ctx.is_leader {
-        // Keep a password generated before the peer relation existed, rather than make another.
-        let pw = match cached {
-            Some(pw) => pw,
-            None => generate()?,
-        };
-        if let Some(rid) = &rid {
-            store_shared(ctx, rid, &pw)?;
+/// The shared state with `wanted` on its way in: nothing to do if it is already the password (or the pending
+/// one); the first password of a deployment at once; otherwise a pending change (step 1).
+pub fn with_password(current: &Shared, wanted: &str) -> Shared {
+    let mut next = current.clone();
+    match (current.password.as_deref(), current.pending.as_deref()) {
+        (Some(p), None) if p == wanted => {}
+        (_, Some(p)) if p == wanted => {}
+        (Some(p), Some(_)) if p == wanted => next.pending = None,
+        (Some(_), _) => next.pending = Some(wanted.to_string()),
+        (None, _) => {
+            next.password = Some(wanted.to_string());
+            next.previous = None;
+            next.pending = None;
+            next.generation += 1;
         }
-        current = Some(pw);
     }
-    match &current {
-        Some(pw) => ctx.kv.set_as(CACHE_KEY, pw),
-        None => ctx.kv.unset(CACHE_KEY),
-    }
-    Ok(current)
+    next
 }
 
-/// Writes `password` into the peer application bag (leader only; on stdin).
-pub fn store_shared(ctx: &mut Ctx<'_>, relation_id: &str, password: &str) -> Result<()> {
-    if !ctx.is_leader {
-        bail!("only the leader can store the shared password");
-    }
-    let mut bag = Settings::new();
-    bag.insert(BAG_KEY.to_string(), password.to_string());
-    ctx.tools.relation_set(relation_id, &bag, true)?;
-    ctx.kv.set_as(CACHE_KEY, &password.to_string());
-    Ok(())
+/// Leader only: the password state to share after this hook, from what is shared now (`current`). `rotate` asks
+/// for a newly generated password (the `rotate-password` action).
+pub fn decide(cfg: &RedisConfig, current: &Shared, rotate: bool) -> Result<Shared> {
+    let option = cfg.password.as_deref().filter(|p| !p.is_empty());
+    let wanted = match (option, &current.password) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(_)) if rotate => generate()?,
+        (None, Some(p)) => current.pending.clone().unwrap_or_else(|| p.clone()),
+        (None, None) => generate()?,
+    };
+    Ok(with_password(current, &wanted))
 }
 
-/// The password Redis requires: the operator's (`configured`, when non-empty), else the shared one.
-pub fn effective_password(ctx: &mut Ctx<'_>, configured: &str) -> Result<Option<String>> {
-    if !configured.is_empty() {
-        return Ok(Some(configured.to_string()));
+/// Step 2, once every running server accepts the pending password: it becomes the password, the current one is
+/// kept as the previous one until every unit has moved.
+pub fn promote(current: &Shared) -> Shared {
+    let Some(pending) = current.pending.clone() else { return current.clone() };
+    Shared {
+        previous: current.password.clone(),
+        password: Some(pending),
+        pending: None,
+        generation: current.generation + 1,
+        primary: current.primary.clone(),
     }
-    shared_password(ctx)
+}
+
+/// Leader only: whether every unit has acknowledged the current generation, so the previous password can go.
+pub fn rotation_complete(ctx: &mut Ctx<'_>, shared: &Shared) -> Result<bool> {
+    if shared.previous.is_none() || peers::acknowledged(ctx) < shared.generation {
+        return Ok(false);
+    }
+    let acks = peers::acknowledgements(ctx)?;
+    let waiting: Vec<&String> = acks.iter().filter(|(_, g)| **g < shared.generation).map(|(u, _)| u).collect();
+    if !waiting.is_empty() {
+        let names: Vec<&str> = waiting.iter().map(|u| u.as_str()).collect();
+        ctx.trace.push(format!("password rotation waits for {}", names.join(", ")));
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Step 3: the previous password is no longer shared (the caller removes it from the running servers and the
+/// Secret).
+pub fn finish_rotation(ctx: &mut Ctx<'_>, shared: &Shared) -> Result<Shared> {
+    let next = Shared { previous: None, ..shared.clone() };
+    peers::write(ctx, &next)?;
+    ctx.trace.push(format!(
+        "password rotation to generation {} complete: the previous password is retired",
+        next.generation
+    ));
+    Ok(next)
 }
 
 #[cfg(test)]
@@ -123,5 +142,39 @@ mod tests {
         assert!(many.bytes().any(|c| c.is_ascii_uppercase()));
         assert!(many.bytes().any(|c| c.is_ascii_lowercase()));
         assert!(many.bytes().any(|c| c.is_ascii_digit()));
+    }
+
+    fn state(s: &Shared) -> (Option<&str>, Option<&str>, Option<&str>, u64) {
+        (s.password.as_deref(), s.previous.as_deref(), s.pending.as_deref(), s.generation)
+    }
+
+    #[test]
+    fn a_new_password_is_pending_then_promoted_then_the_old_one_retires() {
+        let first = with_password(&Shared::default(), "a");
+        assert_eq!(state(&first), (Some("a"), None, None, 1), "a new deployment's password is shared at once");
+        assert_eq!(with_password(&first, "a"), first, "the same password changes nothing");
+        let pending = with_password(&first, "b");
+        assert_eq!(state(&pending), (Some("a"), None, Some("b"), 1), "nothing is in force before the servers take it");
+        assert_eq!(with_password(&pending, "b"), pending);
+        let promoted = promote(&pending);
+        assert_eq!(state(&promoted), (Some("b"), Some("a"), None, 2));
+        // Changed again before the servers took it: the newer pending one wins; back to the current: no change.
+        assert_eq!(state(&with_password(&pending, "c")), (Some("a"), None, Some("c"), 1));
+        assert_eq!(state(&with_password(&pending, "a")), (Some("a"), None, None, 1));
+        // During a window, a new rotation drops the oldest password when it is promoted.
+        assert_eq!(state(&promote(&with_password(&promoted, "c"))), (Some("c"), Some("b"), None, 3));
+    }
+
+    #[test]
+    fn decide_follows_the_option_keeps_what_is_shared_and_rotates_on_request() {
+        let cfg = RedisConfig::default();
+        let made = decide(&cfg, &Shared::default(), false).unwrap();
+        assert_eq!(made.password.as_ref().map(String::len), Some(GENERATED_LEN));
+        assert_eq!(decide(&cfg, &made, false).unwrap(), made);
+        let rotating = decide(&cfg, &made, true).unwrap();
+        assert!(rotating.pending.is_some() && rotating.password == made.password);
+        assert_eq!(decide(&cfg, &rotating, false).unwrap(), rotating, "a pending change stays pending");
+        let opt = RedisConfig { password: Some("operator-chosen-password-1".into()), ..cfg };
+        assert_eq!(decide(&opt, &made, false).unwrap().pending.as_deref(), Some("operator-chosen-password-1"));
     }
 }

@@ -1,21 +1,31 @@
-//! The Redis handlers: from an available image and a valid config to a pod spec, a status and relation data.
+//! The Redis handlers: from an available image and a valid config to a pod spec, running pods that match it, a
+//! status and relation data.
 //!
-//! - `redis:configure` (when the `redis-image` resource is available, every hook): validate the config
-//!   (bad → `blocked` naming the option, and the last good spec stays in place); render the pod spec;
-//!   the leader sends it when it changed, showing `maintenance "configuring container"` meanwhile; set
-//!   the workload version when it changed; queue `active`.
-//! - `redis:publish-db` (when a `db` client has joined): publish host/port on every `db` relation whose
-//!   data changed. The address is this unit's own ingress address (`network-get db`), refreshed in the
-//!   hooks where it can change (config-changed fires when the Service address changes, relation hooks,
-//!   upgrade-charm, leader changes) and remembered otherwise.
+//! - `redis:configure` (when the `redis-image` resource is available, every hook): validate the config (bad →
+//!   `blocked` naming the option; the last good spec stays in place). On the leader: settle the password
+//!   ([`super::auth`]), send the pod spec when its inputs changed, apply what Redis and Sentinel can change at run
+//!   time to the running pods ([`super::live`]) when it changed, and check them in update-status and peer hooks;
+//!   the cluster's health becomes the leader's status. Queue `active` otherwise.
+//! - `redis:publish-db` (when a `db` client has joined): publish where the primary is and the password on every
+//!   `db` relation whose data changed.
+//! - `redis:acknowledge`: once this unit's clients have the current password, say so in its peer unit bag.
+//! - `redis:finish-rotation` (leader, update-status): when every unit has acknowledged a new password, retire the
+//!   previous one (`redis:reconfigure` then renders and applies the result in the same hook).
+//! - `redis:peer-departed` (leader): after a scale-down, find the primary among the pods that remain, and make
+//!   their Sentinels forget the pod that went.
+//!
+//! The unit being removed does nothing with Redis: by the time its hooks run, Kubernetes has already stopped its pod
+//! (whose own start script handed the primary over).
 
 use anyhow::{Context as _, Result};
 
 use super::auth;
 use super::config::RedisConfig;
+use super::live::{self, Desired, Health, Mode};
+use super::peers::{self, Shared};
 use super::podspec::{ImageDetails, Topology, image_version, render_pod_spec};
 use super::relation::{UNIT_KEYS, add_sentinels, app_data, unit_data, with_deletions};
-use super::topology;
+use super::topology::{self, Names};
 use crate::juju::LogLevel;
 use crate::layers::{Ctx, State, caas_base, docker_resource, status};
 use crate::reactive::{Registry, joined_units};
@@ -24,43 +34,90 @@ use crate::reactive::{Registry, joined_units};
 pub const IMAGE: &str = "redis-image";
 /// The relation endpoint clients use.
 pub const ENDPOINT: &str = "db";
+/// Set in the `rotate-password` action.
+pub const ROTATE_ACTION: &str = "actions.rotate-password";
 
 const CONFIGURED: &str = "redis.configured";
 const INVALID: &str = "redis.config.invalid";
+const RECONFIGURE: &str = "redis.reconfigure";
 const ADDRESS_KEY: &str = "redis.db.ingress-address";
 const SPEC_INPUTS: &str = "redis.pod-spec-inputs";
 const LAST_GOOD_CONFIG: &str = "redis.config.last-good";
+/// The fingerprint of the desired state last applied to the running pods.
+const APPLIED_KEY: &str = "redis.live.applied";
+/// The leader's last view of the cluster, as a status message.
+const HEALTH_KEY: &str = "redis.live.health";
+
+/// In update-status, how many times and how far apart the leader looks before reporting degraded replication.
+const VERIFY_ATTEMPTS: u32 = 4;
+const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the leader waits, in a peer-departed hook, for the pod that went to have handed the primary over
+/// (its start script's hand-over takes at most about 20 s, inside Kubernetes' 30 s grace period).
+const DEPARTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// Registers the Redis handlers (after the layers' own, as the original's `reactive/redis.py` was).
 pub fn register(reg: &mut Registry<State>) {
     let available = format!("{}.available", docker_resource::prefix(IMAGE));
+    reg.handler("redis:rotate-password-check").when(ROTATE_ACTION).run(rotate_password_check);
     reg.handler("redis:configure").when(&available).run(configure);
     reg.handler("redis:publish-db").when(&format!("endpoint.{ENDPOINT}.joined")).run(publish_db);
-    reg.handler("redis:unit-departing").hook(&["redis-peers-relation-departed"]).run(unit_departing);
+    reg.handler("redis:acknowledge").when(CONFIGURED).run(acknowledge);
+    reg.handler("redis:finish-rotation").when_all(&[CONFIGURED, "leadership.is_leader"]).run(finish_rotation);
+    reg.handler("redis:reconfigure").when(RECONFIGURE).run(reconfigure);
+    reg.handler("redis:peer-departed").hook(&["redis-peers-relation-departed"]).run(peer_departed);
+    reg.handler("redis:rotate-password-done").when(ROTATE_ACTION).run(|ctx| {
+        let mut results = crate::juju::Settings::new();
+        results.insert("rotated".into(), "true".into());
+        results.insert("generation".into(), peers::shared(ctx)?.generation.to_string());
+        ctx.tools.action_set(&results)?;
+        Ok(())
+    });
+    super::actions::register(reg);
 }
 
-/// Scale-down: the departing unit itself (its hooks run while its pod may still be up) and the leader
-/// move the primary off the departing pod. Each acts once per departing unit, in the first
-/// `-departed` hook about it, when the units that remain number exactly the departing pod's ordinal
-/// (a StatefulSet drops its highest ordinal; in the departing unit's own first hook, the peer list has
-/// lost one other unit, which its own absence from the count makes up for).
-fn unit_departing(ctx: &mut Ctx<'_>) -> Result<()> {
-    let Some(departing) = ctx.env.departing_unit.clone() else { return Ok(()) };
-    if !(ctx.is_leader || departing == ctx.env.unit_name) {
-        return Ok(());
+/// Whether this run does the charm's ordinary work: every hook, and of the actions only `rotate-password`
+/// (the others only read). The unit being removed does none.
+fn works(ctx: &Ctx<'_>) -> bool {
+    if ctx.is_action {
+        return ctx.flags.is_set(ROTATE_ACTION);
     }
-    let handled = format!("redis.departure-handled.{departing}");
-    if ctx.kv.get(&handled).is_some() {
-        return Ok(());
+    !departing_self(ctx)
+}
+
+fn departing_self(ctx: &Ctx<'_>) -> bool {
+    ctx.env.departing_unit.as_deref() == Some(ctx.env.unit_name.as_str())
+}
+
+fn rotate_password_check(ctx: &mut Ctx<'_>) -> Result<()> {
+    let refusal = if !ctx.is_leader {
+        Some(format!(
+            "rotate-password must run on the leader (juju status shows which unit of {} it is)",
+            ctx.env.app_name()
+        ))
+    } else {
+        match RedisConfig::from_juju(&ctx.config) {
+            Err(errors) => Some(errors.to_string()),
+            Ok(cfg) if cfg.password.as_deref().is_some_and(|p| !p.is_empty()) => {
+                Some("the password option is set: change it with `juju config` instead".into())
+            }
+            Ok(_) if peers::relation_id(ctx).is_none() => {
+                Some("the redis-peers relation does not exist yet: try again in a moment".into())
+            }
+            Ok(_) => None,
+        }
+    };
+    if let Some(why) = refusal {
+        ctx.tools.action_fail(&why)?;
+        ctx.flags.clear(ROTATE_ACTION);
     }
-    ctx.kv.set(&handled, serde_json::Value::Bool(true));
-    let Some(cfg) = good_config(ctx) else { return Ok(()) };
-    let password = password(ctx, &cfg)?;
-    let ordinal = topology::units(ctx);
-    topology::move_primary_off(ctx, ordinal, password.as_deref(), cfg.port)
+    Ok(())
 }
 
 fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
+    if !works(ctx) {
+        return Ok(());
+    }
     let cfg = match RedisConfig::from_juju(&ctx.config) {
         Ok(cfg) => {
             ctx.kv.set(LAST_GOOD_CONFIG, serde_json::Value::Object(ctx.config.clone()));
@@ -83,38 +140,16 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         docker_resource::fetch(ctx, IMAGE);
         return Ok(());
     };
-    let password = password(ctx, &cfg)?;
-    if cfg.require_auth && password.is_none() {
-        // Only a non-leader gets here: the leader makes one when there is none.
-        status::waiting(ctx, "waiting for the leader to share the Redis password");
+    if peers::relation_id(ctx).is_none() {
+        status::waiting(ctx, "waiting for the redis-peers relation");
         return Ok(());
     }
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
     if ctx.is_leader {
-        let topo = Topology {
-            app: ctx.env.app_name().to_string(),
-            units: topology::units(ctx),
-            password,
-            previous_password: None,
-        };
-        // The spec is a pure function of these inputs and of this build's code (hence upgrade-charm, which
-        // may bring new code, always renders): rendering it is most of a quiet hook's own work, so it is
-        // skipped when they have not changed since the spec was last sent.
-        let inputs = serde_json::json!({
-            "config": &ctx.config,
-            "image": [&image.image_path, &image.username, &image.password],
-            "app": &topo.app,
-            "units": topo.units,
-            "password": &topo.password,
-        });
-        if ctx.hook == "upgrade-charm" || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs) {
-            let spec = render_pod_spec(&cfg, &image, &topo).context("rendering the pod spec")?;
-            if caas_base::would_send(ctx, &spec) {
-                status::maintenance(ctx, "configuring container")?;
-                caas_base::pod_spec_set(ctx, &spec)?;
-            }
-            ctx.kv.data_changed(SPEC_INPUTS, &inputs);
-        }
+        lead(ctx, &cfg, &image)?;
+    } else if cfg.require_auth && peers::shared(ctx)?.password.is_none() {
+        status::waiting(ctx, "waiting for the leader to share the Redis password");
+        return Ok(());
     }
     let version = image_version(&image.image_path);
     if ctx.kv.data_changed("redis.workload-version", &version) {
@@ -122,13 +157,171 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     ctx.flags.set(CONFIGURED);
     let mut message = format!("listening on port {}", cfg.port);
-    if !ctx.is_leader {
+    if ctx.is_leader {
+        if let Some(health) = ctx.kv.get_as::<String>(HEALTH_KEY).filter(|h| !h.is_empty()) {
+            status::waiting(ctx, &health);
+            return Ok(());
+        }
+    } else {
         message.push_str(" (pod spec set by the leader)");
     }
     if cfg.require_auth && ctx.flags.is_set(&format!("endpoint.{ENDPOINT}.joined")) {
         message.push_str("; auth on: ops-library clients cannot connect");
     }
     status::active(ctx, &message);
+    Ok(())
+}
+
+/// What the leader's part of configure would do in this hook, from a given view of the peer bag.
+struct Plan {
+    /// The bag as committed.
+    committed: Shared,
+    /// What the running pods are brought to, and how, from what is committed.
+    live: Option<(Desired, Mode)>,
+    /// The bag once the live pass succeeded (a pending password promoted).
+    base: Shared,
+    /// The bag to share after this hook.
+    next: Shared,
+    topo: Topology,
+    inputs: serde_json::Value,
+    render: bool,
+}
+
+impl Plan {
+    fn new(ctx: &Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails, committed: Shared, rotate: bool) -> Result<Plan> {
+        let units = peers::units(ctx);
+        let app = ctx.env.app_name().to_string();
+        // Nothing reaches the servers that Juju has not committed (see auth): with auth on and no password
+        // committed yet, there is nothing to apply. In install no pod of the application runs yet (the first spec
+        // creates them, with the files it carries).
+        let live = if ctx.hook == "install" || (cfg.require_auth && committed.password.is_none()) {
+            None
+        } else {
+            let desired = Desired::new(&app, cfg, &committed, units);
+            let mode = if ctx.kv.get_as::<String>(APPLIED_KEY).as_deref() != Some(desired.fingerprint().as_str()) {
+                Some(Mode::Apply)
+            } else if ctx.hook == "update-status" || ctx.hook.starts_with("redis-peers-relation-") {
+                Some(Mode::Verify)
+            } else {
+                None
+            };
+            mode.map(|m| (desired, m))
+        };
+        let base = auth::promote(&committed);
+        let next = auth::decide(cfg, &base, rotate)?;
+        let topo = Topology {
+            app: app.clone(),
+            units,
+            password: next.password.clone(),
+            previous_password: next.previous.clone(),
+        };
+        // The spec is a pure function of these inputs and of this build's code (hence upgrade-charm, which may
+        // bring new code, always renders): rendering it is most of a quiet hook's own work, so it is skipped when
+        // they have not changed since the spec was last sent.
+        let inputs = serde_json::json!({
+            "config": &ctx.config,
+            "image": [&image.image_path, &image.username, &image.password],
+            "app": &topo.app,
+            "units": topo.units,
+            "password": &topo.password,
+            "previous": &topo.previous_password,
+        });
+        let render = ctx.hook == "upgrade-charm" || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs);
+        Ok(Plan { committed, live, base, next, topo, inputs, render })
+    }
+
+    fn acts(&self) -> bool {
+        self.live.is_some() || self.render || self.next != self.committed
+    }
+}
+
+/// The leader's part of configure: the running pods, the password, the spec, and what it finds out about them.
+fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()> {
+    let rotate = ctx.flags.is_set(ROTATE_ACTION);
+    let committed = peers::shared(ctx)?;
+    let mut plan = Plan::new(ctx, cfg, image, committed, rotate)?;
+    // Acting on a stale copy of the bag could undo what an action changed: read it first.
+    if plan.acts() && !peers::is_fresh(ctx) {
+        let committed = peers::fresh(ctx)?;
+        plan = Plan::new(ctx, cfg, image, committed, rotate)?;
+    }
+    let health = match &plan.live {
+        Some((desired, mode)) => {
+            let admin = &mut ctx.charm.redis.admin;
+            let health = match mode {
+                Mode::Apply => {
+                    live::converge(admin, desired, Mode::Apply).context("applying the config to the running pods")?
+                }
+                // In update-status, a check that finds something wrong looks again (bounded) before saying so.
+                Mode::Verify if ctx.hook == "update-status" => {
+                    live::verify_settled(admin, desired, VERIFY_ATTEMPTS, VERIFY_PAUSE)
+                        .context("checking the running pods")?
+                }
+                Mode::Verify => live::converge(admin, desired, Mode::Verify).context("checking the running pods")?,
+            };
+            if *mode == Mode::Apply {
+                let units = peers::units(ctx);
+                let applied = Desired::new(ctx.env.app_name(), cfg, &plan.base, units);
+                ctx.kv.set_as(APPLIED_KEY, &applied.fingerprint());
+            }
+            Some(health)
+        }
+        None => None,
+    };
+    if plan.committed.pending.is_some() && plan.live.is_none() {
+        // A pending password is shared only once the servers take it: not in this hook.
+        plan.next = Shared { pending: plan.committed.pending.clone(), ..plan.next };
+    }
+    if plan.committed.pending.is_some() && plan.next.pending != plan.committed.pending {
+        ctx.charm.redis.promoted = true;
+    }
+    if plan.next != plan.committed {
+        peers::write(ctx, &plan.next)?;
+        if plan.next.generation != plan.committed.generation {
+            ctx.trace.push(format!("password generation {} shared", plan.next.generation));
+        }
+    }
+    if ctx.hook == "install" {
+        // The pods this spec creates start with what it gives them: that is what is applied.
+        let applied = Desired::new(ctx.env.app_name(), cfg, &plan.next, peers::units(ctx));
+        ctx.kv.set_as(APPLIED_KEY, &applied.fingerprint());
+    }
+    if plan.render {
+        if cfg.require_auth && plan.topo.password.is_none() {
+            anyhow::bail!("no password to render: the leader could not make one");
+        }
+        let spec = render_pod_spec(cfg, image, &plan.topo).context("rendering the pod spec")?;
+        if caas_base::would_send(ctx, &spec) {
+            status::maintenance(ctx, "configuring container")?;
+            caas_base::pod_spec_set(ctx, &spec)?;
+        }
+        ctx.kv.data_changed(SPEC_INPUTS, &plan.inputs);
+    }
+    match health {
+        Some(h) => note_health(ctx, &h, &plan.next),
+        None => Ok(()),
+    }
+}
+
+/// Traces what the leader changed, shares a new primary, and keeps the health for the status.
+fn note_health(ctx: &mut Ctx<'_>, health: &Health, shared: &Shared) -> Result<()> {
+    for c in &health.changed {
+        ctx.trace.push(format!("live: {c}"));
+    }
+    if !health.not_running.is_empty() {
+        ctx.trace.push(format!("not running, so left to their files: {}", health.not_running.join(", ")));
+    }
+    if let Some(primary) = &health.primary
+        && shared.primary.as_ref() != Some(primary)
+    {
+        let current = peers::shared(ctx)?;
+        peers::write(ctx, &Shared { primary: Some(primary.clone()), ..current })?;
+        ctx.trace.push(format!("the primary is {primary}"));
+    }
+    // A replica still syncing is news only in update-status, after looking again; elsewhere (a change just made,
+    // a unit just joined) it is expected.
+    let message = health.degraded(ctx.hook == "update-status").unwrap_or_default();
+    ctx.kv.set_as(HEALTH_KEY, &message);
     Ok(())
 }
 
@@ -147,22 +340,11 @@ fn ingress_address(ctx: &mut Ctx<'_>) -> Result<String> {
     }
 }
 
-/// The password Redis requires, `None` when auth is off (or, on a non-leader, not shared yet).
-fn password(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<Option<String>> {
-    if !cfg.require_auth {
-        return Ok(None);
-    }
-    auth::effective_password(ctx, cfg.password.as_deref().unwrap_or(""))
-}
-
-/// The config to act on: the current one when valid (remembered as the last good one), else the last
-/// good one, so a client that joins while the config is blocked still learns where Redis really is.
+/// The config to act on: the current one when valid, else the last good one, so a client that joins while the
+/// config is blocked still learns where Redis really is.
 fn good_config(ctx: &mut Ctx<'_>) -> Option<RedisConfig> {
     match RedisConfig::from_juju(&ctx.config) {
-        Ok(cfg) => {
-            ctx.kv.set(LAST_GOOD_CONFIG, serde_json::Value::Object(ctx.config.clone()));
-            Some(cfg)
-        }
+        Ok(cfg) => Some(cfg),
         Err(_) => {
             let last: serde_json::Map<String, serde_json::Value> = ctx.kv.get_as(LAST_GOOD_CONFIG)?;
             RedisConfig::from_juju(&last).ok()
@@ -170,23 +352,52 @@ fn good_config(ctx: &mut Ctx<'_>) -> Option<RedisConfig> {
     }
 }
 
-fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
-    // A bad config keeps the last good data published (and gives it to clients that join meanwhile).
-    let Some(cfg) = good_config(ctx) else { return Ok(()) };
-    let password = password(ctx, &cfg)?;
-    let host = if topology::units(ctx) > 1 {
-        // Several units: clients get the primary pod's stable name (the leader asks Sentinel).
-        topology::refresh_primary(ctx, password.as_deref())?;
-        topology::pod_host(ctx.env.app_name(), &topology::primary_pod(ctx))
+/// What this unit publishes on `db`, from a view of the peer bag: the unit bag and the leader's app bag. `None`
+/// while auth is on and no password is shared yet.
+fn db_data(
+    ctx: &mut Ctx<'_>,
+    cfg: &RedisConfig,
+    shared: &Shared,
+) -> Result<Option<(crate::juju::Settings, crate::juju::Settings)>> {
+    let password = if cfg.require_auth { shared.password.clone() } else { None };
+    if cfg.require_auth && password.is_none() {
+        return Ok(None);
+    }
+    let units = peers::units(ctx);
+    let app = ctx.env.app_name().to_string();
+    let names = Names::here(&app, ctx.env.model_name.as_deref().unwrap_or_default());
+    let host = if units > 1 {
+        // Several units: clients get the primary pod's name, fully qualified.
+        let primary = shared.primary.clone().unwrap_or_else(|| topology::pod_name(&app, 0));
+        names.pod_fqdn(&primary)
     } else {
         ingress_address(ctx)?
     };
     let mut data = unit_data(&host, cfg.port, password.as_deref());
-    let app = ctx.env.app_name().to_string();
-    add_sentinels(&mut data, &super::podspec::sentinel_addresses(&app, topology::units(ctx)), &app);
-    let data = with_deletions(data, UNIT_KEYS);
-    let app_data = app_data(&host);
-    for rid in joined_units(ctx, ENDPOINT).keys() {
+    add_sentinels(&mut data, &names.sentinels(units), &app);
+    Ok(Some((with_deletions(data, UNIT_KEYS), app_data(&host))))
+}
+
+fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
+    if !works(ctx) {
+        return Ok(());
+    }
+    // A bad config keeps the last good data published (and gives it to clients that join meanwhile).
+    let Some(cfg) = good_config(ctx) else { return Ok(()) };
+    let shared = peers::shared(ctx)?;
+    let Some(mut published) = db_data(ctx, &cfg, &shared)? else { return Ok(()) };
+    let rids: Vec<String> = joined_units(ctx, ENDPOINT).into_keys().collect();
+    let changes = |ctx: &Ctx<'_>, data: &crate::juju::Settings| {
+        rids.iter().any(|rid| ctx.kv.is_data_changed(&format!("redis.db.published.{rid}"), data))
+    };
+    if ctx.is_leader && !peers::is_fresh(ctx) && changes(ctx, &published.0) {
+        // About to publish: an action may have changed the bag since this unit's copy.
+        let shared = peers::fresh(ctx)?;
+        let Some(again) = db_data(ctx, &cfg, &shared)? else { return Ok(()) };
+        published = again;
+    }
+    let (data, app_data) = published;
+    for rid in &rids {
         if ctx.kv.data_changed(&format!("redis.db.published.{rid}"), &data) {
             ctx.tools.relation_set(rid, &data, false)?;
         }
@@ -204,4 +415,61 @@ fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
         ctx.tools.log(LogLevel::Warning, &msg)?;
     }
     Ok(())
+}
+
+/// This unit's clients have the current password (publish-db ran before, in registration order): acknowledge its
+/// generation, so the leader can retire the previous password once every unit has.
+fn acknowledge(ctx: &mut Ctx<'_>) -> Result<()> {
+    if !works(ctx) || peers::relation_id(ctx).is_none() {
+        return Ok(());
+    }
+    // Acknowledgements matter only while a rotation waits for them.
+    let shared = peers::shared(ctx)?;
+    if shared.previous.is_some() && shared.generation > peers::acknowledged(ctx) {
+        peers::acknowledge(ctx, shared.generation)?;
+    }
+    Ok(())
+}
+
+/// Retires the previous password in the leader's first update-status after every unit has acknowledged the
+/// new one: clients learn the new password from their relation-changed hooks, which run as the units publish it,
+/// and get until then (at most one update-status interval, 5 minutes by default) to move.
+fn finish_rotation(ctx: &mut Ctx<'_>) -> Result<()> {
+    if !works(ctx) || ctx.hook != "update-status" || ctx.charm.redis.promoted || peers::relation_id(ctx).is_none() {
+        return Ok(());
+    }
+    let shared = peers::shared(ctx)?;
+    if auth::rotation_complete(ctx, &shared)? {
+        auth::finish_rotation(ctx, &shared)?;
+        ctx.flags.set(RECONFIGURE);
+    }
+    Ok(())
+}
+
+fn reconfigure(ctx: &mut Ctx<'_>) -> Result<()> {
+    ctx.flags.clear(RECONFIGURE);
+    configure(ctx)
+}
+
+/// Leader, after a scale-down: the pod that went may have been the primary (its start script handed the primary
+/// over as it stopped; Sentinel fails over otherwise): wait, bounded, for a primary among the pods that remain,
+/// then make each remaining Sentinel forget the pod that went.
+fn peer_departed(ctx: &mut Ctx<'_>) -> Result<()> {
+    if !ctx.is_leader || departing_self(ctx) || ctx.env.departing_unit.is_none() {
+        return Ok(());
+    }
+    let Some(cfg) = good_config(ctx) else { return Ok(()) };
+    let shared = peers::shared(ctx)?;
+    let units = peers::units(ctx);
+    let app = ctx.env.app_name().to_string();
+    let desired = Desired::new(&app, &cfg, &shared, units);
+    let gone = topology::pod_name(&app, units);
+    let admin = &mut ctx.charm.redis.admin;
+    let outcome = live::after_scale_down(admin, &desired, &gone, DEPARTURE_WAIT);
+    for line in outcome.trace {
+        ctx.trace.push(line);
+    }
+    let health =
+        live::converge(&mut ctx.charm.redis.admin, &desired, Mode::Verify).context("checking the pods that remain")?;
+    note_health(ctx, &health, &shared)
 }

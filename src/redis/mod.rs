@@ -2,21 +2,24 @@
 //!
 //! - [`config`] turns `config-get --all --format json` output into a validated [`RedisConfig`], or into
 //!   [`ConfigErrors`] whose text is the `blocked` status message;
-//! - [`podspec`] renders the version 3 pod spec (and the redis.conf inside it) that the leader pipes to
-//!   `pod-spec-set`, and the workload version for `application-version-set`;
-//! - [`relation`] is the data published on the `db` relation;
-//! - [`auth`] is where the password comes from and where it is kept;
-//! - [`resp`] is a small, bounded RESP2 client for asking a pod's Redis or Sentinel about replication,
-//!   and [`resolve`] the name resolver it uses (a static glibc binary cannot rely on getaddrinfo);
-//! - [`topology`] is how many units there are and which pod is the primary;
-//! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions (the
-//!   only parts that act through hook tools).
+//! - [`podspec`] renders the version 3 pod spec (and the files inside it, from `src/redis/pod/`) that the leader
+//!   pipes to `pod-spec-set`, and the workload version for `application-version-set`;
+//! - [`peers`] owns the peer relation: the password, its rotation and the primary, shared by every unit;
+//! - [`auth`] decides the password and runs its rotation;
+//! - [`live`] applies what Redis and Sentinel can change at run time to the running pods and checks their health;
+//! - [`admin`] is the seam to running Redis and Sentinel servers (a trait, the RESP implementation, a fake), over
+//!   [`resp`], a small bounded RESP2 client, and [`resolve`], the name resolver it uses (a static glibc binary
+//!   cannot rely on getaddrinfo);
+//! - [`topology`] names pods and says what clients are told; [`relation`] is the data published on `db`;
+//! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions.
 
 pub mod actions;
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod handlers;
+pub mod live;
+pub mod peers;
 pub mod podspec;
 pub mod relation;
 pub mod resolve;
@@ -25,3 +28,30 @@ pub mod topology;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
 pub use podspec::{ImageDetails, Topology, image_version, redis_conf, render_pod_spec};
+
+/// What the Redis logic holds for the length of one hook: its handle on the running servers and what it read of
+/// the peer relation (read at most once per hook).
+pub struct HookState {
+    pub admin: admin::Admin,
+    /// The application bag as this hook sees it (read at most once, changed by the leader's writes).
+    pub shared: Option<peers::Shared>,
+    /// The bag as read, once the leader has changed it (what [`peers::flush`] compares against).
+    pub shared_as_read: Option<peers::Shared>,
+    /// Whether this hook has read the bag from Juju (else `shared` is this unit's copy).
+    pub shared_fresh: bool,
+    /// Whether this hook put a pending password in force (its previous one is not retired in the same hook).
+    pub promoted: bool,
+}
+
+impl Default for HookState {
+    fn default() -> Self {
+        HookState::with_admin(admin::Admin::real())
+    }
+}
+
+impl HookState {
+    /// A hook state administering servers through `admin` (tests pass a fake).
+    pub fn with_admin(admin: admin::Admin) -> HookState {
+        HookState { admin, shared: None, shared_as_read: None, shared_fresh: false, promoted: false }
+    }
+}

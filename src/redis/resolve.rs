@@ -38,6 +38,9 @@ pub const HOSTS_PATH: &str = "/etc/hosts";
 pub const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
 /// The DNS port; only tests use another.
 pub const DNS_PORT: u16 = 53;
+/// Test-only: a resolv.conf to read instead of [`RESOLV_CONF_PATH`]. The tests that run the charm binary without
+/// a cluster point it at an empty file, so that pod names are "not found" whatever the machine's own DNS says.
+pub const RESOLV_CONF_ENV: &str = "REDIS_K8S_RESOLV_CONF";
 /// How many `nameserver` lines are used, as in glibc and musl.
 pub const MAX_NAMESERVERS: usize = 3;
 /// How many domains of a `search` line are used.
@@ -108,7 +111,11 @@ pub struct Resolver {
 
 impl Default for Resolver {
     fn default() -> Self {
-        Resolver { hosts_path: HOSTS_PATH.into(), resolv_conf_path: RESOLV_CONF_PATH.into(), dns_port: DNS_PORT }
+        let resolv_conf_path = std::env::var_os(RESOLV_CONF_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| RESOLV_CONF_PATH.into());
+        Resolver { hosts_path: HOSTS_PATH.into(), resolv_conf_path, dns_port: DNS_PORT }
     }
 }
 

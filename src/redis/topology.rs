@@ -1,153 +1,85 @@
-//! How many units there are, which pod is the primary, and how clients should name it.
+//! Where things are: pod names, the names clients are given, and which pod a departing unit takes away.
 //!
-//! The workload is a StatefulSet (the charm declares storage), so pods have stable names `<app>-<n>`
-//! and DNS names `<app>-<n>.<app>-endpoints` through the headless service. Pod 0 starts as the
-//! primary; after a failover Sentinel knows the current one. The leader asks the Sentinels (short
-//! timeout: no hook ever blocks for long) in update-status and relation hooks, and shares the answer
-//! in the peer application bag (`primary`, not secret), where every unit reads it; every unit then
-//! publishes the primary's address to clients.
+//! The workload is a StatefulSet (the charm declares storage), so pods have stable names `<app>-<n>`, reachable
+//! inside the model's namespace as `<app>-<n>.<app>-endpoints` through the headless service. Clients may live in
+//! other namespaces (other models), so what the charm publishes is fully qualified:
+//! `<app>-<n>.<app>-endpoints.<namespace>.svc.<cluster domain>`. The namespace is the model's name (Juju creates
+//! one namespace per model, named after it); the cluster domain is read from the pod's `/etc/resolv.conf`, whose
+//! search list Kubernetes writes as `<namespace>.svc.<domain> svc.<domain> <domain>`, else it is `cluster.local`.
 //!
-//! With one unit the address clients get is this application's ingress address (`network-get`), as
-//! before; with several it is the primary pod's stable DNS name, never a pod IP (pod IPs change on
-//! restart, which broke clients of the other Redis charms).
+//! Juju numbers units for good, while a StatefulSet keeps its pods at ordinals `0..N-1` and drops the highest on
+//! scale-down: a departing unit takes pod `<app>-<N-1>` away, whatever its own unit number.
 
-use std::time::Duration;
+use super::config::SENTINEL_PORT;
+use super::resolve::ResolvConf;
 
-use anyhow::Result;
+/// The default Kubernetes cluster domain.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
-use super::auth::PEERS;
-use super::resp;
-use crate::juju::Settings;
-use crate::layers::Ctx;
-use crate::reactive::joined_units;
-
-/// How long the leader waits for each Sentinel.
-pub const SENTINEL_TIMEOUT: Duration = Duration::from_millis(700);
-/// The peer-bag key holding the primary pod's name.
-pub const PRIMARY_KEY: &str = "primary";
-const CACHE_KEY: &str = "redis.topology.primary";
-
-/// Units of the application, this one included (peer relation members + 1).
-pub fn units(ctx: &Ctx<'_>) -> u32 {
-    let others: usize = joined_units(ctx, PEERS).values().map(Vec::len).sum();
-    u32::try_from(others + 1).unwrap_or(u32::MAX)
+/// The pod name of ordinal `n`.
+pub fn pod_name(app: &str, n: u32) -> String {
+    format!("{app}-{n}")
 }
 
-/// `<pod>.<app>-endpoints`: a pod's stable DNS name, from its name (`<app>-<n>`).
-pub fn pod_host(app: &str, pod: &str) -> String {
-    format!("{pod}.{app}-endpoints")
-}
-
-/// The primary pod's name: as last shared by the leader, else pod 0.
-pub fn primary_pod(ctx: &Ctx<'_>) -> String {
-    ctx.kv.get_as(CACHE_KEY).unwrap_or_else(|| format!("{}-0", ctx.env.app_name()))
-}
-
-/// Remembers the primary read from the peer bag (called wherever the bag is read).
-pub fn note_shared(ctx: &mut Ctx<'_>, bag: &Settings) {
-    if let Some(p) = bag.get(PRIMARY_KEY).filter(|p| !p.is_empty()) {
-        ctx.kv.set_as(CACHE_KEY, p);
-    }
-}
-
-fn asks_sentinel(hook: &str) -> bool {
-    hook == "update-status" || hook.starts_with("db-relation-") || hook.starts_with("redis-peers-relation-")
-}
-
-/// The pod name in a Sentinel answer (`redis-k8s-1.redis-k8s-endpoints` → `redis-k8s-1`), if it is one
-/// of this application's pods.
+/// The pod's name in an answer (`redis-k8s-1.redis-k8s-endpoints…` or `redis-k8s-1`) if it is one of this
+/// application's pods; anything else (an IP, another application's pod) is `None`.
 pub fn pod_of(app: &str, host: &str) -> Option<String> {
     let pod = host.split('.').next()?;
+    let rest: Vec<&str> = host.split('.').skip(1).collect();
+    if !(rest.is_empty() || rest[0] == format!("{app}-endpoints")) {
+        return None;
+    }
     let n = pod.strip_prefix(app)?.strip_prefix('-')?;
-    n.parse::<u32>().ok().map(|_| pod.to_string())
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| pod.to_string())
 }
 
-/// Leader only, several units, in the hooks that check: asks the Sentinels which pod is the primary and
-/// shares a change in the peer bag. Returns whether the primary changed. A Sentinel that does not answer
-/// in time changes nothing (the last known primary stays published).
-pub fn refresh_primary(ctx: &mut Ctx<'_>, password: Option<&str>) -> Result<bool> {
-    let n = units(ctx);
-    if !ctx.is_leader || n < 2 || !asks_sentinel(ctx.hook) {
-        return Ok(false);
-    }
-    let app = ctx.env.app_name().to_string();
-    let sentinels = super::podspec::sentinel_addresses(&app, n);
-    let Some((host, _port)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT) else {
-        ctx.trace.push("no Sentinel answered; keeping the last known primary".into());
-        return Ok(false);
-    };
-    let Some(pod) = pod_of(&app, &host) else {
-        ctx.trace.push(format!("Sentinel named {host:?}, not one of this application's pods; ignored"));
-        return Ok(false);
-    };
-    if pod == primary_pod(ctx) {
-        return Ok(false);
-    }
-    if let Some(rid) = super::auth::peer_relation(ctx) {
-        let mut bag = Settings::new();
-        bag.insert(PRIMARY_KEY.to_string(), pod.clone());
-        ctx.tools.relation_set(&rid, &bag, true)?;
-    }
-    ctx.kv.set_as(CACHE_KEY, &pod);
-    Ok(true)
+/// The ordinal of pod `<app>-<n>`.
+pub fn ordinal(pod: &str) -> Option<u32> {
+    pod.rsplit('-').next()?.parse().ok()
 }
 
-/// How long the leader waits, at most, for Sentinel to finish a failover it asked for.
-pub const FAILOVER_WAIT: Duration = Duration::from_secs(8);
+/// Names as clients in any namespace of the cluster resolve them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub app: String,
+    /// `<namespace>.svc.<cluster domain>`.
+    pub zone: String,
+}
 
-/// A unit is leaving (scale-down): its pod must not stay, or become, the primary. A StatefulSet always
-/// drops its highest ordinal, and Juju's unit numbers are not pod ordinals (units are numbered for good,
-/// ordinals are reused), so the departing pod is `<app>-<ordinal>` with `ordinal` the number of units
-/// that remain. The leader tells that pod's Redis never to be promoted (`replica-priority 0`) and, when
-/// it is the primary, asks Sentinel for a failover to a remaining pod, waiting a bounded time for the new
-/// primary before the pod goes. Redis or Sentinel not answering is logged in the trace and leaves
-/// Sentinel's own detection to act.
-pub fn move_primary_off(ctx: &mut Ctx<'_>, ordinal: u32, password: Option<&str>, port: u16) -> Result<()> {
-    let app = ctx.env.app_name().to_string();
-    let n = ordinal;
-    let pod = format!("{app}-{n}");
-    let redis = format!("{}:{port}", pod_host(&app, &pod));
-    if let Err(e) = resp::query(&redis, password, &["CONFIG", "SET", "replica-priority", "0"], SENTINEL_TIMEOUT)
-        .and_then(|r| r.into_result())
-    {
-        ctx.trace.push(format!("could not lower {pod}'s replica priority: {e:#}"));
+impl Names {
+    /// For `app` in `namespace`, with the cluster domain from `resolv_conf` (the text of /etc/resolv.conf).
+    pub fn new(app: &str, namespace: &str, resolv_conf: Option<&str>) -> Names {
+        let domain =
+            resolv_conf.and_then(|text| cluster_domain(text, namespace)).unwrap_or(DEFAULT_CLUSTER_DOMAIN.into());
+        Names { app: app.to_string(), zone: format!("{namespace}.svc.{domain}") }
     }
-    // The Sentinels of the pods that remain: ordinals below the departing one.
-    let sentinels = super::podspec::sentinel_addresses(&app, n.max(1));
-    let sentinels: Vec<String> = if n == 0 { Vec::new() } else { sentinels };
-    let Some((host, _)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT) else {
-        ctx.trace.push("no Sentinel answered while a unit departs".into());
-        return Ok(());
-    };
-    if pod_of(&app, &host).as_deref() != Some(pod.as_str()) {
-        return Ok(());
+
+    /// From the hook's model name and this pod's /etc/resolv.conf.
+    pub fn here(app: &str, namespace: &str) -> Names {
+        let text = std::fs::read_to_string(RESOLV_CONF).ok();
+        Names::new(app, namespace, text.as_deref())
     }
-    let asked = sentinels.iter().any(|s| {
-        resp::query(s, password, &["SENTINEL", "FAILOVER", &app], SENTINEL_TIMEOUT)
-            .and_then(|r| r.into_result())
-            .is_ok()
-    });
-    if !asked {
-        ctx.trace.push(format!("no Sentinel accepted a failover away from {pod}"));
-        return Ok(());
+
+    /// `<pod>.<app>-endpoints.<namespace>.svc.<domain>`.
+    pub fn pod_fqdn(&self, pod: &str) -> String {
+        format!("{pod}.{}-endpoints.{}", self.app, self.zone)
     }
-    let deadline = std::time::Instant::now() + FAILOVER_WAIT;
-    while std::time::Instant::now() < deadline {
-        if let Some((h, _)) = resp::sentinel_primary(&sentinels, &app, password, SENTINEL_TIMEOUT)
-            && let Some(new) = pod_of(&app, &h).filter(|p| *p != pod)
-        {
-            if let Some(rid) = super::auth::peer_relation(ctx) {
-                let mut bag = Settings::new();
-                bag.insert(PRIMARY_KEY.to_string(), new.clone());
-                ctx.tools.relation_set(&rid, &bag, true)?;
-            }
-            ctx.kv.set_as(CACHE_KEY, &new);
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
+
+    /// Every pod's Sentinel, `fqdn:26379`.
+    pub fn sentinels(&self, units: u32) -> Vec<String> {
+        (0..units.max(1)).map(|n| format!("{}:{SENTINEL_PORT}", self.pod_fqdn(&pod_name(&self.app, n)))).collect()
     }
-    ctx.trace.push(format!("Sentinel did not finish the failover away from {pod} in time"));
-    Ok(())
+}
+
+/// The cluster domain in a resolv.conf's search list: the `X` of a `<namespace>.svc.X` entry.
+fn cluster_domain(resolv_conf: &str, namespace: &str) -> Option<String> {
+    let prefix = format!("{namespace}.svc.");
+    ResolvConf::parse(resolv_conf)
+        .search
+        .into_iter()
+        .find_map(|d| d.strip_prefix(&prefix).map(str::to_string))
+        .filter(|d| !d.is_empty())
 }
 
 #[cfg(test)]
@@ -155,12 +87,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pod_names_from_sentinel_answers() {
+    fn pod_names_from_answers() {
         assert_eq!(pod_of("redis-k8s", "redis-k8s-1.redis-k8s-endpoints").as_deref(), Some("redis-k8s-1"));
+        assert_eq!(
+            pod_of("redis-k8s", "redis-k8s-1.redis-k8s-endpoints.m.svc.cluster.local").as_deref(),
+            Some("redis-k8s-1")
+        );
         assert_eq!(pod_of("redis-k8s", "redis-k8s-12").as_deref(), Some("redis-k8s-12"));
         assert_eq!(pod_of("redis-k8s", "10.1.2.3"), None);
         assert_eq!(pod_of("redis-k8s", "other-1.x"), None);
+        assert_eq!(pod_of("redis-k8s", "redis-k8s-1.evil.example.com"), None);
         assert_eq!(pod_of("redis-k8s", "redis-k8s-x.y"), None);
-        assert_eq!(pod_host("r", "r-2"), "r-2.r-endpoints");
+        assert_eq!(pod_of("redis-k8s", "redis-k8s-"), None);
+        assert_eq!(ordinal("redis-k8s-12"), Some(12));
+    }
+
+    #[test]
+    fn names_are_fully_qualified_with_the_cluster_domain_kubernetes_gives() {
+        let conf =
+            "search prod.svc.corp.example svc.corp.example corp.example\nnameserver 10.152.183.10\noptions ndots:5\n";
+        let n = Names::new("redis-k8s", "prod", Some(conf));
+        assert_eq!(n.pod_fqdn("redis-k8s-0"), "redis-k8s-0.redis-k8s-endpoints.prod.svc.corp.example");
+        assert_eq!(n.sentinels(2)[1], "redis-k8s-1.redis-k8s-endpoints.prod.svc.corp.example:26379");
+        let plain = Names::new("r", "m", Some("nameserver 1.1.1.1\n"));
+        assert_eq!(plain.pod_fqdn("r-0"), "r-0.r-endpoints.m.svc.cluster.local");
+        assert_eq!(Names::new("r", "m", None).zone, "m.svc.cluster.local");
     }
 }

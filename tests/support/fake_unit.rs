@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use redis_k8s::juju::fake::{Call, FakeJuju, FakeModel, FakeRelation, Fault};
 use redis_k8s::juju::{HookEnv, HookTools, Settings, ToolError, ToolRunner};
 use redis_k8s::reactive::store::{FILE_NAME, MIRROR_KEY, WRITER_FILE};
+use redis_k8s::redis::admin::Admin;
+use redis_k8s::redis::admin::fake::{Cluster, FakeCluster};
 use serde_json::json;
 
 use super::TempDir;
@@ -173,6 +175,8 @@ pub struct Snapshot {
     /// The store's last-writer marker (which hook wrote it), part of the unit's local state.
     writer: Option<Vec<u8>>,
     image: Vec<u8>,
+    /// The pod's Redis and Sentinel, as the charm left them.
+    cluster: Cluster,
 }
 
 /// What must converge: the store, its mirror, what Juju committed, and what the operator sees.
@@ -199,6 +203,8 @@ pub struct FakeUnit {
     /// Every trace line (the binary's stdout) of every hook so far.
     pub trace: Vec<String>,
     image: Vec<u8>,
+    /// The pod's Redis and Sentinel servers, as the charm administers them.
+    pub cluster: FakeCluster,
 }
 
 impl FakeUnit {
@@ -211,10 +217,11 @@ impl FakeUnit {
         let mut peers = FakeRelation { remote_app: "redis-k8s".into(), ..Default::default() };
         peers.local_app.insert("password".into(), REDIS_PW.into());
         m.relations.insert(PEER_RID.into(), peers);
-        FakeUnit::with_model(label, m, None, PUBLIC_IMAGE.as_bytes())
+        let cluster = FakeCluster::healthy("redis-k8s", 1, 6379, Some(REDIS_PW)).state().clone();
+        FakeUnit::with_model(label, m, None, PUBLIC_IMAGE.as_bytes(), cluster)
     }
 
-    fn with_model(label: &str, model: FakeModel, store: Option<&[u8]>, image: &[u8]) -> FakeUnit {
+    fn with_model(label: &str, model: FakeModel, store: Option<&[u8]>, image: &[u8], cluster: Cluster) -> FakeUnit {
         let dir = TempDir::new(label);
         fs::create_dir_all(dir.path().join("charm")).unwrap();
         fs::create_dir_all(dir.path().join("state")).unwrap();
@@ -231,6 +238,7 @@ impl FakeUnit {
             history: Vec::new(),
             trace: Vec::new(),
             image: Vec::new(),
+            cluster: FakeCluster(std::rc::Rc::new(std::cell::RefCell::new(cluster))),
         };
         if let Some(bytes) = store {
             fs::write(u.store_path(), bytes).unwrap();
@@ -241,7 +249,8 @@ impl FakeUnit {
 
     /// A new unit (own temp dir) in the state `snap` captured.
     pub fn restore(label: &str, snap: &Snapshot) -> FakeUnit {
-        let u = FakeUnit::with_model(label, snap.model.clone(), snap.store.as_deref(), &snap.image);
+        let u =
+            FakeUnit::with_model(label, snap.model.clone(), snap.store.as_deref(), &snap.image, snap.cluster.clone());
         if let Some(w) = &snap.writer {
             fs::write(u.state_dir().join(WRITER_FILE), w).unwrap();
         }
@@ -254,6 +263,7 @@ impl FakeUnit {
             store: self.store_bytes(),
             writer: fs::read(self.state_dir().join(WRITER_FILE)).ok(),
             image: self.image.clone(),
+            cluster: self.cluster.state().clone(),
         }
     }
 
@@ -332,7 +342,8 @@ impl FakeUnit {
         }
         let runner = TamperRunner { inner: self.fake.clone(), tamper, seen: BTreeMap::new() };
         let mut tools = HookTools::new(Box::new(runner));
-        let (result, trace) = match redis_k8s::charm::run_hook(hook, env, &mut tools) {
+        let admin = Admin::new(Box::new(self.cluster.clone()));
+        let (result, trace) = match redis_k8s::charm::run_hook_with(hook, env, &mut tools, admin) {
             Ok(outcome) => (Ok(()), outcome.trace),
             Err(e) => (Err(format!("{e:#}")), Vec::new()),
         };

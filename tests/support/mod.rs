@@ -252,6 +252,8 @@ impl Harness {
             ("JUJU_MACHINE_ID", String::new()),
             ("LANG", "C.UTF-8".to_string()),
             ("PATH", path),
+            // No cluster here: pod names must be "not found" (pods not running), whatever this machine's DNS says.
+            (redis_k8s::redis::resolve::RESOLV_CONF_ENV, "/dev/null".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -460,6 +460,26 @@ impl Cluster {
                 });
                 Resp::Simple("OK".into())
             }
+            "SENTINEL SENTINELS" => {
+                let Some(m) = s.monitor.clone().filter(|m| m.name == arg(2)) else { return no_master() };
+                let peers = self
+                    .sentinels
+                    .iter()
+                    .filter(|(a, x)| *a != addr && x.running && x.monitor.as_ref().is_some_and(|o| o.name == m.name))
+                    .map(|(a, _)| {
+                        let (h, p) = a.rsplit_once(':').unwrap_or((a, "0"));
+                        Resp::Array(
+                            [("ip", h), ("port", p), ("flags", "sentinel")]
+                                .iter()
+                                .flat_map(|(k, v)| {
+                                    [Resp::Bulk(k.as_bytes().to_vec()), Resp::Bulk(v.as_bytes().to_vec())]
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                Resp::Array(peers)
+            }
             "SENTINEL FAILOVER" => {
                 let Some(m) = s.monitor.clone().filter(|m| m.name == arg(2)) else { return no_master() };
                 self.failover(&m);

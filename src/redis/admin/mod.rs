@@ -180,6 +180,13 @@ impl Admin {
         for (i, password) in offered.iter().enumerate() {
             self.calls.push(format!("{label}: {}", names.join(" + ")));
             match self.transport.session(&node.addr, *password, cmds, timeout) {
+                // Without a password, a server that requires one answers every command with NOAUTH.
+                Ok(replies)
+                    if password.is_none()
+                        && replies.iter().any(|r| matches!(r, Resp::Error(e) if e.starts_with("NOAUTH"))) =>
+                {
+                    last_refusal = Some(format!("{} requires a password", node.addr));
+                }
                 Ok(replies) => return Ok(Session { replies, credential: i }),
                 Err(SessionError::AuthRefused(detail)) => last_refusal = Some(detail),
                 Err(SessionError::NotListening(detail)) => return Err(AdminError::NotRunning { node: label, detail }),
