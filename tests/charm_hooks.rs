@@ -423,7 +423,7 @@ fn rotate_password_refuses_on_a_non_leader_and_rotates_on_the_leader() {
     // Step 3: the next update-status retires the old one everywhere.
     u.hook("update-status").0.unwrap();
     assert_eq!(bag(&u, "previous-password"), None);
-    assert_eq!(u.cluster.redis(redis).passwords, [new.clone()]);
+    assert_eq!(u.cluster.redis(redis).passwords, std::slice::from_ref(&new));
     assert!(u.model().pod_spec.as_deref().is_some_and(|s| s.contains(&new) && !s.contains(&before)));
 }
 

@@ -358,15 +358,7 @@ fn shared_password(u: &FakeUnit) -> Option<String> {
 /// state along the way equals the clean run's but for the password itself.
 #[test]
 fn generated_password_path_fails_cleanly_and_converges_but_for_the_password() {
-    let fresh = |label: &str| {
-        let u = FakeUnit::new(label);
-        u.model().relations.get_mut(fake_unit::PEER_RID).unwrap().local_app.clear();
-        // A fresh deployment: no password shared yet, and the pod's servers run with the files the first spec
-        // gives them, which the leader's live pass then brings to the password it generated.
-        *u.cluster.state_mut() =
-            redis_k8s::redis::admin::fake::FakeCluster::healthy("redis-k8s", 1, 6379, None).state().clone();
-        u
-    };
+    let fresh = FakeUnit::fresh;
     let mut clean = fresh("gen-clean");
     clean.run_clean(&Step::LIFECYCLE);
     let clean_pw = shared_password(&clean).expect("the leader shared a generated password");
@@ -412,4 +404,263 @@ fn generated_password_path_fails_cleanly_and_converges_but_for_the_password() {
     });
     eprintln!("generated-password path: {} install faults", results.len());
     report("generated-password path", results);
+}
+
+// ---- Redis and Sentinel administration ---------------------------------------------------------------------
+
+use redis_k8s::juju::HookEnv;
+use redis_k8s::redis::admin::fake::{Fault as AdminFault, FaultKind};
+
+/// Every way a session with a pod's Redis or Sentinel can go wrong.
+fn admin_kinds() -> [FaultKind; 4] {
+    [
+        FaultKind::NotRunning,
+        FaultKind::Timeout,
+        FaultKind::AuthRefused,
+        FaultKind::Reply("ERR injected by the test".into()),
+    ]
+}
+
+/// One hook of a lifecycle for the administration matrix: what changes in the model first, then the hook.
+struct AdminStep {
+    label: &'static str,
+    hook: &'static str,
+    env: fn(&FakeUnit) -> HookEnv,
+    prepare: fn(&mut FakeUnit),
+}
+
+/// The snapshots and states of a clean run of `steps` from `start`.
+struct AdminRun {
+    before: Vec<fake_unit::Snapshot>,
+    after: Vec<fake_unit::EndState>,
+    end: fake_unit::EndState,
+}
+
+fn admin_clean_run(start: &fake_unit::Snapshot, steps: &[AdminStep]) -> AdminRun {
+    let mut u = FakeUnit::restore("am-clean", start);
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for s in steps {
+        (s.prepare)(&mut u);
+        before.push(u.snapshot());
+        let env = (s.env)(&u);
+        if let Err(e) = u.run(s.hook, &env, Vec::new(), None).result {
+            panic!("clean {}: {e}", s.label);
+        }
+        after.push(u.end_state());
+    }
+    let end = u.end_state();
+    AdminRun { before, after, end }
+}
+
+/// One session of a clean run: the server it went to and its first command.
+#[derive(Debug, Clone)]
+struct Session {
+    addr: String,
+    command: String,
+}
+
+impl Session {
+    /// A check (update-status, peer hooks) rather than a change: its failure becomes the status.
+    fn is_check(&self) -> bool {
+        matches!(self.command.as_str(), "CONFIG GET" | "SENTINEL MASTER" | "PING" | "INFO")
+    }
+}
+
+/// Runs one case: the server of one session of step `i` fails that command with `kind` for the whole hook (a
+/// fault that goes away on the next try is absorbed by retries, which is right).
+fn admin_case(
+    run: &AdminRun,
+    steps: &[AdminStep],
+    i: usize,
+    session: &Session,
+    kind: &FaultKind,
+) -> Result<(), String> {
+    let step = &steps[i];
+    let case = format!("[{} / {} {} / {kind:?}]", step.label, session.addr, session.command);
+    let mut u = FakeUnit::restore("am", &run.before[i]);
+    let before = u.end_state();
+    let model0 = u.model().clone();
+    u.cluster
+        .inject(AdminFault { command: Some(session.command.clone()), ..AdminFault::on(&session.addr, kind.clone()) });
+    let env = (step.env)(&u);
+    let r = u.run(step.hook, &env, Vec::new(), None);
+    u.cluster.state_mut().faults.clear();
+    match r.result {
+        Err(e) => {
+            if *kind == FaultKind::NotRunning {
+                return Err(format!("{case} a pod that is not running failed the hook (it must be skipped): {e}"));
+            }
+            if session.is_check() {
+                return Err(format!("{case} a failed check failed the hook (it must become the status): {e}"));
+            }
+            if !e.contains("redis-k8s-") || e.contains('\n') || has_secret(&e) {
+                return Err(format!("{case} the error must be one clean line naming the pod: {e:?}"));
+            }
+            let after = u.end_state();
+            let m = u.model();
+            if after.store != before.store || m.state != model0.state || after.relations != before.relations {
+                return Err(format!("{case} a failed hook committed something"));
+            }
+            if m.pod_spec_commits != model0.pod_spec_commits {
+                return Err(format!("{case} a failed hook committed a pod spec"));
+            }
+            drop(m);
+            if let Err(e) = u.run(step.hook, &env, Vec::new(), None).result {
+                return Err(format!("{case} the retry without the fault failed: {e}"));
+            }
+        }
+        Ok(()) => {
+            if *kind != FaultKind::NotRunning && !session.is_check() {
+                return Err(format!("{case} the hook succeeded although a running pod failed a change"));
+            }
+            let status = u.model().last_status().map(|(s, m)| format!("{s}: {m}")).unwrap_or_default();
+            if has_secret(&status) {
+                return Err(format!("{case} a secret reached the status"));
+            }
+            if session.is_check()
+                && step.hook == "update-status"
+                && !status.starts_with("waiting: replication degraded: redis-k8s-")
+            {
+                return Err(format!("{case} update-status must name the pod that failed the check: {status}"));
+            }
+            if session.is_check() {
+                // The next check, without the fault, restores the clean state.
+                if let Err(e) = u.run(step.hook, &env, Vec::new(), None).result {
+                    return Err(format!("{case} the same hook without the fault failed: {e}"));
+                }
+            }
+        }
+    }
+    let got = u.end_state();
+    if got != run.after[i] {
+        return Err(format!("{case} did not reach the clean state: {}", fake_unit::diff_end(&run.after[i], &got)));
+    }
+    for s in &steps[i + 1..] {
+        (s.prepare)(&mut u);
+        let env = (s.env)(&u);
+        if let Err(e) = u.run(s.hook, &env, Vec::new(), None).result {
+            return Err(format!("{case} the rest of the lifecycle failed at {}: {e}", s.label));
+        }
+    }
+    let end = u.end_state();
+    if end != run.end {
+        return Err(format!("{case} the lifecycle ended elsewhere: {}", fake_unit::diff_end(&run.end, &end)));
+    }
+    Ok(())
+}
+
+/// Every session of every step of `steps` (recorded from a clean run from `start`), failing every way.
+fn admin_matrix(what: &str, start: &fake_unit::Snapshot, steps: &[AdminStep]) {
+    let run = admin_clean_run(start, steps);
+    let mut cases: Vec<(usize, Session, FaultKind)> = Vec::new();
+    let mut per_step = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let mut u = FakeUnit::restore("am-probe", &run.before[i]);
+        let base = u.cluster.calls().len();
+        let env = (step.env)(&u);
+        u.run(step.hook, &env, Vec::new(), None).result.expect("a clean step");
+        let calls = u.cluster.calls()[base..].to_vec();
+        per_step.push(format!("{}: {}", step.label, calls.len()));
+        for call in calls {
+            let command = redis_k8s::redis::admin::command_name(&call.cmds[0]);
+            for kind in admin_kinds() {
+                cases.push((i, Session { addr: call.addr.clone(), command: command.clone() }, kind));
+            }
+        }
+    }
+    eprintln!("{what}: {} cases; sessions per step: {}", cases.len(), per_step.join(", "));
+    assert!(cases.len() >= 16, "{what}: the lifecycle must reach the pods: {per_step:?}");
+    let results = support::parallel(&cases, 8, |(i, session, kind)| admin_case(&run, steps, *i, session, kind));
+    report(what, results);
+}
+
+fn plain_env(u: &FakeUnit) -> HookEnv {
+    u.env.clone()
+}
+
+fn peer_env(u: &FakeUnit) -> HookEnv {
+    HookEnv {
+        relation: Some("redis-peers".into()),
+        relation_id: Some(fake_unit::PEER_RID.into()),
+        remote_app: Some("redis-k8s".into()),
+        ..u.env.clone()
+    }
+}
+
+/// The shared lifecycle's hooks that reach the pods (one unit): update-status checks them, the port change
+/// changes them. A pod that is not running is skipped; a running pod that does not answer, refuses the password
+/// or refuses the command fails a hook that changes the pods (one line naming the pod, nothing committed, the
+/// retry converges) and becomes the status of update-status (which the next check clears); either way the
+/// lifecycle ends exactly where a clean run does.
+#[test]
+fn admin_every_session_of_the_lifecycle_failing_every_way() {
+    let mut u = FakeUnit::new("am-start");
+    u.run_clean(&[Step::Install, Step::LeaderElected, Step::ConfigChanged, Step::Start]);
+    let steps = [
+        AdminStep { label: "update-status", hook: "update-status", env: plain_env, prepare: |_| {} },
+        AdminStep {
+            label: "config-changed (maxmemory 100mb)",
+            hook: "config-changed",
+            env: plain_env,
+            prepare: |u| {
+                u.model().config.insert("maxmemory".into(), serde_json::json!("100mb"));
+            },
+        },
+        AdminStep {
+            label: "config-changed (port 7000)",
+            hook: "config-changed",
+            env: plain_env,
+            prepare: |u| {
+                u.model().config.insert("port".into(), serde_json::json!(7000));
+            },
+        },
+    ];
+    admin_matrix("administration fault matrix (lifecycle)", &u.snapshot(), &steps);
+}
+
+/// A password rotation on three units, from the pending password the action shared: the leader's relation-changed
+/// makes every Redis and Sentinel take it and shares it, acknowledgements arrive, and update-status retires the
+/// old one. Every session of those hooks failing every way, as above.
+#[test]
+fn admin_every_session_of_a_three_unit_rotation_failing_every_way() {
+    let mut u = FakeUnit::new("am-rot");
+    {
+        let mut m = u.model();
+        let peers = m.relations.get_mut(fake_unit::PEER_RID).unwrap();
+        peers.units.insert("redis-k8s/1".into(), Default::default());
+        peers.units.insert("redis-k8s/2".into(), Default::default());
+    }
+    *u.cluster.state_mut() =
+        redis_k8s::redis::admin::fake::FakeCluster::healthy("redis-k8s", 3, 6379, Some(fake_unit::REDIS_PW))
+            .state()
+            .clone();
+    u.run_clean(&[Step::Install, Step::LeaderElected, Step::ConfigChanged, Step::Start, Step::UpdateStatus]);
+    u.action("rotate-password").result.expect("rotate-password");
+    assert!(
+        u.model().relations[fake_unit::PEER_RID].local_app.contains_key("pending-password"),
+        "the action leaves a pending password"
+    );
+    let steps = [
+        AdminStep {
+            label: "redis-peers-relation-changed (promote)",
+            hook: "redis-peers-relation-changed",
+            env: peer_env,
+            prepare: |_| {},
+        },
+        AdminStep {
+            label: "redis-peers-relation-changed (acknowledged)",
+            hook: "redis-peers-relation-changed",
+            env: peer_env,
+            prepare: |u| {
+                let mut m = u.model();
+                let peers = m.relations.get_mut(fake_unit::PEER_RID).unwrap();
+                let generation = peers.local_app.get("password-generation").cloned().unwrap_or_default();
+                for unit in ["redis-k8s/1", "redis-k8s/2"] {
+                    peers.units.get_mut(unit).unwrap().insert("published-generation".into(), generation.clone());
+                }
+            },
+        },
+        AdminStep { label: "update-status (retire)", hook: "update-status", env: plain_env, prepare: |_| {} },
+    ];
+    admin_matrix("administration fault matrix (rotation)", &u.snapshot(), &steps);
 }

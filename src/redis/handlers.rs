@@ -297,14 +297,15 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()
         }
         ctx.kv.data_changed(SPEC_INPUTS, &plan.inputs);
     }
-    match health {
-        Some(h) => note_health(ctx, &h, &plan.next),
-        None => Ok(()),
+    match (health, plan.live.as_ref().map(|(_, m)| *m)) {
+        (Some(h), Some(mode)) => note_health(ctx, &h, &plan.next, mode == Mode::Verify && ctx.hook == "update-status"),
+        _ => Ok(()),
     }
 }
 
-/// Traces what the leader changed, shares a new primary, and keeps the health for the status.
-fn note_health(ctx: &mut Ctx<'_>, health: &Health, shared: &Shared) -> Result<()> {
+/// Traces what the leader changed, shares a new primary, and keeps the health for the status. `settled`: this is
+/// update-status's check, which looked again before concluding (see live::verify_settled).
+fn note_health(ctx: &mut Ctx<'_>, health: &Health, shared: &Shared, settled: bool) -> Result<()> {
     for c in &health.changed {
         ctx.trace.push(format!("live: {c}"));
     }
@@ -318,10 +319,14 @@ fn note_health(ctx: &mut Ctx<'_>, health: &Health, shared: &Shared) -> Result<()
         peers::write(ctx, &Shared { primary: Some(primary.clone()), ..current })?;
         ctx.trace.push(format!("the primary is {primary}"));
     }
-    // A replica still syncing is news only in update-status, after looking again; elsewhere (a change just made,
-    // a unit just joined) it is expected.
-    let message = health.degraded(ctx.hook == "update-status").unwrap_or_default();
-    ctx.kv.set_as(HEALTH_KEY, &message);
+    // What is wrong is reported by update-status's check, after looking again: elsewhere (a change just made, a
+    // unit just joined, pods restarting) things are in flux, so other passes only clear it.
+    if settled {
+        let message = health.degraded(true).unwrap_or_default();
+        ctx.kv.set_as(HEALTH_KEY, &message);
+    } else if health.degraded(true).is_none() {
+        ctx.kv.set_as(HEALTH_KEY, &String::new());
+    }
     Ok(())
 }
 
@@ -471,5 +476,5 @@ fn peer_departed(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     let health =
         live::converge(&mut ctx.charm.redis.admin, &desired, Mode::Verify).context("checking the pods that remain")?;
-    note_health(ctx, &health, &shared)
+    note_health(ctx, &health, &shared, false)
 }

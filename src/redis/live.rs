@@ -14,8 +14,9 @@
 //! | `port` | not at run time: it changes the pod template, and Kubernetes restarts the pods one at a time |
 //!
 //! Pods that are not running (their name does not resolve or the connection is refused) are skipped: they read
-//! their files when they start. A running pod that refuses a change or does not answer is an error naming the pod
-//! and what it refused, which fails the hook in Apply mode (Juju retries it) and becomes a status in Verify mode.
+//! their files when they start (a check in update-status reports them). A running pod that refuses a change or
+//! does not answer is an error naming the pod and what it refused, which fails the hook in Apply mode (Juju
+//! retries it) and becomes a status in Verify mode.
 //!
 //! Everything here goes through [`Admin`], so it is tested against [`super::admin::fake::FakeCluster`].
 
@@ -222,6 +223,9 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
             Ok(r) => r,
             Err(e) if e.is_not_running() => {
                 health.not_running.push(node.pod.clone());
+                if verify {
+                    health.problems.push(format!("{} is not running", node.label()));
+                }
                 None
             }
             Err(e) if verify => {
@@ -247,17 +251,14 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
         let primary_host = pod_host(&desired.app, ordinal_of(primary));
         for p in &pods {
             let pod = desired.redis(p.ordinal).pod;
-            match &p.replication {
-                Some(Replication { role: Role::Replica { host, port, link_up }, .. }) => {
-                    if *link_up && *host == primary_host && *port == desired.port {
-                        health.linked.push(pod);
-                    } else if *host != primary_host || *port != desired.port {
-                        health.problems.push(format!("{pod} replicates from {host}:{port}, not the primary"));
-                    } else {
-                        health.lagging.push(pod);
-                    }
+            if let Some(Replication { role: Role::Replica { host, port, link_up }, .. }) = &p.replication {
+                if *link_up && *host == primary_host && *port == desired.port {
+                    health.linked.push(pod);
+                } else if *host != primary_host || *port != desired.port {
+                    health.problems.push(format!("{pod} replicates from {host}:{port}, not the primary"));
+                } else {
+                    health.lagging.push(pod);
                 }
-                _ => {}
             }
         }
     }
@@ -267,7 +268,11 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
         let node = desired.sentinel(n);
         match sentinel_pass(admin, desired, &node, primary.as_deref(), mode, &mut health) {
             Ok(()) => {}
-            Err(e) if e.is_not_running() => {}
+            Err(e) if e.is_not_running() => {
+                if verify {
+                    health.problems.push(format!("{} is not running", node.label()));
+                }
+            }
             Err(e) if verify => health.problems.push(e.to_string()),
             Err(e) => return Err(e),
         }
@@ -364,6 +369,12 @@ fn sentinel_pass(
         admin.session(node, &creds, &[master], TIMEOUT)?
     };
     let reply = s.replies.last().cloned().unwrap_or(super::resp::Resp::Null);
+    // "No such master" means it monitors nothing under this name (re-pointed below); any other error is a failure.
+    if let super::resp::Resp::Error(e) = &reply
+        && !e.contains("No such master")
+    {
+        return Err(AdminError::Rejected { node: node.label(), command: "SENTINEL MASTER".into(), message: e.clone() });
+    }
     let monitored = pairs(&reply);
     // Apply mode: a refused SENTINEL SET means the Sentinel does not monitor the primary under our name (handled
     // below by re-pointing it); anything else refused is an error.
@@ -453,8 +464,9 @@ impl Health {
     }
 }
 
-/// [`converge`] in Verify mode until nothing is wrong, at most `attempts` times `pause` apart: a replica that
-/// restarted a moment ago is still syncing, and a failover takes a few seconds to settle.
+/// [`converge`] in Verify mode, looking again (at most `attempts` times, `pause` apart) while what is wrong is
+/// what settles by itself: a replica that restarted a moment ago is still syncing, a failover takes a few seconds.
+/// A pod that is not running, or that refuses or does not answer, is reported at once.
 pub fn verify_settled(
     admin: &mut Admin,
     desired: &Desired,
@@ -463,7 +475,8 @@ pub fn verify_settled(
 ) -> Result<Health, AdminError> {
     let mut health = converge(admin, desired, Mode::Verify)?;
     for _ in 1..attempts.max(1) {
-        if health.degraded(true).is_none() {
+        let settling = !health.lagging.is_empty() || health.problems.iter().any(|p| p == "no writable primary");
+        if !settling {
             break;
         }
         std::thread::sleep(pause);

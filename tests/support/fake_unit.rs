@@ -221,6 +221,15 @@ impl FakeUnit {
         FakeUnit::with_model(label, m, None, PUBLIC_IMAGE.as_bytes(), cluster)
     }
 
+    /// A new deployment's leader: no password shared yet, and the pod's servers running with no password (the
+    /// files of the first spec, which the leader's live pass then brings to the password it generates).
+    pub fn fresh(label: &str) -> FakeUnit {
+        let u = FakeUnit::new(label);
+        u.model().relations.get_mut(PEER_RID).unwrap().local_app.clear();
+        *u.cluster.state_mut() = FakeCluster::healthy("redis-k8s", 1, 6379, None).state().clone();
+        u
+    }
+
     fn with_model(label: &str, model: FakeModel, store: Option<&[u8]>, image: &[u8], cluster: Cluster) -> FakeUnit {
         let dir = TempDir::new(label);
         fs::create_dir_all(dir.path().join("charm")).unwrap();
@@ -354,6 +363,24 @@ impl FakeUnit {
         drop(m);
         self.history.extend(calls.iter().cloned());
         self.trace.extend(trace.iter().cloned());
+        HookResult { result, calls, trace }
+    }
+
+    /// Runs action `name` (in the workload pod, from Juju's copy of the state); commits or drops its changes.
+    pub fn action(&mut self, name: &str) -> HookResult {
+        self.model().calls.clear();
+        let mut tools = HookTools::new(Box::new(self.fake.clone()));
+        let env = HookEnv { action_name: Some(name.into()), ..self.env.clone() };
+        let admin = Admin::new(Box::new(self.cluster.clone()));
+        let (result, trace) = match redis_k8s::charm::run_action(name, &env, &mut tools, admin) {
+            Ok(outcome) => (Ok(()), outcome.trace),
+            Err(e) => (Err(format!("{e:#}")), Vec::new()),
+        };
+        let mut m = self.model();
+        m.end_hook(result.is_ok());
+        let calls = std::mem::take(&mut m.calls);
+        drop(m);
+        self.history.extend(calls.iter().cloned());
         HookResult { result, calls, trace }
     }
 

@@ -67,7 +67,7 @@ pub enum FaultKind {
 }
 
 /// A fault: on the `nth` session (0-based, counting every session), or on every session to an address
-/// containing `addr` whose commands include `command` (a verb or `VERB SUB`, upper case), `times` times.
+/// containing `addr` whose first command is `command` (a verb or `VERB SUB`, upper case), `times` times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     pub nth: Option<usize>,
@@ -211,13 +211,13 @@ fn verb(cmd: &[String]) -> String {
 impl Cluster {
     fn fault_for(&mut self, addr: &str, cmds: &[Vec<String>]) -> Option<FaultKind> {
         let n = self.calls.len();
-        let names: Vec<String> = cmds.iter().map(|c| verb(c)).collect();
-        let first_word = |name: &str| name.split(' ').next().unwrap_or_default().to_string();
+        let first = cmds.first().map(|c| verb(c)).unwrap_or_default();
+        let first_word = first.split(' ').next().unwrap_or_default().to_string();
         let hit = self.faults.iter_mut().find(|f| {
             f.times > 0
                 && f.nth.is_none_or(|k| k == n)
                 && f.addr.as_deref().is_none_or(|a| addr.contains(a))
-                && f.command.as_deref().is_none_or(|c| names.iter().any(|name| name == c || first_word(name) == c))
+                && f.command.as_deref().is_none_or(|c| c == first || c == first_word)
         })?;
         hit.times -= 1;
         Some(hit.kind.clone())
