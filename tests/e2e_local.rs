@@ -269,6 +269,12 @@ fn deploy_three_related(m: &Model) -> Cluster {
     Cluster { addrs, pw, rid: format!("db:{}", v["relation-id"].as_u64().unwrap()) }
 }
 
+/// The name clients in any namespace resolve for a pod (juju-local's model is `local`, the cluster domain the
+/// default one).
+fn fqdn(short: &str) -> String {
+    format!("{short}.local.svc.cluster.local")
+}
+
 fn relation_view(m: &Model, rid: &str) -> Value {
     let text = m.ok(&["show-relation", rid]);
     serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap()
@@ -282,11 +288,11 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
     let Cluster { addrs, pw, rid } = deploy_three_related(&m);
     let view = relation_view(&m, &rid);
     let uses = &view["views"]["reactive-interface-redis"]["uses"];
-    assert_eq!(uses["host"], "redis-k8s-0.redis-k8s-endpoints", "{view}");
+    assert_eq!(uses["host"], Value::String(fqdn("redis-k8s-0.redis-k8s-endpoints")), "{view}");
     assert_eq!(uses["password"], Value::String(pw.clone()));
     assert_eq!(
         view["views"]["ops-redis-k8s-library"]["urls"],
-        serde_json::json!(["redis://redis-k8s-0.redis-k8s-endpoints:6379"])
+        serde_json::json!([format!("redis://{}:6379", fqdn("redis-k8s-0.redis-k8s-endpoints"))])
     );
 
     // Write through the primary; the replicas have it once they synced.
@@ -336,25 +342,27 @@ fn three_units_fail_over_and_the_relation_follows_the_primary() {
     // The leader checks Sentinel in update-status and tells its peers; every unit republishes.
     m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
     let view = relation_view(&m, &rid);
-    assert_eq!(view["views"]["reactive-interface-redis"]["uses"]["host"], Value::String(new_primary.clone()), "{view}");
+    // Clients get the name fully qualified, so that they resolve it from any namespace.
+    let published = fqdn(&new_primary);
+    assert_eq!(view["views"]["reactive-interface-redis"]["uses"]["host"], Value::String(published.clone()), "{view}");
     for (unit, bag) in view["unit-data"].as_object().unwrap() {
-        assert_eq!(bag["hostname"], Value::String(new_primary.clone()), "{unit} still names the old primary");
+        assert_eq!(bag["hostname"], Value::String(published.clone()), "{unit} still names the old primary");
     }
-    assert_eq!(view["application-data"]["leader-host"], Value::String(new_primary.clone()));
+    assert_eq!(view["application-data"]["leader-host"], Value::String(published.clone()));
     // A client that speaks Sentinel gets every Sentinel and the master name, and they agree.
     let bag = &view["unit-data"]["redis-k8s/1"];
     assert_eq!(bag["sentinel-master"], "redis-k8s");
     let listed: Vec<&str> = bag["sentinel-endpoints"].as_str().unwrap().split(',').collect();
     assert_eq!(listed.len(), 3, "{bag}");
     for (i, ep) in listed.iter().enumerate() {
-        assert_eq!(*ep, format!("redis-k8s-{i}.redis-k8s-endpoints:26379"));
+        assert_eq!(*ep, format!("{}:26379", fqdn(&format!("redis-k8s-{i}.redis-k8s-endpoints"))));
     }
     let (via_sentinel, _) =
         resp::sentinel_primary(&sentinels, "redis-k8s", Some(&pw), Duration::from_secs(2)).expect("a Sentinel answers");
     assert_eq!(via_sentinel, new_primary);
     assert_eq!(
         view["views"]["ops-redis-k8s-library"]["urls"],
-        serde_json::json!([format!("redis://{new_primary}:6379")])
+        serde_json::json!([format!("redis://{published}:6379")])
     );
 
     // The data written before the failover is on the new primary, which now takes writes.
@@ -427,7 +435,7 @@ fn scaling_down_never_leaves_the_primary_on_a_removed_pod() {
         m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
         let (now, _) = resp::sentinel_primary(remaining, "redis-k8s", Some(&pw), Duration::from_secs(1))?;
         let view = relation_view(&m, &rid);
-        (view["views"]["reactive-interface-redis"]["uses"]["host"] == Value::String(now.clone())
+        (view["views"]["reactive-interface-redis"]["uses"]["host"] == Value::String(fqdn(&now))
             && !now.starts_with("redis-k8s-2."))
         .then_some(())
     });
@@ -555,4 +563,213 @@ fn scaling_back_up_reuses_the_freed_pod_ordinal_and_the_new_pod_replicates() {
     let out = m.run(&["remove-unit", "redis-k8s/0"]);
     assert!(!out.status.success(), "a StatefulSet's unit cannot be removed by name");
     assert!(String::from_utf8_lossy(&out.stderr).contains("scale it down instead"));
+}
+
+// ---- Day 2, under Kubernetes' rules: what restarts, what is applied live, what clients see ---------------------
+
+/// Every pod's record in the kubelet: `(name, uid, container pids)`, sorted by name (pods being deleted left out).
+fn pods(m: &Model) -> Vec<(String, String, Vec<u64>)> {
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(m.dir.join("kubelet/pods.json")).unwrap_or_default())
+            .unwrap_or_default();
+    let mut out: Vec<(String, String, Vec<u64>)> = v["pods"]
+        .as_object()
+        .map(|ps| {
+            ps.values()
+                .filter(|p| p["deletion_ms"].is_null())
+                .map(|p| {
+                    let pids = p["containers"].as_array().map(|cs| cs.iter().filter_map(|c| c["pid"].as_u64()).collect());
+                    (
+                        p["name"].as_str().unwrap_or_default().to_string(),
+                        p["uid"].as_str().unwrap_or_default().to_string(),
+                        pids.unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn config_get(addr: &str, pw: Option<&str>, name: &str) -> Option<String> {
+    match resp::query(addr, pw, &["CONFIG", "GET", name], Duration::from_secs(2)).ok()? {
+        resp::Resp::Array(items) if items.len() == 2 => items[1].as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// `config maxmemory=100mb` on three units: no pod restarts (same pods, same processes) and every pod's Redis
+/// has the new limit once the command (the hook) returns.
+#[test]
+fn a_live_option_reaches_every_running_pod_without_a_restart() {
+    let m = Model::new("live");
+    let Cluster { addrs, pw, .. } = deploy_three_related(&m);
+    let before = pods(&m);
+    assert_eq!(before.len(), 3, "{before:?}");
+    m.ok(&["config", "redis-k8s", "maxmemory=100mb", "maxmemory-policy=allkeys-lru"]);
+    for a in &addrs {
+        let addr = format!("{a}:6379");
+        assert_eq!(config_get(&addr, Some(&pw), "maxmemory").as_deref(), Some("104857600"), "{addr}");
+        assert_eq!(config_get(&addr, Some(&pw), "maxmemory-policy").as_deref(), Some("allkeys-lru"), "{addr}");
+    }
+    m.wait_active("redis-k8s");
+    assert_eq!(pods(&m), before, "a contents-only change restarted a pod");
+}
+
+/// `rotate-password` with two clients writing: one keeps the password it started with, one re-reads the relation
+/// after a failure. While the rotation runs, neither sees a failed command; the new password reaches the
+/// relation, `get-password` and every pod; after the leader's next update-status the old one is refused.
+#[test]
+fn rotate_password_refuses_no_client_during_the_window_and_the_old_password_after_it() {
+    use support::day2;
+    use support::load::Load;
+    let m = Model::new("rotate");
+    let Cluster { addrs, pw: old, rid } = deploy_three_related(&m);
+    let rid_n: u64 = rid.rsplit(':').next().unwrap().parse().unwrap();
+    let pinned = Load::start("old-password client", "pinned", 50, day2::pinned_route(&m.dir, "redis-k8s", rid_n, &old));
+    let moving = Load::start("relation client", "moving", 50, day2::relation_route(&m.dir, "redis-k8s", rid_n));
+    assert!(pinned.wait_for_progress(20, Duration::from_secs(20)) && moving.wait_for_progress(20, Duration::from_secs(20)));
+    let r = m.action("redis-k8s/0", "rotate-password");
+    assert_eq!(r["status"].as_str(), Some("completed"), "{r:?}");
+    // The leader's relation-changed (Juju runs it on the writer too) makes every server take the new password,
+    // then shares it; the other units hand it to their clients.
+    let new = until("the relation to carry the new password", 60, || {
+        let (_, _, p) = day2::relation_data(&m.dir, "redis-k8s", rid_n)?;
+        p.filter(|p| *p != old)
+    });
+    assert_eq!(m.password("redis-k8s/0"), new);
+    assert!(moving.wait_for_progress(50, Duration::from_secs(20)), "the relation client moved to the new password");
+    let pinned = pinned.finish();
+    assert_eq!(pinned.failed, 0, "during the window the old password works: {}", pinned.summary());
+    // The window closes in the leader's first update-status after every unit acknowledged.
+    until("the old password to be retired", 60, || {
+        m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+        let refused = addrs.iter().all(|a| resp::ping(&format!("{a}:6379"), Some(&old), Duration::from_secs(2)).is_err());
+        refused.then_some(())
+    });
+    for a in &addrs {
+        resp::ping(&format!("{a}:6379"), Some(&new), Duration::from_secs(2)).unwrap_or_else(|e| panic!("{a}: {e:#}"));
+        let s = resp::query(&format!("{a}:26379"), Some(&new), &["PING"], Duration::from_secs(2)).unwrap();
+        assert_eq!(s.as_str(), Some("PONG"), "{a}'s Sentinel takes the new password");
+    }
+    let moving = moving.finish();
+    assert_eq!(moving.failed, 0, "{}", moving.summary());
+    let primary = addrs.iter().map(|a| format!("{a}:6379")).find(|a| {
+        resp::info(a, Some(&new), "replication", Duration::from_secs(2)).is_ok_and(|i| resp::info_field(&i, "role") == Some("master"))
+    });
+    let primary = primary.expect("a primary");
+    let lost = moving.lost(|keys| support::load::mget(&primary, Some(&new), keys));
+    assert!(lost.is_empty(), "{} acknowledged writes lost", lost.len());
+    m.wait_active("redis-k8s");
+}
+
+/// `port=7000` changes the pod template: Kubernetes replaces the pods one at a time, highest ordinal first, each
+/// Ready before the next goes. A client that asks Sentinel keeps writing, nothing it wrote is lost, and afterwards
+/// every pod listens on 7000 with two replicas linked to the primary and every Sentinel naming it there.
+#[test]
+fn a_port_change_rolls_the_pods_one_at_a_time_and_keeps_replication_and_sentinel_whole() {
+    use support::day2;
+    use support::load::Load;
+    let m = Model::new("portroll");
+    let Cluster { addrs, pw, .. } = deploy_three_related(&m);
+    let sentinels: Vec<String> = addrs.iter().map(|a| format!("{a}:26379")).collect();
+    wait_sentinels_settled(&sentinels, &pw, 3);
+    let before = pods(&m);
+    let pwc = pw.clone();
+    let load = Load::start("Sentinel client", "portroll", 50, day2::sentinel_route(&m.dir, "redis-k8s", 3, std::sync::Arc::new(move || Some(pwc.clone()))));
+    assert!(load.wait_for_progress(20, Duration::from_secs(20)));
+    m.ok(&["config", "redis-k8s", "port=7000"]);
+    m.ok(&["wait", "redis-k8s", "--timeout", "180"]);
+    let after = pods(&m);
+    for ((n0, uid0, _), (n1, uid1, _)) in before.iter().zip(&after) {
+        assert_eq!(n0, n1);
+        assert_ne!(uid0, uid1, "{n0} was not replaced");
+    }
+    // The kubelet's events: deletions highest ordinal first, each replacement Ready before the next deletion.
+    let events: Value = serde_json::from_str(&m.ok(&["events", "--app", "redis-k8s", "--format", "json"])).unwrap();
+    let order: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["reason"].as_str()?.to_string(), e["pod"].as_str()?.to_string())))
+        .filter(|(r, _)| r == "Killing" || r == "Ready")
+        .collect();
+    let kills: Vec<&String> = order.iter().filter(|(r, _)| r == "Killing").map(|(_, p)| p).collect();
+    let rolled: Vec<&String> = kills.iter().rev().take(3).rev().copied().collect();
+    assert_eq!(rolled, ["redis-k8s-2", "redis-k8s-1", "redis-k8s-0"], "{order:?}");
+    assert!(load.wait_for_progress(50, Duration::from_secs(60)), "the Sentinel client writes after the roll");
+    let report = load.finish();
+    let primary = until("one primary on 7000 with two linked replicas", 60, || {
+        let mut primary = None;
+        let mut linked = 0;
+        for a in &addrs {
+            let info = resp::info(&format!("{a}:7000"), Some(&pw), "replication", Duration::from_secs(2)).ok()?;
+            match resp::info_field(&info, "role") {
+                Some("master") => primary = Some(a.clone()),
+                Some("slave") if resp::info_field(&info, "master_link_status") == Some("up")
+                    && resp::info_field(&info, "master_port") == Some("7000") => linked += 1,
+                _ => {}
+            }
+        }
+        primary.filter(|_| linked == 2)
+    });
+    let named: Vec<String> = addrs.iter().map(|a| format!("{a}:26379")).collect();
+    until("every Sentinel to name the primary on 7000", 60, || {
+        named
+            .iter()
+            .all(|s| resp::sentinel_primary(std::slice::from_ref(s), "redis-k8s", Some(&pw), Duration::from_secs(1)).is_some_and(|(_, p)| p == 7000))
+            .then_some(())
+    });
+    let lost = report.lost(|keys| support::load::mget(&format!("{primary}:7000"), Some(&pw), keys));
+    assert!(lost.is_empty(), "{} acknowledged writes lost; {}", lost.len(), report.summary());
+    eprintln!("port change under load: {}", report.summary());
+}
+
+/// Juju before 2.9.30 never adds a volume to a running StatefulSet. The pod spec's volumes do not depend on the
+/// config, so turning auth on after deploying without it works there: live, and in the files.
+#[test]
+fn auth_turned_on_after_deploying_without_it_on_juju_2_9_29() {
+    let m = Model::new("auth2929");
+    let charm = charm();
+    m.ok(&[
+        "deploy",
+        charm.to_str().unwrap(),
+        "--resource",
+        "redis-image=redis:7.0",
+        "--juju-version",
+        "2.9.29",
+        "--config",
+        "require-auth=false",
+    ]);
+    m.wait_active("redis-k8s");
+    let addr = format!("{}:6379", m.address("redis-k8s/0"));
+    ping_eventually(&addr, None).unwrap();
+    m.ok(&["config", "redis-k8s", "require-auth=true"]);
+    m.wait_active("redis-k8s");
+    let pw = m.password("redis-k8s/0");
+    let err = resp::query(&addr, None, &["GET", "k"], Duration::from_secs(2)).and_then(|r| r.into_result()).unwrap_err();
+    assert!(format!("{err:#}").contains("NOAUTH"), "{err:#}");
+    ping_eventually(&addr, Some(&pw)).unwrap();
+    let st = m.status();
+    assert_ne!(st["applications"]["redis-k8s"]["application-status"]["current"], "error", "{st}");
+}
+
+/// A pod that is not running when a live option changes is not waited for: it takes the value from its files
+/// when it starts.
+#[test]
+fn a_pod_down_during_a_change_takes_the_value_from_its_files() {
+    let m = Model::new("downpod");
+    let Cluster { addrs, pw, .. } = deploy_three_related(&m);
+    // Kill pod 2's redis container twice: the second restart waits out Kubernetes' back-off (10 s).
+    for _ in 0..2 {
+        let pid = until("pod 2's redis-server", 30, || redis_server_pid(&m.dir, "redis-k8s", 2));
+        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        until("pod 2 to be down", 30, || resp::ping(&format!("{}:6379", addrs[2]), Some(&pw), Duration::from_millis(300)).err().map(|_| ()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    m.ok(&["config", "redis-k8s", "maxmemory=64mb"]);
+    let addr = format!("{}:6379", addrs[2]);
+    let value = until("pod 2 to come back", 60, || config_get(&addr, Some(&pw), "maxmemory"));
+    assert_eq!(value, "67108864", "pod 2 read the new value from its files");
 }
