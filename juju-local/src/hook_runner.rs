@@ -143,18 +143,14 @@ fn find_handler(
 
 /// Wraps a hook's argv so that it sees the cluster's names, as a hook in the operator pod does through
 /// cluster DNS: `/etc/hosts` is the model's hosts file (every pod, `<app>-<n>.<app>-endpoints`) in a
-/// private mount namespace. Without bubblewrap or before any pod exists, the hook runs as is.
+/// private mount namespace made by the shim. Before any pod exists, the hook runs as is.
 fn in_operator_pod(paths: &Paths, argv: Vec<String>) -> Vec<String> {
     let hosts = paths.operator_hosts();
-    if !hosts.is_file() || which::which("bwrap").is_err() {
+    if !hosts.is_file() {
         return argv;
     }
-    let mut wrapped: Vec<String> =
-        ["bwrap", "--dev-bind", "/", "/", "--ro-bind"].iter().map(|s| s.to_string()).collect();
-    wrapped.push(hosts.display().to_string());
-    wrapped.extend(["/etc/hosts".to_string(), "--".to_string()]);
-    wrapped.extend(argv);
-    wrapped
+    let binds = [(hosts.display().to_string(), "/etc/hosts".to_string())];
+    crate::shim::prefix(None, &binds).into_iter().chain(argv).collect()
 }
 
 /// Runs a program with a Juju-like environment, sending stdout/stderr to the unit log.

@@ -450,10 +450,9 @@ fn start_pod(
         args.extend(["--ro-bind".into(), pod_dir.join("hosts").display().to_string(), "/etc/hosts".into()]);
         let wd = c.working_dir.clone().unwrap_or_else(|| "/".into());
         args.extend(["--chdir".into(), wd]);
-        let enter: Vec<String> = match &ns {
-            Some(ns) => ["ip", "netns", "exec", ns.as_str()].iter().map(|s| s.to_string()).chain(args).collect(),
-            None => args,
-        };
+        // Through the shim: the pod's network namespace and a mount namespace without /run/netns
+        // (see shim.rs for the bwrap race this avoids).
+        let enter: Vec<String> = crate::shim::prefix(ns.as_deref(), &[]).into_iter().chain(args).collect();
         let env = container_env(spec, c, pod_name, address);
         let argv = image_argv(c);
         let log_path = pod_dir.join("logs").join(format!("{}.log", c.name));
