@@ -7,6 +7,7 @@ mod charm_archive;
 mod charm_meta;
 mod cli;
 mod context;
+mod dns;
 mod hook_runner;
 mod k8s_rules;
 mod kubelet;
@@ -19,6 +20,7 @@ mod shim;
 mod status;
 mod tools;
 mod util;
+mod workload;
 
 fn main() {
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
