@@ -203,7 +203,8 @@ pub fn rollout_status(cluster: &Cluster, pods: &PodsFile, app: &str) -> Result<(
         return Err("the kubelet has not seen the latest objects".into());
     }
     let wanted = w.wanted(objs);
-    for a in &wanted {
+    // In rollout order (highest first), so the pod named is the one the rollout waits for.
+    for a in wanted.iter().rev() {
         match pods.pods.get(&a.pod) {
             None => return Err(format!("pod {} is not created yet", a.pod)),
             Some(p) if p.terminating() => return Err(format!("pod {} is terminating", a.pod)),
@@ -439,10 +440,10 @@ impl Kubelet {
     }
 
     fn save(&mut self) {
-        if let Ok(text) = serde_json::to_vec_pretty(&self.state) {
-            if let Err(e) = util::atomic_write(&self.paths.pods_file(), &text) {
-                log(&format!("cannot write pods.json: {e:#}"));
-            }
+        if let Ok(text) = serde_json::to_vec_pretty(&self.state)
+            && let Err(e) = util::atomic_write(&self.paths.pods_file(), &text)
+        {
+            log(&format!("cannot write pods.json: {e:#}"));
         }
         self.dirty = false;
     }

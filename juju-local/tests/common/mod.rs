@@ -119,6 +119,36 @@ impl TestModel {
         serde_json::from_str(&self.ok(&["k8s", app, "--format", "json"])).expect("k8s json")
     }
 
+    /// Runs `sh -c cmd` inside container `idx` of a pod (its mount, UTS, network and PID namespaces),
+    /// as `kubectl exec` would. Returns (exit code, stdout + stderr).
+    pub fn exec_in_pod(&self, pod: &str, idx: usize, cmd: &str) -> (i32, String) {
+        let pid = self.pod(pod)["containers"][idx]["pid"].as_i64().unwrap_or(0);
+        assert!(pid > 0, "pod {pod} container {idx} is not running: {}", self.pod(pod));
+        let out = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "-u", "-n", "-p", "-r", "-w", "--", "sh", "-c", cmd])
+            .output()
+            .expect("nsenter");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Writes the pod spec the test charm's leader sends (`CharmOpts::spec_file`) and has the leader
+    /// send it (config-changed).
+    pub fn set_spec(&self, spec_file: &Path, spec: &str, leader: &str) {
+        std::fs::write(spec_file, spec).expect("write spec");
+        self.ok(&["run-hook", leader, "config-changed"]);
+    }
+
+    /// The index of the next event (to look only at what follows).
+    pub fn event_mark(&self) -> usize {
+        self.events().len()
+    }
+
+    /// Events after `mark`, as `<reason> <pod>[/<container>]`.
+    pub fn event_lines_since(&self, mark: usize) -> Vec<String> {
+        self.event_lines().into_iter().skip(mark).collect()
+    }
+
     /// Polls `f` until it returns Some or 30 s pass.
     pub fn wait_for<T>(&self, what: &str, f: impl FnMut() -> Option<T>) -> T {
         self.wait_for_secs(what, 30, f)
@@ -207,7 +237,7 @@ pub struct CharmOpts {
     /// A StatefulSet (`deployment: {type: stateful}`): pods `<app>-<ordinal>`.
     pub stateful: bool,
     /// The leader sends this file's content as its pod spec (config-changed, upgrade-charm) instead of
-    /// the built-in one; `$PORT` in it is the port option.
+    /// the built-in one; `$PORT` in it is the port option, `$IMAGE` the image resource.
     pub spec_file: Option<PathBuf>,
     /// Extra `case` arms for the dispatch script (`hook) commands ;;`).
     pub extra_case: String,
@@ -242,8 +272,8 @@ STATE="$JUJU_CHARM_DIR/../state"
 if [ -d "$STATE" ]; then echo "$hook" >> "$STATE/hooks.log"; fi
 spec() {{
   PORT=$(config-get port --format json)
-  {spec_file}
   IMAGE=$(sed -n 's/^registrypath: //p' "$(resource-get redis-image)" | tr -d "'\"")
+  {spec_file}
   cat <<EOF
 version: 3
 containers:
@@ -285,7 +315,7 @@ esac
         install = o.install_extra,
         extra_case = o.extra_case,
         spec_file = match &o.spec_file {
-            Some(f) => format!("sed \"s/\\$PORT/$PORT/g\" '{}'; return", f.display()),
+            Some(f) => format!("sed -e \"s/\\$PORT/$PORT/g\" -e \"s|\\$IMAGE|$IMAGE|g\" '{}'; return", f.display()),
             None => String::new(),
         }
     )
