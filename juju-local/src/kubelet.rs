@@ -568,13 +568,21 @@ impl Kubelet {
     fn reconcile_app(&mut self, app: &str, objs: &AppObjects, w: &Workload, cluster: &Cluster) {
         let wanted = w.wanted(objs);
         let ordered = w.pod_management_policy == "OrderedReady";
-        // Condemned pods: not wanted (scale-down, removed unit). Parallel deletes them all at once.
+        // Condemned pods: a StatefulSet's ordinals at or above `replicas` (scale-down); a Deployment's
+        // pods of units it no longer runs. A StatefulSet pod below `replicas` stays whatever the units
+        // do (an update Kubernetes refused leaves `replicas` as it was). Parallel deletes them at once.
         let mut condemned: Vec<(u32, String)> = self
             .state
             .pods
             .values()
             .filter(|p| p.app == app && !p.terminating())
-            .filter(|p| !wanted.iter().any(|a| a.pod == p.name && a.unit == p.unit))
+            .filter(|p| {
+                if w.stateful() {
+                    p.ordinal.is_none_or(|o| o >= w.replicas)
+                } else {
+                    !wanted.iter().any(|a| a.pod == p.name && a.unit == p.unit)
+                }
+            })
             .map(|p| (p.ordinal.unwrap_or(p.unit), p.name.clone()))
             .collect();
         condemned.sort();

@@ -719,6 +719,13 @@ fn begin_departure(paths: &Paths, model: &mut Model, app: &str, units: &[u32]) -
     if let Applied::Refused(_) = applied {
         return Ok(false);
     }
+    await_pods_terminating(paths, app, units)?;
+    Ok(true)
+}
+
+/// Waits (bounded) until the kubelet has acted on the published objects and marked the pods of
+/// `units` for deletion (or removed them): the moment Juju's pod informer reports them dying.
+fn await_pods_terminating(paths: &Paths, app: &str, units: &[u32]) -> Result<()> {
     kubelet::ensure_running(paths)?;
     let generation = workload::Cluster::load(paths)?.generation;
     let deadline = std::time::Instant::now() + DEPARTURE_WAIT;
@@ -730,7 +737,7 @@ fn begin_departure(paths: &Paths, model: &mut Model, app: &str, units: &[u32]) -
             .filter(|n| pods.pods.values().any(|p| p.app == app && p.unit == *n && !p.terminating()))
             .collect();
         if pending.is_empty() {
-            return Ok(true);
+            return Ok(());
         }
         if std::time::Instant::now() > deadline {
             bail!("the kubelet did not mark the pods of units {pending:?} of {app} for deletion");
@@ -739,29 +746,22 @@ fn begin_departure(paths: &Paths, model: &mut Model, app: &str, units: &[u32]) -
     }
 }
 
-/// Dying units whose pods are being deleted (or gone) run their departure hooks.
+/// Dying units left by a scale-down Kubernetes refused: once an update is accepted (the operator
+/// status is no longer an error) their pods are marked for deletion, and their departure hooks run.
 fn process_dying(paths: &Paths, model: &mut Model, warnings: &mut Vec<String>) -> Result<bool> {
-    let dying: Vec<(String, u32)> = model
-        .apps
-        .iter()
-        .flat_map(|(a, app)| app.units.values().filter(|u| u.dying).map(move |u| (a.clone(), u.number)))
-        .collect();
-    if dying.is_empty() {
-        return Ok(false);
-    }
-    let cluster = workload::Cluster::load(paths)?;
-    let pods = kubelet::load_pods(paths);
-    if pods.observed_generation < cluster.generation {
-        return Ok(false);
-    }
-    let mut progressed = false;
-    for (app, n) in dying {
-        let refused = model.app(&app).is_ok_and(|a| a.operator_error.is_some());
-        let pod_alive = pods.pods.values().any(|p| p.app == app && p.unit == n && !p.terminating());
-        if refused && pod_alive {
+    let mut by_app: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (a, app) in &model.apps {
+        if app.operator_error.is_some() {
             continue;
         }
-        if !pod_alive {
+        for u in app.units.values().filter(|u| u.dying) {
+            by_app.entry(a.clone()).or_default().push(u.number);
+        }
+    }
+    let mut progressed = false;
+    for (app, units) in by_app {
+        await_pods_terminating(paths, &app, &units)?;
+        for n in units {
             depart(paths, model, &app, n, warnings)?;
             progressed = true;
         }

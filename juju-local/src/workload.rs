@@ -479,7 +479,7 @@ fn ensure_into(paths: &Paths, model: &mut Model, cluster: &mut Cluster, app: &st
     for (k, data) in &built.files_config_maps {
         objs.config_maps.insert(k.clone(), data.clone());
     }
-    let mut desired = Workload {
+    let desired = Workload {
         kind: kind.into(),
         replicas,
         revision: String::new(),
@@ -529,8 +529,9 @@ fn ensure_into(paths: &Paths, model: &mut Model, cluster: &mut Cluster, app: &st
             }
             if let Err(k8s) = k8s_rules::check_workload(app, kind, &m) {
                 // `updateStatefulSet`: IsInvalid → NotValidf("stateful set %q"); the Kubernetes text is
-                // dropped (it would read: {k8s}).
-                let _ = k8s;
+                // dropped from the status. juju-local logs it, as the API server would have said it.
+                let n0 = *a.units.keys().next().unwrap_or(&0);
+                model::log_line(paths, app, n0, "WARNING", "juju.kubernetes.apiserver", &k8s);
                 let msg = fail(objs, format!("creating or updating StatefulSet: {what} {app:?} not valid"));
                 return Ok(refuse(model, app, msg));
             }
@@ -539,7 +540,6 @@ fn ensure_into(paths: &Paths, model: &mut Model, cluster: &mut Cluster, app: &st
         Some(live) => {
             // `ensureDeployment` replaces the whole object; a refused update is masked and logged, and
             // the worker carries on (findings §3): the live object stays.
-            desired.annotations = live.annotations.clone();
             if let Err(k8s) = k8s_rules::check_workload(app, kind, &desired) {
                 let n0 = *a.units.keys().next().unwrap_or(&0);
                 model::log_line(

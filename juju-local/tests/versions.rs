@@ -194,3 +194,27 @@ fn pod_fields_and_labels_are_fixed_at_creation_but_annotations_roll() {
     assert_eq!(TestModel::unit(&st, "testredis/0")["juju-status"]["message"], "hook failed: \"config-changed\"");
     assert!(old.debug_log().contains("ERROR json: unknown field \"labels\""), "{}", old.debug_log());
 }
+
+/// findings §3 and §7: while the StatefulSet update is refused, a scale-down cannot lower `replicas`
+/// either (EnsureService sends the whole spec), so the surplus pod is not deleted and its unit does not
+/// depart; once a spec is accepted, replicas go down, the pod is marked for deletion and the unit's
+/// departure hooks run.
+#[test]
+fn a_scale_down_waits_while_the_statefulset_update_is_refused() {
+    let m = TestModel::new("v2929-scale");
+    let spec_file = deploy(&m, "2.9.29", &spec(ONE_FILE, "", ""), "2");
+    m.set_spec(&spec_file, &spec(ONE_FILE, NEW_VOLUME, ""), "testredis/0");
+    assert_eq!(app_status(&m).0, "error");
+    let pid1 = m.pod_pid("testredis-1");
+    let out = m.run(&["scale", "testredis", "1"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Kubernetes refused the update"));
+    assert_eq!(m.k8s("testredis")["workload"]["replicas"], 2);
+    assert!(alive(pid1) && m.pod("testredis-1")["deletion_ms"].is_null(), "the surplus pod was deleted");
+    assert!(!m.hooks("testredis", 1).contains(&"stop".to_string()));
+    m.set_spec(&spec_file, &spec(ONE_FILE, "", ""), "testredis/0");
+    assert_eq!(app_status(&m).0, "active");
+    assert_eq!(m.k8s("testredis")["workload"]["replicas"], 1);
+    assert!(m.status()["applications"]["testredis"]["units"]["testredis/1"].is_null(), "the unit did not depart");
+    m.wait_for("the surplus pod to go", || m.pod("testredis-1").is_null().then_some(()));
+}
