@@ -462,7 +462,6 @@ impl Kubelet {
         self.sync_volumes(cluster);
         self.schedule_probes();
         self.finish_deletions();
-        self.update_dns(cluster);
         for p in self.state.pods.values_mut() {
             let ready = p.phase == "Running"
                 && !p.terminating()
@@ -484,6 +483,8 @@ impl Kubelet {
                 self.dirty = true;
             }
         }
+        // After the readiness flags, so DNS never lags what pods.json says.
+        self.update_dns(cluster);
         if self.state.observed_generation != cluster.generation {
             self.state.observed_generation = cluster.generation;
             self.dirty = true;
@@ -1336,7 +1337,10 @@ impl Kubelet {
                         _ => "Readiness",
                     };
                     if st.failures >= timing.failure_threshold {
-                        events.push(("Unhealthy", format!("{label} probe failed: {e}")));
+                        // Kubernetes aggregates repeated events (a count); log the first and every 30th.
+                        if (st.failures - timing.failure_threshold) % 30 == 0 {
+                            events.push(("Unhealthy", format!("{label} probe failed: {e}")));
+                        }
                         match r.kind {
                             "readiness" => c.ready = false,
                             _ => {
