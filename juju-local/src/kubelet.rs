@@ -1338,7 +1338,7 @@ impl Kubelet {
                     };
                     if st.failures >= timing.failure_threshold {
                         // Kubernetes aggregates repeated events (a count); log the first and every 30th.
-                        if (st.failures - timing.failure_threshold) % 30 == 0 {
+                        if (st.failures - timing.failure_threshold).is_multiple_of(30) {
                             events.push(("Unhealthy", format!("{label} probe failed: {e}")));
                         }
                         match r.kind {
