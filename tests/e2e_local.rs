@@ -175,31 +175,9 @@ fn relate_gives_the_client_host_port_and_password_and_remove_leaves_nothing() {
     }
 }
 
-/// Pids juju-local recorded for the model's containers.
+/// Pids juju-local recorded for the model's containers (its kubelet's pod records).
 fn pids_of(model_dir: &Path) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(text) = std::fs::read_to_string(model_dir.join("model.json")) else { return out };
-    fn walk(v: &Value, out: &mut Vec<u32>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    if k == "pid" {
-                        if let Some(p) = v.as_u64() {
-                            out.push(p as u32);
-                        }
-                    } else {
-                        walk(v, out);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    if let Ok(v) = serde_json::from_str::<Value>(&text) {
-        walk(&v, &mut out);
-    }
-    out
+    support::local::container_pids(model_dir)
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -209,8 +187,7 @@ fn is_zombie(pid: u32) -> bool {
 /// The pid of the redis-server (not the Sentinel) running in a unit's pod: the processes of the pod's
 /// network namespace (`ip netns pids`) that is redis-server and not its Sentinel.
 fn redis_server_pid(model_dir: &Path, app: &str, n: u32) -> Option<u32> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).ok()?).ok()?;
-    let netns = v["apps"][app]["units"][n.to_string()]["pod"]["netns"].as_str()?.to_string();
+    let netns = support::local::pod_record(model_dir, app, n)["netns"].as_str()?.to_string();
     let out = Command::new("ip").args(["netns", "pids", &netns]).output().ok()?;
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse::<u32>().ok()).find(|pid| {
         std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {

@@ -745,13 +745,12 @@ impl Soak {
 
     /// kill -9 of a pod's redis-server; the next juju-local command's kubelet restarts the pod.
     fn kill_redis(&mut self) -> String {
-        let model = self.m.model_json();
         // A pod killed again soon after a restart waits out CrashLoopBackOff (10 s, then 20 s, …):
         // only kill pods whose restart comes within the settle time.
         let units: Vec<UnitInfo> = self
             .units()
             .into_iter()
-            .filter(|u| model["apps"][APP]["units"][u.number.to_string()]["pod"]["restarts"].as_u64().unwrap_or(0) <= 1)
+            .filter(|u| support::local::pod_record(&self.m.dir, APP, u.number)["restarts"].as_u64().unwrap_or(0) <= 1)
             .collect();
         if units.is_empty() {
             let leader = self.leader();
@@ -984,7 +983,7 @@ impl Soak {
     /// What juju-local recorded about a unit's pod, and what its network namespace holds now.
     fn pod_diagnostics(&self, n: u32) -> String {
         let model = self.m.model_json();
-        let pod = &model["apps"][APP]["units"][n.to_string()]["pod"];
+        let pod = &support::local::pod_record(&self.m.dir, APP, n);
         let ns = pod["netns"].as_str().unwrap_or_default();
         let run = |args: &[&str]| {
             Command::new("ip")
@@ -1146,8 +1145,7 @@ impl Soak {
 
 /// The pid of the redis-server (not the Sentinel) in unit n's pod, found through its network namespace.
 fn redis_server_pid(model_dir: &Path, n: u32) -> Option<u32> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).ok()?).ok()?;
-    let netns = v["apps"][APP]["units"][n.to_string()]["pod"]["netns"].as_str()?.to_string();
+    let netns = support::local::pod_record(model_dir, APP, n)["netns"].as_str()?.to_string();
     let out = Command::new("ip").args(["netns", "pids", &netns]).output().ok()?;
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse::<u32>().ok()).find(|pid| {
         std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {

@@ -1,11 +1,15 @@
 //! The `juju-local` command line: subcommands mirroring the Juju CLI (deploy, config,
 //! attach-resource, relate, scale, remove, run-hook, resolved, run-action, status, debug-log,
-//! destroy) plus `wait` and `address` for scripts. Every command runs under the model lock, so hooks
-//! from concurrent invocations never interleave. Failures print one `ERROR …` line and exit non-zero.
+//! destroy) plus `wait`, `address`, `events` and `k8s` for scripts and tests, and the hidden `kubelet`
+//! (the model's kubelet daemon). Every command that runs hooks holds the model lock, so hooks from
+//! concurrent invocations never interleave; the kubelet daemon never takes it. Failures print one
+//! `ERROR …` line and exit non-zero.
 
 use crate::lifecycle::{self, ConfigChange};
+use crate::model::Settings;
 use crate::model::{Model, Paths, parse_unit_name};
 use crate::util::{FileLock, split_kv};
+use crate::workload::Cluster;
 use crate::{charm_meta, hook_runner, kubelet, status};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -39,6 +43,14 @@ enum Cmd {
         config: Vec<String>,
         #[arg(short = 'n', long = "num-units", default_value_t = 1)]
         num_units: u32,
+        /// The Juju version the model behaves as (JUJU_VERSION; the StatefulSet update rules).
+        /// Default 2.9.31. Fixed when the model is created.
+        #[arg(long)]
+        juju_version: Option<String>,
+        /// The kubelet's sync period: how long ConfigMap/Secret changes take to reach running pods.
+        /// Default 5. Fixed when the model is created.
+        #[arg(long, env = "JUJU_LOCAL_KUBELET_SYNC_SECONDS")]
+        kubelet_sync_seconds: Option<u64>,
     },
     /// Show or change application config.
     Config {
@@ -82,7 +94,14 @@ enum Cmd {
     },
     /// Run an action in the unit's workload pod and print its results.
     #[command(alias = "run")]
-    RunAction { unit: String, action: String, params: Vec<String> },
+    RunAction {
+        unit: String,
+        action: String,
+        params: Vec<String>,
+        /// How long the action may stay pending while the workload container is not running.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
     /// Show the model status.
     Status {
         #[arg(long, default_value = "tabular")]
@@ -93,7 +112,8 @@ enum Cmd {
         #[arg(long)]
         unit: Option<String>,
     },
-    /// Wait until every unit of the application is active and idle.
+    /// Wait until every unit of the application is active and idle, and its rollout is complete
+    /// (every pod on the current template, Running and Ready, like `kubectl rollout status`).
     Wait {
         application: String,
         #[arg(long, default_value_t = 20)]
@@ -103,6 +123,23 @@ enum Cmd {
     Address { unit: String },
     /// Stop every process, namespace and bridge of the model and delete it.
     Destroy,
+    /// Print the kubelet's events (pod creation, deletion, readiness, restarts, file refreshes).
+    Events {
+        /// Only the pods of this application.
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, default_value = "tabular")]
+        format: String,
+    },
+    /// Print the Kubernetes objects of an application (workload, ConfigMaps, Secrets, Services, pods).
+    K8s {
+        application: String,
+        #[arg(long, default_value = "yaml")]
+        format: String,
+    },
+    /// The model's kubelet daemon (started by the other commands).
+    #[command(hide = true)]
+    Kubelet,
 }
 
 /// Prints a Juju-style warning on stderr.
@@ -167,15 +204,34 @@ fn run(cli: Cli) -> Result<i32> {
     let root = cli.model_dir.clone().unwrap_or_else(|| PathBuf::from(".juju-local"));
     let paths = Paths::new(&root)?;
     match cli.command {
-        Cmd::Deploy { charm, application, resources, config, num_units } => {
+        Cmd::Deploy { charm, application, resources, config, num_units, juju_version, kubelet_sync_seconds } => {
             if !charm.is_file() {
                 bail!("charm or bundle at {:?} not found", charm.display().to_string());
             }
+            let settings = if juju_version.is_some() || kubelet_sync_seconds.is_some() {
+                let d = Settings::default();
+                let v = juju_version.unwrap_or(d.juju_version);
+                crate::model::Version::parse(&v)?;
+                Some(Settings {
+                    juju_version: v,
+                    kubelet_sync_seconds: kubelet_sync_seconds.unwrap_or(d.kubelet_sync_seconds),
+                })
+            } else {
+                None
+            };
             let created = !paths.root.exists();
             std::fs::create_dir_all(&paths.root).with_context(|| format!("cannot create {}", paths.root.display()))?;
             let _l = lock(&paths)?;
             let (resources, config) = (pairs(&resources)?, pairs(&config)?);
-            let result = lifecycle::deploy(&paths, &charm, application.as_deref(), &resources, &config, num_units);
+            let result = lifecycle::deploy(
+                &paths,
+                &charm,
+                application.as_deref(),
+                &resources,
+                &config,
+                num_units,
+                settings.as_ref(),
+            );
             if result.is_err() && created && !paths.model_file().exists() {
                 let _ = std::fs::remove_dir_all(&paths.root);
             }
@@ -305,9 +361,10 @@ fn run(cli: Cli) -> Result<i32> {
             print_warnings(&lifecycle::drain(&paths, &mut model)?);
             Ok(0)
         }
-        Cmd::RunAction { unit, action, params } => {
+        Cmd::RunAction { unit, action, params, wait } => {
             let _l = lock(&paths)?;
             let mut model = Model::load(&paths)?;
+            kubelet::ensure_running(&paths)?;
             let (app, n) = parse_unit_name(&unit)?;
             model.unit(&app, n)?;
             let actions = charm_meta::Actions::load(&paths.charm_dir(&app, n))?;
@@ -322,7 +379,18 @@ fn run(cli: Cli) -> Result<i32> {
                 let value: Value = serde_yaml::from_str(&v).unwrap_or(Value::String(v.clone()));
                 insert_dotted(&mut p, &k, value);
             }
-            let out = hook_runner::run_action(&paths, &mut model, &app, n, &action, Value::Object(p))?;
+            let (out, committed) = hook_runner::run_action(
+                &paths,
+                &mut model,
+                &app,
+                n,
+                &action,
+                Value::Object(p),
+                Duration::from_secs(wait),
+            )?;
+            lifecycle::after_commit(&paths, &mut model, &app, n, &committed)?;
+            model.save(&paths)?;
+            let warnings = lifecycle::drain(&paths, &mut model)?;
             let mut results: BTreeMap<String, Value> =
                 out.results.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             if !out.stdout.is_empty() {
@@ -334,23 +402,26 @@ fn run(cli: Cli) -> Result<i32> {
             if out.code != 0 {
                 results.insert("Code".into(), Value::String(out.code.to_string()));
             }
-            let mut doc = serde_json::json!({"UnitId": unit, "status": out.status, "results": results});
+            let mut doc = serde_json::json!({"UnitId": unit, "status": out.status});
+            if !results.is_empty() {
+                doc["results"] = serde_json::to_value(results)?;
+            }
             if let Some(m) = out.message {
                 doc["message"] = Value::String(m);
             }
             let tag = format!("unit-{app}-{n}");
             print!("{}", serde_yaml::to_string(&serde_json::json!({ tag: doc }))?);
+            print_warnings(&warnings);
             Ok(0)
         }
         Cmd::Status { format } => {
-            let _l = lock(&paths)?;
-            let mut model = Model::load(&paths)?;
-            print_warnings(&kubelet::reconcile(&paths, &mut model)?);
-            model.save(&paths)?;
+            let model = Model::load(&paths)?;
+            kubelet::ensure_running(&paths)?;
+            let pods = kubelet::load_pods(&paths);
             match format.as_str() {
-                "json" => println!("{}", serde_json::to_string(&status::to_json(&model))?),
-                "yaml" => print!("{}", serde_yaml::to_string(&status::to_json(&model))?),
-                "tabular" => print!("{}", status::to_table(&model)),
+                "json" => println!("{}", serde_json::to_string(&status::to_json(&model, &pods))?),
+                "yaml" => print!("{}", serde_yaml::to_string(&status::to_json(&model, &pods))?),
+                "tabular" => print!("{}", status::to_table(&model, &pods)),
                 other => bail!("unknown format {other:?}"),
             }
             Ok(0)
@@ -385,6 +456,63 @@ fn run(cli: Cli) -> Result<i32> {
             let _l = lock(&paths)?;
             lifecycle::destroy(&paths)?;
             println!("destroyed model at {}", paths.root.display());
+            Ok(0)
+        }
+        Cmd::Events { app, format } => {
+            Model::load(&paths)?;
+            let text = std::fs::read_to_string(paths.events_log()).unwrap_or_default();
+            let pods = kubelet::load_pods(&paths);
+            let events: Vec<Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|e| match &app {
+                    None => true,
+                    Some(a) => {
+                        let pod = e["pod"].as_str().unwrap_or_default();
+                        pods.pods.get(pod).map(|p| &p.app == a).unwrap_or_else(|| {
+                            pod.strip_prefix(a.as_str())
+                                .and_then(|r| r.strip_prefix('-'))
+                                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                        })
+                    }
+                })
+                .collect();
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string(&events)?),
+                "tabular" => {
+                    for e in events {
+                        let obj = match e["container"].as_str() {
+                            Some(c) => format!("pod/{}/{c}", e["pod"].as_str().unwrap_or_default()),
+                            None => format!("pod/{}", e["pod"].as_str().unwrap_or_default()),
+                        };
+                        println!(
+                            "{}  {:<16} {:<32} {}",
+                            e["time"].as_str().unwrap_or_default(),
+                            e["reason"].as_str().unwrap_or_default(),
+                            obj,
+                            e["message"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+                other => bail!("unknown format {other:?}"),
+            }
+            Ok(0)
+        }
+        Cmd::K8s { application, format } => {
+            let model = Model::load(&paths)?;
+            model.app(&application)?;
+            let cluster = Cluster::load(&paths)?;
+            let pods = kubelet::load_pods(&paths);
+            let doc = k8s_view(&cluster, &pods, &application);
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string(&doc)?),
+                "yaml" => print!("{}", serde_yaml::to_string(&doc)?),
+                other => bail!("unknown format {other:?}"),
+            }
+            Ok(0)
+        }
+        Cmd::Kubelet => {
+            kubelet::run_daemon(&paths)?;
             Ok(0)
         }
     }
@@ -455,15 +583,57 @@ fn show_config(paths: &Paths, model: &Model, app: &str, key: Option<&str>) -> Re
     Ok(0)
 }
 
+/// What `k8s APP` prints: the application's objects as the API server holds them, and its pods.
+fn k8s_view(cluster: &Cluster, pods: &kubelet::PodsFile, app: &str) -> Value {
+    let objs = cluster.apps.get(app).cloned().unwrap_or_default();
+    let mut services = Vec::new();
+    if objs.service {
+        services.push(app.to_string());
+    }
+    if objs.headless_service {
+        services.push(format!("{app}-endpoints"));
+    }
+    let keys = |m: &BTreeMap<String, BTreeMap<String, String>>| -> BTreeMap<String, Vec<String>> {
+        m.iter().map(|(k, v)| (k.clone(), v.keys().cloned().collect())).collect()
+    };
+    let pod_list: Vec<Value> = pods
+        .pods
+        .values()
+        .filter(|p| p.app == app)
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name, "unit": format!("{app}/{}", p.unit), "address": p.address, "revision": p.revision,
+                "phase": p.phase, "ready": p.ready, "terminating": p.terminating(), "restarts": p.restarts,
+                "error": p.error, "grace-period-seconds": p.grace_seconds,
+                "containers": p.containers.iter().map(|c| serde_json::json!({
+                    "name": c.name, "pid": c.pid, "state": c.state, "reason": c.reason, "ready": c.ready,
+                    "restart-count": c.restart_count,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "namespace": cluster.namespace,
+        "generation": cluster.generation,
+        "observed-generation": pods.observed_generation,
+        "workload": objs.workload,
+        "config-maps": keys(&objs.config_maps),
+        "secrets": keys(&objs.secrets),
+        "services": services,
+        "pods": pod_list,
+        "rollout": match kubelet::rollout_status(cluster, pods, app) { Ok(()) => "complete".to_string(), Err(e) => e },
+    })
+}
+
 fn wait(paths: &Paths, app: &str, timeout: u64) -> Result<i32> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
+    kubelet::ensure_running(paths)?;
     loop {
         let last = {
-            let _l = lock(paths)?;
-            let mut model = Model::load(paths)?;
-            kubelet::reconcile(paths, &mut model)?;
-            model.save(paths)?;
-            let st = status::to_json(&model);
+            let model = Model::load(paths)?;
+            let pods = kubelet::load_pods(paths);
+            let cluster = Cluster::load(paths)?;
+            let st = status::to_json(&model, &pods);
             let units = st["applications"][app]["units"]
                 .as_object()
                 .cloned()
@@ -472,14 +642,18 @@ fn wait(paths: &Paths, app: &str, timeout: u64) -> Result<i32> {
                 && units
                     .values()
                     .all(|u| u["workload-status"]["current"] == "active" && u["juju-status"]["current"] == "idle");
-            if ready {
+            let rollout = kubelet::rollout_status(&cluster, &pods, app);
+            if ready && rollout.is_ok() {
                 return Ok(0);
             }
-            units
+            let mut why: Vec<String> = units
                 .iter()
                 .map(|(n, u)| format!("{n}: {} {}", u["workload-status"]["current"], u["workload-status"]["message"]))
-                .collect::<Vec<_>>()
-                .join("; ")
+                .collect();
+            if let Err(e) = rollout {
+                why.push(format!("rollout: {e}"));
+            }
+            why.join("; ")
         };
         if Instant::now() >= deadline {
             bail!("timed out after {timeout}s waiting for {app:?} to be active: {last}");

@@ -7,14 +7,12 @@
 use crate::charm_meta::Metadata;
 use crate::context::{ActionContext, HookContext};
 use crate::model::{self, HookSpec, Model, Paths, StatusInfo};
-use crate::{k8s_rules, podspec, tools, util};
+use crate::{kubelet, podspec, tools, util};
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-pub const JUJU_VERSION: &str = "2.9.31";
 
 /// What happened when a hook ran.
 #[derive(Debug, Default)]
@@ -80,7 +78,7 @@ fn hook_env(paths: &Paths, model: &Model, ctx: &HookContext, hook: Option<&HookS
         ("JUJU_MACHINE_ID".into(), String::new()),
         ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
         ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
-        ("JUJU_VERSION".into(), JUJU_VERSION.into()),
+        ("JUJU_VERSION".into(), model.settings.juju_version.clone()),
         ("CLOUD_API_VERSION".into(), "1.21.0".into()),
         ("JUJU_CHARM_HTTP_PROXY".into(), String::new()),
         ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),
@@ -141,20 +139,12 @@ fn find_handler(
     Ok(None)
 }
 
-/// Wraps a hook's argv so that it sees the cluster's names, as a hook in the operator pod does through
-/// cluster DNS: `/etc/hosts` is the model's hosts file (every pod, `<app>-<n>.<app>-endpoints`) in a
-/// private mount namespace. Without bubblewrap or before any pod exists, the hook runs as is.
-fn in_operator_pod(paths: &Paths, argv: Vec<String>) -> Vec<String> {
-    let hosts = paths.operator_hosts();
-    if !hosts.is_file() || which::which("bwrap").is_err() {
-        return argv;
-    }
-    let mut wrapped: Vec<String> =
-        ["bwrap", "--dev-bind", "/", "/", "--ro-bind"].iter().map(|s| s.to_string()).collect();
-    wrapped.push(hosts.display().to_string());
-    wrapped.extend(["/etc/hosts".to_string(), "--".to_string()]);
-    wrapped.extend(argv);
-    wrapped
+/// Wraps a hook's argv so that it sees the cluster the way a hook in the operator pod does: the
+/// operator pod's /etc/hosts, and an /etc/resolv.conf that points at cluster DNS with the namespace's
+/// search list (findings §11), in a private mount namespace made by the shim.
+fn in_operator_pod(paths: &Paths, model: &Model, argv: Vec<String>) -> Result<Vec<String>> {
+    let binds = kubelet::write_operator_files(paths, &model.name, &model.network)?;
+    Ok(crate::shim::prefix(None, &binds).into_iter().chain(argv).collect())
 }
 
 /// Runs a program with a Juju-like environment, sending stdout/stderr to the unit log.
@@ -238,7 +228,7 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
     match find_handler(&charm_dir, "hooks", &hook.name) {
         Ok(Some((path, kind))) => {
             let env = hook_env(paths, model, &ctx, Some(hook))?;
-            let argv = in_operator_pod(paths, vec![path.display().to_string()]);
+            let argv = in_operator_pod(paths, model, vec![path.display().to_string()])?;
             match execute(paths, &ctx, &argv, &env, &charm_dir, &logger) {
                 Ok((0, _, _)) => model::log_line(
                     paths,
@@ -272,7 +262,7 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
     *model = Model::load(paths)?;
     let mut outcome = Outcome { leader_settings_changed: done.leader_settings_changed, ..Default::default() };
     if failure.is_none() && ran {
-        match commit(paths, model, &done) {
+        match commit(model, &done) {
             Ok((spec, changed)) => {
                 outcome.spec_committed = spec;
                 outcome.changed_relations = changed;
@@ -318,7 +308,7 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
 type Committed = (bool, Vec<(u32, bool, bool)>);
 
 /// Applies a successful hook's deferred changes (CommitHookChanges).
-fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::Result<Committed, String> {
+fn commit(model: &mut Model, ctx: &HookContext) -> std::result::Result<Committed, String> {
     let (app_name, n) = (ctx.app.as_str(), ctx.unit);
     let unit_name = ctx.unit_name();
     if !ctx.pending.ports.is_empty() {
@@ -330,24 +320,11 @@ fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::R
         if !is_leader {
             return Err("this unit is not the leader".into());
         }
-        let meta = Metadata::load(&paths.charm_dir(app_name, n)).map_err(|e| format!("{e:#}"))?;
-        let parsed = podspec::parse(spec)?;
+        podspec::parse(spec)?;
         let app = model.apps.get_mut(app_name).ok_or("application gone")?;
+        // Committed; the deployment worker applies it to Kubernetes after the commit (lifecycle).
         app.pod_spec = Some(spec.clone());
-        let storage: Vec<String> = meta.storage.values().cloned().collect();
-        match k8s_rules::check(app_name, &parsed, meta.stateful, meta.service_omitted, &storage) {
-            Ok(()) => {
-                app.applied_spec = Some(spec.clone());
-                app.operator_error = None;
-            }
-            Err(e) => app.operator_error = Some(e),
-        }
         spec_set = true;
-    } else if ctx.hook == "upgrade-charm" && is_leader {
-        // Juju bumps the charm-modified counter so that the workload pods roll.
-        if let Some(app) = model.apps.get_mut(app_name) {
-            app.charm_modified_version += 1;
-        }
     }
     let mut changed = Vec::new();
     for (rid, changes) in &ctx.pending.relations {
@@ -393,7 +370,16 @@ fn commit(paths: &Paths, model: &mut Model, ctx: &HookContext) -> std::result::R
     Ok((spec_set, changed))
 }
 
-/// Runs an action on unit `app/n`, in its workload pod when one runs (reference §1.6).
+/// Runs an action on unit `app/n` the way Juju 2.9 runs a podspec charm's actions (findings §5): in the
+/// FIRST container of the unit's pod (`exec.getValidatedPodContainer`), through the remote exec command
+/// line (`exec.go` `exec`: `sh -c "cd <dir>; export K=V; …; mkdir -p /tmp; echo $$ > /tmp/<rand>.pid;
+/// exec sh -c '<cmd>'"`), with `JUJU_CHARM_DIR` = `/var/lib/juju/agents/unit-<app>-<n>/charm`, the copy
+/// `caas-unit-init` left on the pod's Juju data dir (there is no operator `state/` dir there).
+///
+/// Exit 0 commits the deferred changes (also after action-fail); a non-zero exit discards them
+/// (`context.go` `Flush`). While the first container is not running the action stays pending (the
+/// uniter blocks actions, `remotestate` `ActionsBlocked`); up to `wait`, after which it is reported
+/// pending. A container that stops while the action runs fails it with `action terminated`.
 pub fn run_action(
     paths: &Paths,
     model: &mut Model,
@@ -401,7 +387,45 @@ pub fn run_action(
     n: u32,
     name: &str,
     params: serde_json::Value,
-) -> Result<ActionOutcome> {
+    wait: std::time::Duration,
+) -> Result<(ActionOutcome, Outcome)> {
+    let deadline = std::time::Instant::now() + wait;
+    let (pod, ctr) = loop {
+        let pods = kubelet::load_pods(paths);
+        let found = kubelet::pod_of(&pods, app, n).filter(|p| !p.terminating()).and_then(|p| {
+            let first = p.template.containers.first()?.name.clone();
+            let c = p.containers.iter().find(|c| c.name == first)?.clone();
+            c.running().then(|| (p.clone(), c))
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        if std::time::Instant::now() >= deadline {
+            let outcome = ActionOutcome {
+                status: "pending".into(),
+                message: Some("the workload container is not running: the action waits (ActionsBlocked)".into()),
+                ..Default::default()
+            };
+            return Ok((outcome, Outcome::default()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let unit_dir = format!("unit-{app}-{n}");
+    let in_pod_charm = format!("{}/agents/{unit_dir}/charm", crate::workload::JUJU_DATA_DIR);
+    let host_charm = paths
+        .pod_dir(&pod.name)
+        .join("emptydir")
+        .join(crate::workload::JUJU_DATA_VOLUME)
+        .join("agents")
+        .join(&unit_dir)
+        .join("charm");
+    let script = match find_handler(&host_charm, "actions", name) {
+        Ok(Some((p, _))) => p,
+        Ok(None) => anyhow::bail!("action {name:?} not defined on unit \"{app}/{n}\""),
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let rel = script.strip_prefix(&host_charm).unwrap_or(&script).display().to_string();
+    let in_pod_script = format!("{in_pod_charm}/{rel}");
     let uuid = util::random_uuid();
     let ctx = HookContext {
         id: context_id(app, n, name),
@@ -413,50 +437,68 @@ pub fn run_action(
     };
     let ctx_file = paths.context_file(app, n);
     ctx.save(&ctx_file)?;
-    let charm_dir = paths.charm_dir(app, n);
     let logger = format!("unit.{app}/{n}.juju-action");
-    let env = hook_env(paths, model, &ctx, None)?;
-    let script = match find_handler(&charm_dir, "actions", name) {
-        Ok(Some((p, _))) => p,
-        Ok(None) => {
-            let _ = std::fs::remove_file(&ctx_file);
-            anyhow::bail!("action {name:?} not defined on unit \"{app}/{n}\"");
+    let container_path =
+        ctr.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_else(|| "/usr/bin:/bin".into());
+    let mut env = hook_env(paths, model, &ctx, None)?;
+    for (k, v) in env.iter_mut() {
+        match k.as_str() {
+            "CHARM_DIR" | "JUJU_CHARM_DIR" => *v = in_pod_charm.clone(),
+            "PATH" => *v = format!("{}/tools/{unit_dir}:{container_path}", crate::workload::JUJU_DATA_DIR),
+            _ => {}
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&ctx_file);
-            anyhow::bail!("{e}");
-        }
-    };
-    let pod = model.unit(app, n)?.pod.as_ref().and_then(|p| p.containers.first().cloned());
-    let result = match pod.filter(|c| util::process_alive(c.pid, c.start_ticks)) {
-        Some(c) => {
-            // `sh -c "export K=V; …; cd <charmDir>; <script>"` in the first container.
-            let mut line = String::new();
-            for (k, v) in &env {
-                line.push_str(&format!("export {k}={}; ", shell_quote(v)));
-            }
-            line.push_str(&format!(
-                "cd {}; {}",
-                shell_quote(&charm_dir.display().to_string()),
-                shell_quote(&script.display().to_string())
-            ));
-            let argv: Vec<String> =
-                c.enter.iter().cloned().chain(["--".into(), "sh".into(), "-c".into(), line]).collect();
-            execute(paths, &ctx, &argv, &c.env, &charm_dir, &logger)
-        }
-        None => execute(paths, &ctx, &[script.display().to_string()], &env, &charm_dir, &logger),
-    };
+    }
+    let pid_file = format!("/tmp/{}.pid", util::random_u63() % 100_000_000);
+    let mut line = format!("cd {}; ", shell_quote(&in_pod_charm));
+    for (k, v) in &env {
+        line.push_str(&format!("export {k}={}; ", shell_quote(v)));
+    }
+    line.push_str(&format!("mkdir -p /tmp; echo $$ > {pid_file}; exec sh -c {}; ", shell_quote(&in_pod_script)));
+    let argv: Vec<String> = kubelet::exec_prefix(ctr.pid).into_iter().chain(["sh".into(), "-c".into(), line]).collect();
+    let result = execute(paths, &ctx, &argv, &ctr.env, Path::new("/"), &logger);
+    let _ = std::fs::remove_file(&pid_file);
     let done = HookContext::load(&ctx_file).unwrap_or(ctx);
     let _ = std::fs::remove_file(&ctx_file);
     *model = Model::load(paths)?;
     let (code, stdout, stderr) = result?;
-    let action = done.action.unwrap_or_default();
-    let (status, message) = match (&action.failed, code) {
-        (Some(m), _) => ("failed", Some(m.clone())),
-        (None, 0) => ("completed", None),
-        (None, c) => ("failed", Some(format!("exit status {c}"))),
+    let action = done.action.clone().unwrap_or_default();
+    let mut outcome = Outcome { leader_settings_changed: done.leader_settings_changed, ..Default::default() };
+    let still_running = kubelet::load_pods(paths)
+        .pods
+        .get(&pod.name)
+        .and_then(|p| p.containers.iter().find(|c| c.name == ctr.name).cloned())
+        .is_some_and(|c| c.pid == ctr.pid && c.running());
+    let (status, message) = if !still_running {
+        ("failed", Some("action terminated".to_string()))
+    } else if code != 0 {
+        ("failed", Some(format!("command terminated with exit code {code}")))
+    } else {
+        match commit(model, &done) {
+            Ok((spec, changed)) => {
+                outcome.ok = true;
+                outcome.spec_committed = spec;
+                outcome.changed_relations = changed;
+            }
+            Err(e) => {
+                model::log_line(
+                    paths,
+                    app,
+                    n,
+                    "ERROR",
+                    "juju.worker.uniter.operation",
+                    &format!("cannot apply changes: {e}"),
+                );
+                outcome.error = Some(e);
+            }
+        }
+        model.save(paths)?;
+        match &action.failed {
+            Some(m) => ("failed", Some(m.clone())),
+            None => ("completed", None),
+        }
     };
-    Ok(ActionOutcome { status: status.into(), message, results: action.results, stdout, stderr, code })
+    let out = ActionOutcome { status: status.into(), message, results: action.results, stdout, stderr, code };
+    Ok((out, outcome))
 }
 
 fn shell_quote(s: &str) -> String {

@@ -1,13 +1,25 @@
-//! The Kubernetes API server's rules that Juju leaves unchecked (reference §0.10), applied when the
-//! committed spec is "applied" to the cluster. A violation is not a hook failure: it becomes the
-//! application's operator status `error` with a message in the API server's wording.
+//! The Kubernetes API server's validation that Juju leaves unchecked (reference §0.10), applied to the
+//! objects Juju sends: the application Service (built from the containers' ports) and the workload
+//! (StatefulSet or Deployment) pod template. Messages are the API server's
+//! (`apimachinery/pkg/util/validation/field/errors.go`: `<field>: <body>`; `errors.NewInvalid`:
+//! `<Kind> "<name>" is invalid: <aggregate>`, where an aggregate of one is bare and several are
+//! `[e1, e2]`). How Juju reports them (or drops them) is `workload::ensure_service`'s business.
 
-use crate::podspec::PodSpec;
+use crate::workload::{ContainerT, PodTemplate, Workload};
 use std::collections::BTreeSet;
 
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must \
 start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is \
 '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+/// Why an object was refused.
+#[derive(Debug, PartialEq)]
+pub enum Rejection {
+    /// A Juju-side error, reported as is.
+    Plain(String),
+    /// The API server's Invalid error (its full text).
+    Invalid(String),
+}
 
 fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
@@ -17,6 +29,7 @@ fn is_dns1123_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// IANA_SVC_NAME, the rule for container port names (`validation.IsValidPortName`).
 fn port_name_problem(name: &str) -> Option<&'static str> {
     if name.len() > 15 {
         return Some("must be no more than 15 characters");
@@ -36,126 +49,183 @@ fn port_name_problem(name: &str) -> Option<&'static str> {
     None
 }
 
-/// Checks a spec as the API server would on create/update. `Err` is the operator error message.
-/// `storage` holds the locations of the charm's filesystem storage, which Juju mounts into every
-/// container after the spec's own volumes (so a volumeConfig at the same path is a duplicate mount).
-pub fn check(
-    app: &str,
-    spec: &PodSpec,
-    stateful: bool,
-    service_omitted: bool,
-    storage: &[String],
-) -> Result<(), String> {
-    let kind = if stateful { "StatefulSet.apps" } else { "Deployment.apps" };
+fn protocol_problem(proto: &Option<String>) -> Option<String> {
+    match proto {
+        Some(p) if !p.is_empty() && !["TCP", "UDP", "SCTP"].contains(&p.as_str()) => {
+            Some(format!("Unsupported value: {p:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""))
+        }
+        _ => None,
+    }
+}
+
+fn aggregate(kind: &str, name: &str, errs: &[String]) -> String {
+    let body = if errs.len() == 1 { errs[0].clone() } else { format!("[{}]", errs.join(", ")) };
+    format!("{kind} {name:?} is invalid: {body}")
+}
+
+/// The application Service Juju builds from the containers' ports (k8s.go `ensureService`: every port
+/// of every container with a containerPort; `configureService`), checked as the API server would.
+pub fn check_service(app: &str, t: &PodTemplate) -> Result<(), Rejection> {
+    let ports: Vec<_> = t.containers.iter().flat_map(|c| c.ports.iter()).filter(|p| p.container_port != 0).collect();
+    if ports.is_empty() {
+        return Err(Rejection::Plain(format!("ports are required for kubernetes service {app:?}")));
+    }
     let mut errs = Vec::new();
     let mut names = BTreeSet::new();
-    let mut service_ports = 0;
-    let mut unnamed = Vec::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        let (group, idx) = if c.init { ("initContainers", i) } else { ("containers", i) };
-        let field = format!("spec.template.spec.{group}[{idx}]");
-        if !is_dns1123_label(&c.name) {
-            errs.push(format!("{field}.name: Invalid value: {:?}: {LABEL_MSG}", c.name));
-        } else if !names.insert(c.name.clone()) {
-            errs.push(format!("{field}.name: Duplicate value: {:?}", c.name));
+    for (i, p) in ports.iter().enumerate() {
+        let f = format!("spec.ports[{i}]");
+        match p.name.as_deref().filter(|n| !n.is_empty()) {
+            None if ports.len() > 1 => errs.push(format!("{f}.name: Required value")),
+            None => {}
+            Some(n) if !is_dns1123_label(n) => errs.push(format!("{f}.name: Invalid value: {n:?}: {LABEL_MSG}")),
+            Some(n) if !names.insert(n.to_string()) => errs.push(format!("{f}.name: Duplicate value: {n:?}")),
+            Some(_) => {}
         }
-        let mounts: Vec<&str> =
-            c.volume_config.iter().map(|v| v.mount_path.as_str()).chain(storage.iter().map(String::as_str)).collect();
-        for (k, m) in mounts.iter().enumerate() {
-            if mounts[..k].contains(m) {
-                errs.push(format!("{field}.volumeMounts[{k}].mountPath: Invalid value: {m:?}: must be unique"));
-            }
+        if !(1..=65535).contains(&p.container_port) {
+            errs.push(format!("{f}.port: Invalid value: {}: must be between 1 and 65535, inclusive", p.container_port));
         }
-        for (j, p) in c.ports.iter().enumerate() {
-            let pf = format!("{field}.ports[{j}]");
-            if !(1..=65535).contains(&p.container_port) {
-                errs.push(format!(
-                    "{pf}.containerPort: Invalid value: {}: must be between 1 and 65535, inclusive",
-                    p.container_port
-                ));
-            }
-            if let Some(proto) = &p.protocol
-                && !proto.is_empty()
-                && !["TCP", "UDP", "SCTP"].contains(&proto.as_str())
-            {
-                errs.push(format!(
-                    "{pf}.protocol: Unsupported value: {proto:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""
-                ));
-            }
-            match p.name.as_deref() {
-                Some(n) if !n.is_empty() => {
-                    if let Some(problem) = port_name_problem(n) {
-                        errs.push(format!("{pf}.name: Invalid value: {n:?}: {problem}"));
-                    }
-                }
-                _ => unnamed.push(service_ports),
-            }
-            if p.container_port != 0 && !c.init {
-                service_ports += 1;
-            }
+        if let Some(problem) = protocol_problem(&p.protocol) {
+            errs.push(format!("{f}.protocol: {problem}"));
         }
     }
-    if !errs.is_empty() {
-        return Err(format!("{kind} {app:?} is invalid: {}", errs.join(", ")));
+    if errs.is_empty() { Ok(()) } else { Err(Rejection::Invalid(aggregate("Service", app, &errs))) }
+}
+
+fn check_container(field: &str, c: &ContainerT, volumes: &BTreeSet<&str>, names: &mut BTreeSet<String>) -> Vec<String> {
+    let mut errs = Vec::new();
+    if !is_dns1123_label(&c.name) {
+        errs.push(format!("{field}.name: Invalid value: {:?}: {LABEL_MSG}", c.name));
+    } else if !names.insert(c.name.clone()) {
+        errs.push(format!("{field}.name: Duplicate value: {:?}", c.name));
     }
-    if !service_omitted {
-        if service_ports == 0 {
-            return Err(format!("ports are required for kubernetes service {app:?}"));
+    // `ValidateVolumeMounts`: the name must be a volume of the pod (`IsMatchedVolume`), the mountPath
+    // unique in the container.
+    let mut paths = BTreeSet::new();
+    for (k, m) in c.volume_mounts.iter().enumerate() {
+        if !volumes.contains(m.name.as_str()) {
+            errs.push(format!("{field}.volumeMounts[{k}].name: Not found: {:?}", m.name));
         }
-        if service_ports > 1
-            && let Some(i) = unnamed.first()
+        if !paths.insert(m.mount_path.clone()) {
+            errs.push(format!(
+                "{field}.volumeMounts[{k}].mountPath: Invalid value: {:?}: must be unique",
+                m.mount_path
+            ));
+        }
+    }
+    for (j, p) in c.ports.iter().enumerate() {
+        let pf = format!("{field}.ports[{j}]");
+        if !(1..=65535).contains(&p.container_port) {
+            errs.push(format!(
+                "{pf}.containerPort: Invalid value: {}: must be between 1 and 65535, inclusive",
+                p.container_port
+            ));
+        }
+        if let Some(problem) = protocol_problem(&p.protocol) {
+            errs.push(format!("{pf}.protocol: {problem}"));
+        }
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty())
+            && let Some(problem) = port_name_problem(n)
         {
-            return Err(format!("Service {app:?} is invalid: spec.ports[{i}].name: Required value"));
+            errs.push(format!("{pf}.name: Invalid value: {n:?}: {problem}"));
         }
     }
-    Ok(())
+    errs
+}
+
+/// The workload's pod template, as `ValidatePodTemplateSpec` would check it on create or update.
+/// `Err` is the API server's message (`StatefulSet.apps "x" is invalid: …`).
+pub fn check_workload(app: &str, kind: &str, w: &Workload) -> Result<(), String> {
+    let t = &w.template;
+    let mut volumes: BTreeSet<&str> = t.volumes.iter().map(|v| v.name.as_str()).collect();
+    volumes.extend(w.volume_claims.iter().map(String::as_str));
+    let mut errs = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, c) in t.init_containers.iter().enumerate() {
+        errs.extend(check_container(&format!("spec.template.spec.initContainers[{i}]"), c, &volumes, &mut names));
+    }
+    for (i, c) in t.containers.iter().enumerate() {
+        errs.extend(check_container(&format!("spec.template.spec.containers[{i}]"), c, &volumes, &mut names));
+    }
+    if errs.is_empty() { Ok(()) } else { Err(aggregate(&format!("{kind}.apps"), app, &errs)) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::podspec;
+    use crate::workload::{Mount, PortT, Volume, VolumeSource};
 
-    fn spec(ports: &str) -> PodSpec {
-        podspec::parse(&format!("version: 3\ncontainers:\n- name: redis\n  image: redis\n  ports: {ports}\n")).unwrap()
+    fn container(ports: Vec<PortT>) -> ContainerT {
+        ContainerT { name: "redis".into(), image: "redis".into(), ports, ..Default::default() }
+    }
+
+    fn port(n: i32, proto: Option<&str>, name: Option<&str>) -> PortT {
+        PortT { container_port: n, protocol: proto.map(String::from), name: name.map(String::from) }
+    }
+
+    fn workload(c: ContainerT) -> Workload {
+        Workload { template: PodTemplate { containers: vec![c], ..Default::default() }, ..Default::default() }
     }
 
     #[test]
     fn protocol_must_be_upper_case() {
-        let e = check("r", &spec("[{containerPort: 6379, protocol: tcp}]"), false, false, &[]).unwrap_err();
-        assert!(e.starts_with("Deployment.apps \"r\" is invalid: spec.template.spec.containers[0].ports[0].protocol: Unsupported value: \"tcp\""), "{e}");
-        assert!(check("r", &spec("[{containerPort: 6379, protocol: TCP}]"), false, false, &[]).is_ok());
+        let t = workload(container(vec![port(6379, Some("tcp"), None)])).template;
+        assert_eq!(
+            check_service("r", &t).unwrap_err(),
+            Rejection::Invalid(
+                "Service \"r\" is invalid: spec.ports[0].protocol: Unsupported value: \"tcp\": supported values: \"SCTP\", \"TCP\", \"UDP\"".into()
+            )
+        );
+        assert!(check_service("r", &workload(container(vec![port(6379, Some("TCP"), None)])).template).is_ok());
     }
 
     #[test]
     fn ports_and_names() {
-        assert!(
-            check("r", &spec("[{containerPort: 70000}]"), false, false, &[])
-                .unwrap_err()
-                .contains("between 1 and 65535")
-        );
+        let w = workload(container(vec![port(70000, None, None)]));
+        assert!(check_workload("r", "Deployment", &w).unwrap_err().contains("between 1 and 65535"));
         assert_eq!(
-            check("r", &spec("[]"), true, false, &[]).unwrap_err(),
-            "ports are required for kubernetes service \"r\""
+            check_service("r", &workload(container(vec![])).template).unwrap_err(),
+            Rejection::Plain("ports are required for kubernetes service \"r\"".into())
         );
-        assert!(check("r", &spec("[]"), true, true, &[]).is_ok());
-        assert!(check("r", &spec("[{containerPort: 1, name: Redis}]"), false, false, &[]).is_err());
-        assert!(check("r", &spec("[{containerPort: 1, name: a-very-long-port-name}]"), false, false, &[]).is_err());
-        let two =
-            check("r", &spec("[{containerPort: 1, name: a}, {containerPort: 2}]"), false, false, &[]).unwrap_err();
-        assert_eq!(two, "Service \"r\" is invalid: spec.ports[1].name: Required value");
+        let bad = workload(container(vec![port(1, None, Some("a-very-long-port-name"))]));
+        assert!(check_workload("r", "StatefulSet", &bad).unwrap_err().contains("no more than 15 characters"));
+        let two = workload(container(vec![port(1, None, Some("a")), port(2, None, None)]));
+        assert_eq!(
+            check_service("r", &two.template).unwrap_err(),
+            Rejection::Invalid("Service \"r\" is invalid: spec.ports[1].name: Required value".into())
+        );
+    }
+
+    #[test]
+    fn a_mount_of_a_missing_volume_is_not_found() {
+        let mut c = container(vec![port(1, None, None)]);
+        c.volume_mounts = vec![
+            Mount { name: "a".into(), mount_path: "/a".into() },
+            Mount { name: "redis-conf-config".into(), mount_path: "/b".into() },
+        ];
+        let mut w = workload(c);
+        w.template.volumes = vec![Volume { name: "a".into(), source: VolumeSource::EmptyDir { medium: None } }];
+        assert_eq!(
+            check_workload("redis", "StatefulSet", &w).unwrap_err(),
+            "StatefulSet.apps \"redis\" is invalid: spec.template.spec.containers[0].volumeMounts[1].name: Not found: \"redis-conf-config\""
+        );
     }
 
     #[test]
     fn storage_and_volume_at_the_same_path_clash() {
-        let s = podspec::parse("version: 3\ncontainers:\n- name: redis\n  image: redis\n  ports: [{containerPort: 1}]\n  volumeConfig: [{name: d, mountPath: /data, emptyDir: {}}]\n").unwrap();
-        let e = check("r", &s, true, false, &["/data".into()]).unwrap_err();
+        let mut c = container(vec![port(1, None, None)]);
+        c.volume_mounts = vec![
+            Mount { name: "d".into(), mount_path: "/data".into() },
+            Mount { name: "data".into(), mount_path: "/data".into() },
+        ];
+        let mut w = workload(c);
+        w.template.volumes = vec![Volume { name: "d".into(), source: VolumeSource::EmptyDir { medium: None } }];
+        w.volume_claims = vec!["data".into()];
+        let e = check_workload("r", "StatefulSet", &w).unwrap_err();
         assert!(
             e.ends_with(
                 "spec.template.spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/data\": must be unique"
             ),
             "{e}"
         );
-        assert!(check("r", &s, true, false, &["/var/lib/redis".into()]).is_ok());
     }
 }

@@ -1,21 +1,35 @@
 //! What the controller and the uniters decide: which hooks run, in which order, on which unit
 //! (reference §2). Each command queues hooks on units and `drain` runs the queues one hook at a time
 //! (hooks are serialized); a failed hook stops its unit's queue until `run-hook`/`resolved` retries
-//! it. After hooks, the kubelet reconciles the pods.
+//! it. A committed pod spec (and a scale or charm-modified-version change) is applied to Kubernetes by
+//! `workload::ensure_service`; the kubelet daemon acts on it in the background.
 
 use crate::charm_meta::{ConfigSchema, Metadata};
 use crate::hook_runner::{self, Outcome};
 use crate::model::{self, App, HookSpec, ImageResource, Model, NetMode, Paths, Relation, RemoteApp, StatusInfo, Unit};
+use crate::workload::{self, Applied};
 use crate::{charm_archive, kubelet, netns, util};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-/// Loads the model, creating it (and its network) when the model dir holds none.
-pub fn load_or_create(paths: &Paths) -> Result<Model> {
+/// Loads the model, creating it (and its network) when the model dir holds none. `settings` are the
+/// deploy flags: they fix a new model's settings, and must agree with an existing model's.
+pub fn load_or_create(paths: &Paths, settings: Option<&model::Settings>) -> Result<Model> {
     if paths.model_file().exists() {
-        return Model::load(paths);
+        let m = Model::load(paths)?;
+        if let Some(s) = settings
+            && *s != m.settings
+        {
+            bail!(
+                "the model already runs as Juju {} with a {}s kubelet sync period; \
+                 --juju-version and --kubelet-sync-seconds apply when a model is created",
+                m.settings.juju_version,
+                m.settings.kubelet_sync_seconds
+            );
+        }
+        return Ok(m);
     }
     std::fs::create_dir_all(&paths.root).with_context(|| format!("cannot create {}", paths.root.display()))?;
     let (network, index_file) = netns::setup_model(&paths.root)?;
@@ -28,6 +42,7 @@ pub fn load_or_create(paths: &Paths) -> Result<Model> {
         relations: BTreeMap::new(),
         next_relation_id: 0,
         index_file: Some(index_file),
+        settings: settings.cloned().unwrap_or_default(),
     };
     if let Err(e) = model.save(paths) {
         netns::teardown_model(&model.network, model.index_file.as_deref());
@@ -54,8 +69,11 @@ pub fn parse_image(value: &str) -> Result<ImageResource> {
     Ok(ImageResource { registrypath: value.into(), username: String::new(), password: String::new() })
 }
 
-fn allocate_address(model: &Model) -> Result<String> {
-    let used: Vec<&str> = model.apps.values().flat_map(|a| a.units.values().map(|u| u.address.as_str())).collect();
+fn allocate_address(paths: &Paths, model: &Model) -> Result<String> {
+    // Addresses of units, and of pods the kubelet still has (one may still be terminating).
+    let pods = kubelet::load_pods(paths);
+    let mut used: Vec<&str> = model.apps.values().flat_map(|a| a.units.values().map(|u| u.address.as_str())).collect();
+    used.extend(pods.pods.values().map(|p| p.address.as_str()));
     let prefix = model.network.prefix();
     for octet in 10..=250u32 {
         let addr = format!("{prefix}.{octet}");
@@ -74,7 +92,7 @@ fn charm_meta(paths: &Paths, app: &str) -> Result<Metadata> {
 
 /// Creates unit `app/<next>`: unpacks the charm into its agent dir and queues its deploy hooks.
 pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
-    let address = allocate_address(model)?;
+    let address = allocate_address(paths, model)?;
     let a = model.app_mut(app)?;
     let n = a.next_unit;
     a.next_unit += 1;
@@ -221,6 +239,14 @@ pub fn run_one(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &HookS
     if outcome.ok {
         after_hook(model, app, n, hook);
     }
+    after_commit(paths, model, app, n, &outcome)?;
+    model.save(paths)?;
+    Ok(outcome)
+}
+
+/// What follows a hook's or an action's commit: leader-settings-changed on the other units, relation
+/// hooks for the changed bags, and the deployment worker applying a new pod spec.
+pub fn after_commit(paths: &Paths, model: &mut Model, app: &str, n: u32, outcome: &Outcome) -> Result<()> {
     if outcome.leader_settings_changed {
         for (m, u) in model.app_mut(app)?.units.iter_mut() {
             if *m != n && !u.queue.iter().any(|h| h.name == "leader-settings-changed") {
@@ -232,20 +258,25 @@ pub fn run_one(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &HookS
         queue_relation_changed(model, app, n, &outcome.changed_relations);
     }
     if outcome.spec_committed {
-        kubelet::reconcile(paths, model)?;
+        workload::ensure_service(paths, model, app)?;
     }
-    model.save(paths)?;
-    Ok(outcome)
+    Ok(())
 }
 
-/// As Juju does: a committed change to a unit's relation data fires `<ep>-relation-changed` on every
-/// unit on the other side that has seen it join (JUJU_REMOTE_UNIT = the writer); a change to its
-/// application's data fires it on every unit of the other side (for a peer relation: the writer's
-/// fellow units). Stand-in applications have no charm, so nothing runs for them.
+/// Who gets `<ep>-relation-changed` after a commit (findings §6): each unit watches the counterpart
+/// application's settings (`state/watcher.go` `RelationUnit.Watch` → `counterpartApplicationSettingsKeys`),
+/// and for a peer relation the counterpart is its own application, with nothing filtering out the
+/// writer: an application-bag write fires the hook on EVERY unit of the other side, the writer included
+/// on a peer relation (JUJU_REMOTE_UNIT empty, JUJU_REMOTE_APP = the writer's application). A unit-bag
+/// write fires it only on the other units that have seen the writer join (the scope watcher ignores
+/// the writer's own unit, `watchRelationScope`), with JUJU_REMOTE_UNIT = the writer. The application
+/// hook comes first (`relation/resolver.go` checks ApplicationMembers before Members). Stand-in
+/// applications have no charm, so nothing runs for them.
 fn queue_relation_changed(model: &mut Model, app: &str, n: u32, changed: &[(u32, bool, bool)]) {
     let writer = model::unit_name(app, n);
     for &(rid, unit_changed, app_changed) in changed {
         let Some(rel) = model.relations.get(&rid) else { continue };
+        let peer = rel.app == rel.remote_app;
         let (other_app, other_ep) = if rel.app == app {
             (rel.remote_app.clone(), rel.remote_endpoint.clone())
         } else {
@@ -255,18 +286,19 @@ fn queue_relation_changed(model: &mut Model, app: &str, n: u32, changed: &[(u32,
         let mut receivers: Vec<(u32, Option<String>)> = Vec::new();
         for m in target.units.keys().copied() {
             let me = model::unit_name(&other_app, m);
-            if me == writer {
-                continue;
+            if app_changed && (peer || me != writer) {
+                receivers.push((m, None));
             }
             let has_seen = rel.joined.get(&me).is_some_and(|l| l.contains(&writer));
-            if unit_changed && has_seen {
+            if unit_changed && me != writer && has_seen {
                 receivers.push((m, Some(writer.clone())));
-            } else if app_changed {
-                receivers.push((m, None));
             }
         }
         for (m, remote_unit) in receivers {
             let Ok(u) = model.unit_mut(&other_app, m) else { continue };
+            if u.dying {
+                continue;
+            }
             let hook = HookSpec {
                 name: format!("{other_ep}-relation-changed"),
                 relation_id: Some(rid),
@@ -287,6 +319,7 @@ fn queue_relation_changed(model: &mut Model, app: &str, n: u32, changed: &[(u32,
 
 /// Queues `<storage>-storage-attached` once the unit has started and its pod is up (CAAS order).
 fn queue_storage_hooks(paths: &Paths, model: &mut Model) {
+    let pods = kubelet::load_pods(paths);
     let names: Vec<String> = model.apps.keys().cloned().collect();
     for app in names {
         let Ok(meta) = charm_meta(paths, &app) else { continue };
@@ -295,8 +328,8 @@ fn queue_storage_hooks(paths: &Paths, model: &mut Model) {
         }
         let Some(a) = model.apps.get_mut(&app) else { continue };
         for u in a.units.values_mut() {
-            let pod_up = u.pod.as_ref().is_some_and(|p| !p.containers.is_empty());
-            if u.started && !u.storage_attached && pod_up {
+            let pod_up = kubelet::pod_of(&pods, &app, u.number).is_some_and(|p| p.phase == "Running");
+            if u.started && !u.storage_attached && pod_up && !u.dying {
                 u.storage_attached = true;
                 for st in meta.storage.keys().rev() {
                     u.queue.insert(
@@ -313,18 +346,58 @@ fn queue_storage_hooks(paths: &Paths, model: &mut Model) {
     }
 }
 
-/// Runs every unit's queued hooks until nothing is left to run; then reconciles pods.
-/// Returns warnings (failed hooks, pod problems) for the CLI to print.
+/// A started unit whose storage is not attached yet gets `-storage-attached` once its pod runs (the
+/// filesystem attachment). When the kubelet is still creating such a pod, wait for it (bounded), as the
+/// unit agent would wait for the attachment. True when a pod came up.
+fn wait_for_storage_pods(paths: &Paths, model: &Model) -> bool {
+    let cluster = workload::Cluster::load(paths).unwrap_or_default();
+    let waiting: Vec<(String, u32)> = model
+        .apps
+        .iter()
+        .filter(|(name, _)| cluster.apps.get(*name).and_then(|o| o.workload.as_ref()).is_some())
+        .filter(|(name, _)| charm_meta(paths, name).is_ok_and(|m| !m.storage.is_empty()))
+        .flat_map(|(name, a)| {
+            a.units.values().filter(|u| u.started && !u.storage_attached && !u.dying).map(|u| (name.clone(), u.number))
+        })
+        .collect();
+    if waiting.is_empty() {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let pods = kubelet::load_pods(paths);
+        let mut up = false;
+        let mut still = false;
+        for (app, n) in &waiting {
+            match kubelet::pod_of(&pods, app, *n) {
+                Some(p) if p.phase == "Running" => up = true,
+                Some(p) if p.error.is_some() => {}
+                _ => still = true,
+            }
+        }
+        if up {
+            return true;
+        }
+        if !still || std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Runs every unit's queued hooks until nothing is left to run. Returns warnings (failed hooks) for
+/// the CLI to print.
 pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
+    kubelet::ensure_running(paths)?;
     for _ in 0..100 {
-        let mut progressed = false;
+        let mut progressed = process_dying(paths, model, &mut warnings)?;
         let units: Vec<(String, u32)> =
             model.apps.iter().flat_map(|(a, app)| app.units.keys().map(move |n| (a.clone(), *n))).collect();
         for (app, n) in units {
             loop {
                 let Ok(unit) = model.unit_mut(&app, n) else { break };
-                if unit.failed_hook.is_some() || unit.queue.is_empty() {
+                if unit.failed_hook.is_some() || unit.queue.is_empty() || unit.dying {
                     break;
                 }
                 let hook = unit.queue.remove(0);
@@ -337,11 +410,17 @@ pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
                 queue_storage_hooks(paths, model);
             }
         }
-        warnings.extend(kubelet::reconcile(paths, model)?);
         queue_storage_hooks(paths, model);
+        if wait_for_storage_pods(paths, model) {
+            queue_storage_hooks(paths, model);
+            progressed = true;
+        }
         model.save(paths)?;
-        let pending =
-            model.apps.values().flat_map(|a| a.units.values()).any(|u| u.failed_hook.is_none() && !u.queue.is_empty());
+        let pending = model
+            .apps
+            .values()
+            .flat_map(|a| a.units.values())
+            .any(|u| u.failed_hook.is_none() && !u.queue.is_empty() && !u.dying);
         if !progressed || !pending {
             break;
         }
@@ -357,6 +436,7 @@ pub fn deploy(
     resources: &[(String, String)],
     config: &[(String, String)],
     num_units: u32,
+    model_settings: Option<&model::Settings>,
 ) -> Result<(Model, Vec<String>)> {
     let meta_text = charm_archive::read_entry(charm, "metadata.yaml")?.context("invalid charm: no metadata.yaml")?;
     let meta = Metadata::parse(&meta_text)?;
@@ -386,7 +466,7 @@ pub fn deploy(
     for (k, v) in config {
         settings.insert(k.clone(), schema.parse_value(k, v).map_err(anyhow::Error::msg)?);
     }
-    let mut model = load_or_create(paths)?;
+    let mut model = load_or_create(paths, model_settings)?;
     if model.apps.contains_key(&name) || model.remote_apps.contains_key(&name) {
         bail!("cannot add application {name:?}: application already exists");
     }
@@ -417,6 +497,7 @@ pub fn deploy(
     for _ in 0..num_units {
         add_unit(paths, &mut model, &name)?;
     }
+    workload::ensure_service(paths, &mut model, &name)?;
     model.save(paths)?;
     let warnings = drain(paths, &mut model)?;
     Ok((model, warnings))
@@ -471,7 +552,10 @@ pub fn set_config(
     Ok(ConfigChange::Changed)
 }
 
-/// `juju attach-resource`: upgrade-charm then config-changed on every unit.
+/// `juju attach-resource`: new resource bytes bump the application's CharmModifiedVersion
+/// (`state/resources_persistence_staged.go` ~86-97), which is a pod template annotation from 2.8.2, so
+/// the deployment worker re-applies the workload and the pods roll (findings §4); then upgrade-charm
+/// and config-changed run on every unit.
 pub fn attach_resource(model: &mut Model, app: &str, name: &str, value: &str, paths: &Paths) -> Result<()> {
     let meta = charm_meta(paths, app)?;
     if !meta.oci_resources.iter().any(|r| r == name) {
@@ -479,10 +563,17 @@ pub fn attach_resource(model: &mut Model, app: &str, name: &str, value: &str, pa
     }
     let res = parse_image(value)?;
     let a = model.app_mut(app)?;
+    let changed = a.resources.get(name) != Some(&res);
     a.resources.insert(name.into(), res);
-    for u in a.units.values_mut() {
+    if changed {
+        a.charm_modified_version += 1;
+    }
+    for u in a.units.values_mut().filter(|u| !u.dying) {
         u.queue.push(HookSpec::plain("upgrade-charm"));
         u.queue.push(HookSpec::plain("config-changed"));
+    }
+    if changed {
+        workload::ensure_service(paths, model, app)?;
     }
     model.save(paths)
 }
@@ -606,8 +697,85 @@ fn ops_view(units: &BTreeMap<&String, &BTreeMap<String, String>>, app: &BTreeMap
     serde_json::json!({"urls": urls})
 }
 
-/// Dying unit: departed/broken for its relations, stop, remove; then its pod and dirs go.
-pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Vec<String>) -> Result<()> {
+/// How long the controller waits for the kubelet to mark a departing unit's pod for deletion.
+const DEPARTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Scale-down and unit removal, as Juju drives them for podspec applications (findings §7): the unit
+/// count goes down first (`EnsureService(numUnits)` lowers the StatefulSet's replicas), Kubernetes marks
+/// the surplus pods for deletion and SIGTERMs them, and only then does Juju see the unit's pod dying
+/// (`DeletionTimestamp != nil`, k8s.go `Units`) and make the unit Dying (`updateUnitsFromCloud`). So
+/// the units are marked dying, the workload is published, and the caller waits until the kubelet has
+/// marked their pods for deletion before any of their hooks run. Returns false when Kubernetes
+/// refused the update (the operator status says why): the pods and the units stay until a spec is
+/// accepted (`process_dying` picks them up then).
+fn begin_departure(paths: &Paths, model: &mut Model, app: &str, units: &[u32]) -> Result<bool> {
+    for n in units {
+        let u = model.unit_mut(app, *n)?;
+        u.dying = true;
+        u.queue.clear();
+    }
+    let applied = workload::ensure_service(paths, model, app)?;
+    model.save(paths)?;
+    if let Applied::Refused(_) = applied {
+        return Ok(false);
+    }
+    await_pods_terminating(paths, app, units)?;
+    Ok(true)
+}
+
+/// Waits (bounded) until the kubelet has acted on the published objects and marked the pods of
+/// `units` for deletion (or removed them): the moment Juju's pod informer reports them dying.
+fn await_pods_terminating(paths: &Paths, app: &str, units: &[u32]) -> Result<()> {
+    kubelet::ensure_running(paths)?;
+    let generation = workload::Cluster::load(paths)?.generation;
+    let deadline = std::time::Instant::now() + DEPARTURE_WAIT;
+    loop {
+        let pods = kubelet::wait_observed(paths, generation, DEPARTURE_WAIT)?;
+        let pending: Vec<u32> = units
+            .iter()
+            .copied()
+            .filter(|n| pods.pods.values().any(|p| p.app == app && p.unit == *n && !p.terminating()))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the kubelet did not mark the pods of units {pending:?} of {app} for deletion");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Dying units left by a scale-down Kubernetes refused: once an update is accepted (the operator
+/// status is no longer an error) their pods are marked for deletion, and their departure hooks run.
+fn process_dying(paths: &Paths, model: &mut Model, warnings: &mut Vec<String>) -> Result<bool> {
+    let mut by_app: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (a, app) in &model.apps {
+        if app.operator_error.is_some() {
+            continue;
+        }
+        for u in app.units.values().filter(|u| u.dying) {
+            by_app.entry(a.clone()).or_default().push(u.number);
+        }
+    }
+    let mut progressed = false;
+    for (app, units) in by_app {
+        await_pods_terminating(paths, &app, &units)?;
+        for n in units {
+            depart(paths, model, &app, n, warnings)?;
+            progressed = true;
+        }
+    }
+    Ok(progressed)
+}
+
+/// A Dying unit's hooks (`uniter/resolver.go` `nextOp`, Dying; `relation/resolver.go`): for every
+/// relation, peer included, `-relation-departed` once per remote unit it knows, with
+/// JUJU_DEPARTING_UNIT = itself (the local unit is not alive, so it is the departee); `-relation-broken`
+/// for non-peer relations only (`if remoteBroken && !isPeer`); then `stop` and `remove`. The other units
+/// run `<peer>-relation-departed` with JUJU_DEPARTING_UNIT = the departing unit (`cleanupDyingUnit` →
+/// `PrepareLeaveScope`). Its pod is already terminating (the kubelet finishes that on its own).
+fn depart(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Vec<String>) -> Result<()> {
     let uname = model::unit_name(app, n);
     let mut hooks = VecDeque::new();
     for r in model.relations_of(app) {
@@ -621,12 +789,14 @@ pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings
                 ..Default::default()
             });
         }
-        hooks.push_back(HookSpec {
-            name: format!("{}-relation-broken", r.endpoint),
-            relation_id: Some(r.id),
-            remote_app: Some(r.remote_app.clone()),
-            ..Default::default()
-        });
+        if r.remote_app != r.app {
+            hooks.push_back(HookSpec {
+                name: format!("{}-relation-broken", r.endpoint),
+                relation_id: Some(r.id),
+                remote_app: Some(r.remote_app.clone()),
+                ..Default::default()
+            });
+        }
     }
     hooks.push_back(HookSpec::plain("stop"));
     hooks.push_back(HookSpec::plain("remove"));
@@ -658,25 +828,22 @@ pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings
             warnings.push(format!("unit {uname}: {e} (removal continues)"));
         }
     }
-    let unit = model.app_mut(app)?.units.remove(&n).context("unit vanished")?;
-    if let Some(pod) = &unit.pod {
-        kubelet::stop_pod(pod);
-        kubelet::remove_created_dirs(pod);
-    }
+    model.app_mut(app)?.units.remove(&n).context("unit vanished")?;
     for r in model.relations.values_mut() {
         r.unit_data.remove(&uname);
         r.joined.remove(&uname);
     }
     let _ = std::fs::remove_dir_all(paths.unit_dir(app, n));
     let _ = std::fs::remove_dir_all(paths.tools_dir(app, n));
-    let _ = std::fs::remove_dir_all(paths.pod_dir(app, n));
     let a = model.app_mut(app)?;
     for (_, u) in a.units.iter_mut() {
         u.queue.retain(|h| h.remote_unit.as_deref() != Some(uname.as_str()));
-        u.queue.extend(peer_departs.iter().cloned());
+        if !u.dying {
+            u.queue.extend(peer_departs.iter().cloned());
+        }
     }
     if a.leader == Some(n) {
-        a.leader = a.units.keys().next().copied();
+        a.leader = a.units.values().filter(|u| !u.dying).map(|u| u.number).next();
         if let Some(new) = a.leader
             && let Some(u) = a.units.get_mut(&new)
         {
@@ -686,36 +853,60 @@ pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings
     model.save(paths)
 }
 
+/// `juju remove-unit APP/N` (Deployments): the pod is deleted first, then the unit's hooks run.
+pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Vec<String>) -> Result<()> {
+    if begin_departure(paths, model, app, &[n])? {
+        depart(paths, model, app, n, warnings)?;
+    } else {
+        warnings.push(format!(
+            "{app}: Kubernetes refused the update, so unit {app}/{n} stays until a spec is accepted: {}",
+            model.app(app)?.operator_error.clone().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
 /// `juju scale-application`.
 pub fn scale(paths: &Paths, model: &mut Model, app: &str, target: u32) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    let current = model.app(app)?.units.len() as u32;
+    let live: Vec<&Unit> = model.app(app)?.units.values().filter(|u| !u.dying).collect();
+    let current = live.len() as u32;
     if target > current {
         for _ in current..target {
             add_unit(paths, model, app)?;
         }
+        workload::ensure_service(paths, model, app)?;
         model.save(paths)?;
-    } else {
-        // The highest pods go first: a StatefulSet drops its highest ordinals.
-        let mut by_pod: Vec<(u32, u32)> =
-            model.app(app)?.units.values().map(|u| (u.ordinal.unwrap_or(u.number), u.number)).collect();
+    } else if target < current {
+        // The highest pods go: a StatefulSet drops its highest ordinals, all at once (Parallel).
+        let mut by_pod: Vec<(u32, u32)> = live.iter().map(|u| (u.ordinal.unwrap_or(u.number), u.number)).collect();
         by_pod.sort_unstable();
-        let doomed: Vec<u32> = by_pod.iter().rev().take((current - target) as usize).map(|(_, n)| *n).collect();
-        for n in doomed {
-            remove_unit(paths, model, app, n, &mut warnings)?;
+        let mut doomed: Vec<u32> = by_pod.iter().rev().take((current - target) as usize).map(|(_, n)| *n).collect();
+        doomed.sort_unstable();
+        if begin_departure(paths, model, app, &doomed)? {
+            // Units are visited in sorted order (findings §7).
+            for n in doomed {
+                depart(paths, model, app, n, &mut warnings)?;
+            }
+        } else {
+            warnings.push(format!(
+                "{app}: Kubernetes refused the update, so the surplus units stay until a spec is accepted: {}",
+                model.app(app)?.operator_error.clone().unwrap_or_default()
+            ));
         }
     }
     warnings.extend(drain(paths, model)?);
     Ok(warnings)
 }
 
-/// `juju remove-application`.
+/// `juju remove-application`: every unit's departure hooks, then the application's objects go and the
+/// kubelet deletes its pods gracefully; the command returns once they are gone (bounded).
 pub fn remove_app(paths: &Paths, model: &mut Model, app: &str) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     model.app_mut(app)?.leader = None;
     let units: Vec<u32> = model.app(app)?.units.keys().copied().collect();
     for n in units {
-        remove_unit(paths, model, app, n, &mut warnings)?;
+        depart(paths, model, app, n, &mut warnings)?;
         model.app_mut(app)?.leader = None;
     }
     model.apps.remove(app);
@@ -723,6 +914,23 @@ pub fn remove_app(paths: &Paths, model: &mut Model, app: &str) -> Result<Vec<Str
     let used: Vec<String> = model.relations.values().map(|r| r.remote_app.clone()).collect();
     model.remote_apps.retain(|name, _| used.contains(name));
     let _ = std::fs::remove_file(paths.charm_archive(app));
+    model.save(paths)?;
+    let generation = workload::delete_app(paths, model, app)?;
+    kubelet::ensure_running(paths)?;
+    let grace =
+        kubelet::load_pods(paths).pods.values().filter(|p| p.app == app).map(|p| p.grace_seconds).max().unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(grace + 15);
+    loop {
+        let pods = kubelet::wait_observed(paths, generation, std::time::Duration::from_secs(30))?;
+        if !pods.pods.values().any(|p| p.app == app) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            warnings.push(format!("pods of {app} are still terminating"));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     if let Ok(rd) = std::fs::read_dir(paths.root.join("storage")) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(&format!("{app}-")) {
@@ -730,9 +938,6 @@ pub fn remove_app(paths: &Paths, model: &mut Model, app: &str) -> Result<Vec<Str
             }
         }
     }
-    model.save(paths)?;
-    warnings.extend(kubelet::reconcile(paths, model)?);
-    model.save(paths)?;
     Ok(warnings)
 }
 
@@ -782,29 +987,35 @@ pub fn hook_for(
     Ok(hook)
 }
 
-/// Stops every pod and namespace, removes the bridge and the model dir.
+/// Stops the kubelet (which kills every pod and deletes their namespaces), makes sure nothing of the
+/// model still runs (every pid the kubelet recorded, every process in a namespace of the model), then
+/// removes the namespaces, the bridge and the model dir.
 pub fn destroy(paths: &Paths) -> Result<()> {
     let model = Model::load(paths)?;
-    for app in model.apps.values() {
-        for u in app.units.values() {
-            if let Some(pod) = &u.pod {
-                kubelet::stop_pod(pod);
-                kubelet::remove_created_dirs(pod);
-            }
+    kubelet::stop_daemon(paths);
+    let pods = kubelet::load_pods(paths);
+    for p in pods.pods.values() {
+        for c in &p.containers {
+            util::signal(c.pid, c.start_ticks, libc::SIGKILL);
         }
     }
     if model.network.mode == NetMode::Netns {
         for ns in netns::model_namespaces(&model.network) {
-            // Anything still running in a namespace of ours was started by us: stop it.
+            // Anything still running in a namespace of ours was started by us: kill it.
             if let Ok(out) = std::process::Command::new("ip").args(["netns", "pids", &ns]).output() {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok())
                 {
                     if let Some(t) = util::process_start_ticks(pid) {
-                        util::stop_group(pid, t);
+                        util::signal(pid, t, libc::SIGKILL);
                     }
                 }
             }
             netns::delete_pod_net(&ns);
+        }
+    }
+    if netns::active_models() <= 1 {
+        for d in pods.pods.values().flat_map(|p| p.created_dirs.iter().rev()) {
+            let _ = std::fs::remove_dir(d);
         }
     }
     netns::teardown_model(&model.network, model.index_file.as_deref());

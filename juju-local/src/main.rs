@@ -7,6 +7,7 @@ mod charm_archive;
 mod charm_meta;
 mod cli;
 mod context;
+mod dns;
 mod hook_runner;
 mod k8s_rules;
 mod kubelet;
@@ -15,14 +16,19 @@ mod model;
 mod netns;
 mod podspec;
 mod probes;
+mod shim;
 mod status;
 mod tools;
 mod util;
+mod workload;
 
 fn main() {
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     let argv0 = args.first().cloned().unwrap_or_default();
     let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if args.get(1).map(String::as_str) == Some(shim::NAME) {
+        std::process::exit(shim::main(&args[2..]));
+    }
     let code = if tools::is_tool(&name) { tools::main(&name, &args[1..]) } else { cli::main(args) };
     std::process::exit(code);
 }

@@ -1,7 +1,9 @@
-//! The model's state on disk: one `model.json` (written atomically) holding what a Juju controller
-//! would hold (applications, config, units, statuses, leadership, relations, charm state, pod specs)
-//! and what the local kubelet records about running pods; plus `Paths`, the directory layout shared
-//! by the CLI, the hook runner, the hook tools and the kubelet.
+//! The model's state on disk: one `model.json` (written atomically, by the controller side only: the
+//! CLI and the hook tools) holding what a Juju controller would hold (applications, config, units,
+//! statuses, leadership, relations, charm state, pod specs, model settings); plus `Paths`, the
+//! directory layout shared by the CLI, the hook runner, the hook tools and the kubelet. The Kubernetes
+//! side lives under `kubelet/`: `desired.json` (the API objects, written by the controller) and
+//! `pods.json` (the pod records, written by the kubelet daemon only).
 //!
 //! Layout under the model dir:
 //! ```text
@@ -10,7 +12,9 @@
 //! agents/unit-<app>-<n>/{charm,resources,state}  a unit agent's dir; agent.socket = running hook context
 //! tools/unit-<app>-<n>/<tool> -> juju-local   hook tools (busybox symlinks)
 //! logs/unit-<app>-<n>.log                     hook output and juju-log lines
-//! pods/<app>-<n>/                             pod files, /etc/hosts, container logs
+//! kubelet/{desired.json,pods.json,events.log}  API objects; pod records; kubelet events
+//! kubelet/{kubelet.pid,kubelet.lock,kubelet.log}  the kubelet daemon
+//! pods/<pod>/                                 pod volumes, emptyDirs, /etc/hosts, container logs
 //! storage/<app>-<n>/<name>/                   persistent storage (survives pod restarts)
 //! ```
 
@@ -100,35 +104,6 @@ impl HookSpec {
     }
 }
 
-/// One running container process of a pod.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct ContainerProc {
-    pub name: String,
-    pub pid: i32,
-    pub start_ticks: u64,
-    pub started_ms: u64,
-    /// argv prefix that enters the pod (netns + mount namespace): probes and actions reuse it.
-    pub enter: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub ports: Vec<(u16, String, String)>,
-    pub readiness: Option<Value>,
-    pub liveness: Option<Value>,
-}
-
-/// What the local kubelet knows about a unit's pod.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct PodRecord {
-    pub netns: Option<String>,
-    pub spec_hash: String,
-    pub containers: Vec<ContainerProc>,
-    /// Set when the pod could not start (e.g. image not available locally).
-    pub error: Option<String>,
-    pub restarts: u32,
-    /// Mount points juju-local had to create on the host; removed again on destroy.
-    #[serde(default)]
-    pub created_dirs: Vec<PathBuf>,
-}
-
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Unit {
     pub number: u32,
@@ -148,7 +123,10 @@ pub struct Unit {
     pub failed_hook: Option<HookSpec>,
     pub queue: Vec<HookSpec>,
     pub address: String,
-    pub pod: Option<PodRecord>,
+    /// Set when the unit is going away (scale-down, remove-unit): its pod is no longer wanted, and its
+    /// departure hooks run once the kubelet has marked the pod for deletion.
+    #[serde(default)]
+    pub dying: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -168,7 +146,8 @@ pub struct App {
     pub pod_spec: Option<String>,
     /// The spec Kubernetes accepted (pods run this one).
     pub applied_spec: Option<String>,
-    /// Bumped by upgrade-charm so that pods roll even with an unchanged spec.
+    /// Juju's CharmModifiedVersion: bumped by attaching a resource whose content changed (and by
+    /// upgrading the charm); it is a pod template annotation from 2.8.2 on, so a bump rolls the pods.
     pub charm_modified_version: u64,
     /// Set when Kubernetes rejects the spec: shown as application status `error`.
     pub operator_error: Option<String>,
@@ -216,6 +195,58 @@ pub struct Model {
     /// Kernel state juju-local created outside its pods (bridge allocation file etc.).
     #[serde(default)]
     pub index_file: Option<PathBuf>,
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+/// Model settings, fixed when the model is created (`deploy --juju-version/--kubelet-sync-seconds`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// The Juju version juju-local behaves as (JUJU_VERSION in hooks, the StatefulSet update rules).
+    pub juju_version: String,
+    /// The kubelet's sync period: how long a ConfigMap or Secret change takes to reach running pods.
+    pub kubelet_sync_seconds: u64,
+}
+
+pub const DEFAULT_JUJU_VERSION: &str = "2.9.31";
+pub const DEFAULT_SYNC_SECONDS: u64 = 5;
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { juju_version: DEFAULT_JUJU_VERSION.into(), kubelet_sync_seconds: DEFAULT_SYNC_SECONDS }
+    }
+}
+
+/// A Juju version (`2.9.31`); the rules that changed between versions compare against it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    /// Parses `2.9.31`; juju-local knows the podspec behaviour of 2.8.0 and later.
+    pub fn parse(s: &str) -> Result<Version> {
+        let parts: Vec<u32> = s.split('.').map(|p| p.parse().ok()).collect::<Option<Vec<u32>>>().unwrap_or_default();
+        let [a, b, c] = parts[..] else { bail!("invalid Juju version {s:?} (expected e.g. 2.9.31)") };
+        let v = Version(a, b, c);
+        if v < Version(2, 8, 0) {
+            bail!("juju-local follows Juju 2.8.0 and later, not {s}");
+        }
+        Ok(v)
+    }
+    pub fn at_least(self, a: u32, b: u32, c: u32) -> bool {
+        self >= Version(a, b, c)
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+impl Model {
+    pub fn version(&self) -> Version {
+        Version::parse(&self.settings.juju_version).unwrap_or(Version(2, 9, 31))
+    }
 }
 
 impl Model {
@@ -318,12 +349,37 @@ impl Paths {
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
-    /// The hosts file hooks see (the operator pod's view of cluster DNS).
-    pub fn operator_hosts(&self) -> PathBuf {
-        self.root.join("operator-hosts")
+    /// The kubelet's dir: desired.json (controller → kubelet), pods.json (kubelet only), events.log.
+    pub fn kubelet_dir(&self) -> PathBuf {
+        self.root.join("kubelet")
     }
-    pub fn pod_dir(&self, app: &str, n: u32) -> PathBuf {
-        self.root.join("pods").join(format!("{app}-{n}"))
+    /// The API objects the controller publishes (StatefulSets, ConfigMaps, Secrets, Services).
+    pub fn desired_file(&self) -> PathBuf {
+        self.kubelet_dir().join("desired.json")
+    }
+    /// The kubelet's pod records (written by the kubelet daemon only).
+    pub fn pods_file(&self) -> PathBuf {
+        self.kubelet_dir().join("pods.json")
+    }
+    pub fn events_log(&self) -> PathBuf {
+        self.kubelet_dir().join("events.log")
+    }
+    pub fn kubelet_lock(&self) -> PathBuf {
+        self.kubelet_dir().join("kubelet.lock")
+    }
+    pub fn kubelet_pid(&self) -> PathBuf {
+        self.kubelet_dir().join("kubelet.pid")
+    }
+    pub fn kubelet_log(&self) -> PathBuf {
+        self.kubelet_dir().join("kubelet.log")
+    }
+    /// What hooks see as /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf (the operator pod's).
+    pub fn operator_file(&self, name: &str) -> PathBuf {
+        self.kubelet_dir().join("operator").join(name)
+    }
+    /// A pod's dir (volumes, emptyDirs, hosts, container logs), by pod name.
+    pub fn pod_dir(&self, pod: &str) -> PathBuf {
+        self.root.join("pods").join(pod)
     }
     /// A pod's persistent storage, keyed by pod name (a StatefulSet's volume claim follows the ordinal).
     pub fn storage_dir(&self, pod: &str, name: &str) -> PathBuf {

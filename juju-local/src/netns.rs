@@ -111,16 +111,21 @@ pub fn teardown_model(net: &Network, index_file: Option<&Path>) {
     }
 }
 
-pub fn netns_name(net: &Network, app: &str, n: u32) -> String {
-    format!("jl{}-{app}-{n}", net.index)
+/// The file that records who owns network index `index`.
+pub fn index_file(index: u8) -> PathBuf {
+    run_dir().join(format!("index-{index}"))
+}
+
+pub fn netns_name(net: &Network, pod: &str) -> String {
+    format!("jl{}-{pod}", net.index)
 }
 
 /// Creates the pod's namespace, veth pair and address. Idempotent: an existing namespace is replaced.
-pub fn create_pod_net(net: &Network, app: &str, n: u32, address: &str) -> Result<Option<String>> {
+pub fn create_pod_net(net: &Network, pod: &str, address: &str) -> Result<Option<String>> {
     if net.mode == NetMode::Loopback {
         return Ok(None);
     }
-    let ns = netns_name(net, app, n);
+    let ns = netns_name(net, pod);
     delete_pod_net(&ns);
     let host_octet = address.rsplit('.').next().unwrap_or("0");
     let veth = format!("jl{}v{host_octet}", net.index);

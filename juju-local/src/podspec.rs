@@ -6,6 +6,7 @@
 // Fields that juju-local accepts (strict decoding needs them) but does not act on are kept in the schema.
 #![allow(dead_code)]
 
+use crate::model::Version;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,11 +274,73 @@ pub struct Role {
     pub rules: Vec<Value>,
 }
 
+/// `kubernetesResources.pod` (Juju `caas/kubernetes/provider/specs/types.go` `PodSpec`, decoded strictly;
+/// findings §9). Which keys a Juju version accepts is checked by `check_pod_fields`.
+#[derive(Deserialize, serde::Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_gates: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
+    #[serde(default, rename = "hostPID", skip_serializing_if = "Option::is_none")]
+    pub host_pid: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// The Juju version from which each `kubernetesResources.pod` key is accepted (findings §9, read from
+/// `specs/types.go` at each tag): restartPolicy … hostNetwork 2.8.0, hostPID 2.8.1, annotations 2.8.2,
+/// priorityClassName/priority 2.8.4, labels 2.8.7. Earlier versions' strict decoder refuses the key.
+const POD_FIELD_SINCE: &[(&str, Version)] = &[
+    ("restartPolicy", Version(2, 8, 0)),
+    ("activeDeadlineSeconds", Version(2, 8, 0)),
+    ("terminationGracePeriodSeconds", Version(2, 8, 0)),
+    ("securityContext", Version(2, 8, 0)),
+    ("readinessGates", Version(2, 8, 0)),
+    ("dnsPolicy", Version(2, 8, 0)),
+    ("hostNetwork", Version(2, 8, 0)),
+    ("hostPID", Version(2, 8, 1)),
+    ("annotations", Version(2, 8, 2)),
+    ("priorityClassName", Version(2, 8, 4)),
+    ("priority", Version(2, 8, 4)),
+    ("labels", Version(2, 8, 7)),
+];
+
+fn check_pod_fields(json: &Value, version: Version) -> Result<(), String> {
+    let Some(pod) = json.get("kubernetesResources").and_then(|k| k.get("pod")).and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for key in pod.keys() {
+        let known = POD_FIELD_SINCE.iter().find(|(k, _)| k == key);
+        if known.is_none_or(|(_, since)| version < *since) {
+            return Err(format!("json: unknown field {key:?}"));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KubernetesResources {
     #[serde(default)]
-    pub pod: Option<Value>,
+    pub pod: Option<PodResources>,
     #[serde(default)]
     pub secrets: Vec<Secret>,
     #[serde(default)]
@@ -328,8 +391,14 @@ impl PodSpec {
     }
 }
 
-/// Parses and validates a spec exactly when `pod-spec-set` runs. Errors carry Juju's message.
+/// Parses a spec already accepted (no version check).
 pub fn parse(text: &str) -> Result<PodSpec, String> {
+    parse_for(text, None)
+}
+
+/// Parses and validates a spec exactly when `pod-spec-set` runs, as the given Juju version's strict
+/// decoder does. Errors carry Juju's message.
+pub fn parse_for(text: &str, juju: Option<Version>) -> Result<PodSpec, String> {
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("yaml: {e}"))?;
     let json: Value = serde_json::to_value(&yaml).map_err(|e| format!("yaml: {e}"))?;
     let version = match json.get("version") {
@@ -341,6 +410,9 @@ pub fn parse(text: &str) -> Result<PodSpec, String> {
             return Err(format!("podspec version {version} is not supported by juju-local: use version 3"));
         }
         return Err(format!("latest supported version 3, but got podspec version {version}"));
+    }
+    if let Some(v) = juju {
+        check_pod_fields(&json, v)?;
     }
     let spec: PodSpec = serde_json::from_value(json).map_err(|e| json_error(&e.to_string()))?;
     validate(&spec)?;
@@ -528,6 +600,22 @@ mod tests {
         assert_eq!(parse(&bad).unwrap_err(), "json: unknown field \"foo\"");
         let bad = format!("{GOOD}x: 1\n");
         assert_eq!(parse(&bad).unwrap_err(), "json: unknown field \"x\"");
+    }
+
+    #[test]
+    fn pod_fields_follow_the_juju_version() {
+        let spec =
+            format!("{GOOD}kubernetesResources:\n  pod:\n    labels: {{a: b}}\n    terminationGracePeriodSeconds: 5\n");
+        assert!(parse_for(&spec, Some(Version(2, 8, 7))).is_ok());
+        assert_eq!(parse_for(&spec, Some(Version(2, 8, 6))).unwrap_err(), "json: unknown field \"labels\"");
+        let ann = format!("{GOOD}kubernetesResources:\n  pod:\n    annotations: {{a: b}}\n");
+        assert_eq!(parse_for(&ann, Some(Version(2, 8, 1))).unwrap_err(), "json: unknown field \"annotations\"");
+        let bad = format!("{GOOD}kubernetesResources:\n  pod:\n    nodeSelector: {{a: b}}\n");
+        assert_eq!(parse_for(&bad, Some(Version(2, 9, 31))).unwrap_err(), "json: unknown field \"nodeSelector\"");
+        assert_eq!(parse(&bad).unwrap_err(), "json: unknown field \"nodeSelector\"");
+        let s = parse(&spec).unwrap();
+        let pod = s.kubernetes_resources.unwrap().pod.unwrap();
+        assert_eq!(pod.termination_grace_period_seconds, Some(5));
     }
 
     #[test]

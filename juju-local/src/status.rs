@@ -3,7 +3,7 @@
 //! status is the leader-set one or derived from the units by severity, an operator (Kubernetes apply)
 //! error overrides it, and the agent column shows `error hook failed: "<hook>"` after a failure.
 
-use crate::kubelet;
+use crate::kubelet::{self, PodsFile};
 use crate::model::{App, Model, NetMode, StatusInfo, Unit};
 use serde_json::{Value, json};
 
@@ -30,6 +30,13 @@ fn unit_display(charm: &StatusInfo, container: Option<&StatusInfo>) -> StatusInf
     }
 }
 
+/// The address `status` shows for an application: its leader pod's address (the lowest unit when there
+/// is no leader); juju-local models no ClusterIP.
+pub fn service_address(app: &App) -> Option<String> {
+    let n = app.leader.filter(|l| app.units.contains_key(l)).or_else(|| app.units.keys().next().copied())?;
+    app.units.get(&n).map(|u| u.address.clone())
+}
+
 fn severity(s: &str) -> u8 {
     match s {
         "error" => 100,
@@ -52,15 +59,21 @@ struct UnitView {
     ports: Vec<String>,
 }
 
-fn unit_view(app: &App, n: u32, u: &Unit) -> UnitView {
+fn unit_view(app: &App, n: u32, u: &Unit, pods: &PodsFile) -> UnitView {
     let charm = u.workload.clone().unwrap_or_else(|| StatusInfo::new("waiting", "agent initialising"));
-    let container = kubelet::container_status(u.pod.as_ref(), &u.address).map(|(s, m)| StatusInfo::new(&s, &m));
+    let pod = kubelet::pod_of(pods, &app.name, n);
+    let container = kubelet::container_status(pod).map(|(s, m)| StatusInfo::new(&s, &m));
     let workload = unit_display(&charm, container.as_ref());
-    let ports = u
-        .pod
-        .as_ref()
+    let ports = pod
         .map(|p| {
-            p.containers.iter().flat_map(|c| c.ports.iter().map(|(port, proto, _)| format!("{port}/{proto}"))).collect()
+            p.template
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter())
+                .map(|port| {
+                    format!("{}/{}", port.container_port, port.protocol.clone().unwrap_or_else(|| "TCP".into()))
+                })
+                .collect()
         })
         .unwrap_or_default();
     UnitView {
@@ -114,15 +127,15 @@ fn notes(model: &Model) -> Vec<String> {
         )),
     }
     n.push("Images are not pulled: an image named \"redis\" runs the host's redis-server with the pod's files mounted over the host filesystem.".into());
-    n.push("The application address is its leader pod's address (no ClusterIP Service is modelled).".into());
+    n.push("The application address is its leader pod's address; cluster DNS answers <app> with its Ready pods (no ClusterIP Service is modelled).".into());
     n
 }
 
 /// The JSON form (`status --format json`).
-pub fn to_json(model: &Model) -> Value {
+pub fn to_json(model: &Model, pods: &PodsFile) -> Value {
     let mut apps = serde_json::Map::new();
     for app in model.apps.values() {
-        let units: Vec<UnitView> = app.units.iter().map(|(n, u)| unit_view(app, *n, u)).collect();
+        let units: Vec<UnitView> = app.units.iter().map(|(n, u)| unit_view(app, *n, u, pods)).collect();
         let st = app_status(app, &units);
         let mut uj = serde_json::Map::new();
         for u in &units {
@@ -143,7 +156,7 @@ pub fn to_json(model: &Model) -> Value {
                 "charm": app.charm,
                 "version": app_version(app),
                 "scale": app.units.len(),
-                "address": kubelet::service_address(app).unwrap_or_default(),
+                "address": service_address(app).unwrap_or_default(),
                 "application-status": {"current": st.status, "message": st.message},
                 "units": uj,
             }),
@@ -156,7 +169,7 @@ pub fn to_json(model: &Model) -> Value {
         .map(|r| json!({"id": r.id, "provider": format!("{}:{}", r.app, r.endpoint), "requirer": format!("{}:{}", r.remote_app, r.remote_endpoint), "interface": r.interface}))
         .collect();
     json!({
-        "model": {"name": model.name, "type": "caas", "version": crate::hook_runner::JUJU_VERSION, "network": format!("{:?}", model.network.mode).to_lowercase()},
+        "model": {"name": model.name, "type": "caas", "version": model.settings.juju_version, "network": format!("{:?}", model.network.mode).to_lowercase()},
         "applications": apps,
         "stand-in-applications": remote,
         "relations": relations,
@@ -184,21 +197,16 @@ fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// The tabular form, in `juju status` vocabulary.
-pub fn to_table(model: &Model) -> String {
+pub fn to_table(model: &Model, pods: &PodsFile) -> String {
     let mut out = table(&[
         vec!["Model".into(), "Controller".into(), "Cloud/Region".into(), "Version".into()],
-        vec![
-            model.name.clone(),
-            "juju-local".into(),
-            "local/localhost".into(),
-            crate::hook_runner::JUJU_VERSION.into(),
-        ],
+        vec![model.name.clone(), "juju-local".into(), "local/localhost".into(), model.settings.juju_version.clone()],
     ]);
     let mut app_rows =
         vec![["App", "Version", "Status", "Scale", "Charm", "Address", "Message"].map(String::from).to_vec()];
     let mut unit_rows = vec![["Unit", "Workload", "Agent", "Address", "Ports", "Message"].map(String::from).to_vec()];
     for app in model.apps.values() {
-        let units: Vec<UnitView> = app.units.iter().map(|(n, u)| unit_view(app, *n, u)).collect();
+        let units: Vec<UnitView> = app.units.iter().map(|(n, u)| unit_view(app, *n, u, pods)).collect();
         let st = app_status(app, &units);
         app_rows.push(vec![
             app.name.clone(),
@@ -206,7 +214,7 @@ pub fn to_table(model: &Model) -> String {
             st.status,
             app.units.len().to_string(),
             app.charm.clone(),
-            kubelet::service_address(app).unwrap_or_default(),
+            service_address(app).unwrap_or_default(),
             st.message,
         ]);
         for u in units {

@@ -58,6 +58,62 @@ impl FileLock {
     }
 }
 
+/// Tries the exclusive lock without waiting: None when another process holds it.
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open lock {}", path.display()))?;
+    // SAFETY: flock on a valid, owned file descriptor.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Ok(None);
+    }
+    Ok(Some(FileLock { _file: file }))
+}
+
+/// FNV-1a, 64 bits: a hash that is the same in every build (template revisions, volume contents).
+pub fn fnv64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Standard base64 with padding (Secret data in desired.json).
+pub fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Sends one signal to one process (no process group), when it is still the process we started.
+pub fn signal(pid: i32, start_ticks: u64, sig: i32) -> bool {
+    if !process_alive(pid, start_ticks) {
+        return false;
+    }
+    // SAFETY: kill(2) on a positive pid we verified by its start time.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
 /// A random non-negative 63-bit integer, as Go's `rand.Int63` gives Juju's context ids.
 pub fn random_u63() -> u64 {
     let mut buf = [0u8; 8];
@@ -128,37 +184,6 @@ pub fn process_alive(pid: i32, start_ticks: u64) -> bool {
     process_start_ticks(pid) == Some(start_ticks)
 }
 
-/// Sends `signal` to the whole process group led by `pid` (pods run in their own session).
-pub fn kill_group(pid: i32, signal: i32) {
-    if pid > 0 {
-        // SAFETY: plain kill(2) on a negative pid (process group); errors are ignored on purpose.
-        unsafe {
-            libc::kill(-pid, signal);
-            libc::kill(pid, signal);
-        }
-    }
-}
-
-/// Stops a process group: SIGTERM, a bounded wait, then SIGKILL. Returns true when it is gone.
-pub fn stop_group(pid: i32, start_ticks: u64) -> bool {
-    if !process_alive(pid, start_ticks) {
-        return true;
-    }
-    kill_group(pid, libc::SIGTERM);
-    for i in 0..100 {
-        if !process_alive(pid, start_ticks) {
-            return true;
-        }
-        if i == 50 {
-            kill_group(pid, libc::SIGKILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    kill_group(pid, libc::SIGKILL);
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    !process_alive(pid, start_ticks)
-}
-
 /// Splits `key=value`; the error text is Juju's (`expected "key=value", got "x"`).
 pub fn split_kv(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
@@ -208,6 +233,14 @@ mod tests {
     fn base64_roundtrip_known_value() {
         assert_eq!(base64_decode("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
         assert!(base64_decode("a*b").is_err());
+    }
+
+    #[test]
+    fn base64_encodes_what_it_decodes() {
+        for s in ["", "a", "ab", "abc", "hello world", "\u{0}\u{1}x"] {
+            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+        }
+        assert_eq!(base64_encode(b"hello world"), "aGVsbG8gd29ybGQ=");
     }
 
     #[test]

@@ -78,11 +78,12 @@ fn two_units_get_two_pods_and_only_unit_0_leads() {
     assert_eq!(peers["testredis/1"][0], "testredis/0");
     assert_eq!(m.state_file("testredis", 1, "nonleader-err").as_deref(), Some("ERROR this unit is not the leader\n"));
 
-    // Scale down removes the highest unit with its hooks; its pod stops.
-    let pid1 = m.model_json()["apps"]["testredis"]["units"]["1"]["pod"]["containers"][0]["pid"].as_i64().unwrap_or(0);
+    // Scale down removes the highest unit with its hooks; its pod is deleted (redis-server exits on the
+    // SIGTERM, in the background: the kubelet owns the pod now, so wait for it).
+    let pid1 = m.pod_pid("testredis-1");
     assert!(pid1 > 0);
     m.ok(&["scale", "testredis", "1"]);
-    assert!(!alive(pid1), "pod of removed unit still runs");
+    m.wait_for("the removed unit's pod to stop", || (!alive(pid1)).then_some(()));
     assert_eq!(m.hooks("testredis", 0).last().map(String::as_str), Some("cluster-relation-departed"));
     let st = m.status();
     assert_eq!(st["applications"]["testredis"]["scale"], 1);
@@ -102,8 +103,10 @@ fn removing_the_leader_elects_the_lowest_remaining_unit() {
     assert!(st["applications"]["testredis"]["units"]["testredis/0"].is_null());
 }
 
+/// The kubelet is a daemon now: a container that dies is restarted in place with no juju-local
+/// command running (it used to wait for the next command's reconcile).
 #[test]
-fn a_dead_container_is_restarted_by_the_next_reconcile() {
+fn a_dead_container_is_restarted_in_place_without_any_command() {
     let m = TestModel::new("restart");
     let charm = build_charm(&m.work, &CharmOpts::default());
     m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0"]);
@@ -111,10 +114,11 @@ fn a_dead_container_is_restarted_by_the_next_reconcile() {
     let addr = m.address("testredis/0");
     let out = Command::new("redis-cli").args(["-h", &addr, "-p", "6379", "SHUTDOWN", "NOSAVE"]).output();
     assert!(out.is_ok());
-    m.wait_for("redis to stop", || (!ping(&addr, 6379)).then_some(()));
+    m.wait_for("the container to be restarted", || {
+        (m.pod("testredis-0")["containers"][0]["restart_count"] == 1 && ping(&addr, 6379)).then_some(())
+    });
+    assert_eq!(m.pod("testredis-0")["restarts"], 1);
     m.wait_active("testredis");
-    assert!(ping(&addr, 6379), "container was not restarted");
-    assert_eq!(m.model_json()["apps"]["testredis"]["units"]["0"]["pod"]["restarts"], 1);
 }
 
 #[test]

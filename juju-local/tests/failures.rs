@@ -74,9 +74,12 @@ fn unavailable_image_is_a_container_error() {
     let m = TestModel::new("image");
     let charm = build_charm(&m.work, &CharmOpts::default());
     m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=mariadb:10"]);
-    let st = m.status();
-    let u = TestModel::unit(&st, "testredis/0");
-    assert_eq!(u["workload-status"]["current"], "error");
+    // The kubelet creates the pod in the background.
+    let u = m.wait_for("the container error", || {
+        let st = m.status();
+        let u = TestModel::unit(&st, "testredis/0").clone();
+        (u["workload-status"]["current"] == "error").then_some(u)
+    });
     assert!(u["workload-status"]["message"].as_str().unwrap_or_default().contains("image not available locally"));
     // A missing resource is refused at deploy, as Juju does for local charms.
     let out = m.run(&["deploy", charm.to_str().unwrap(), "other"]);

@@ -41,7 +41,7 @@ fn attach_resource_runs_upgrade_charm_and_resends_the_spec() {
     let charm = build_charm(&m.work, &CharmOpts::default());
     m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0"]);
     m.wait_active("testredis");
-    let pid_before = m.model_json()["apps"]["testredis"]["units"]["0"]["pod"]["containers"][0]["pid"].clone();
+    let pid_before = m.pod_pid("testredis-0");
     let image_file = m.work.join("image.yaml");
     std::fs::write(&image_file, "registrypath: registry.local/library/redis:7.2\nusername: u\npassword: p\n").unwrap();
     m.ok(&["attach-resource", "testredis", &format!("redis-image={}", image_file.display())]);
@@ -50,11 +50,7 @@ fn attach_resource_runs_upgrade_charm_and_resends_the_spec() {
     m.wait_active("testredis");
     let st = m.status();
     assert_eq!(st["applications"]["testredis"]["version"], "registry.local/library/redis:7.2");
-    assert_ne!(
-        m.model_json()["apps"]["testredis"]["units"]["0"]["pod"]["containers"][0]["pid"],
-        pid_before,
-        "pod did not roll"
-    );
+    assert_ne!(m.pod_pid("testredis-0"), pid_before, "pod did not roll");
     let content = std::fs::read_to_string(m.dir.join("agents/unit-testredis-0/resources/content.yaml")).unwrap();
     assert!(content.contains("username: u") && content.contains("password: p"), "{content}");
     assert!(ping(&m.address("testredis/0"), 6379));
@@ -77,9 +73,14 @@ fn storage_is_attached_after_start_and_actions_run_in_the_pod() {
     assert_eq!(r["status"], "completed", "{out}");
     assert_eq!(r["results"]["port"], "6379");
     assert_eq!(r["results"]["Stdout"], "in-pod-output\n");
-    // /etc/hosts in the pod names every pod (StatefulSet form).
-    let hosts = std::fs::read_to_string(m.dir.join("pods/testredis-0/hosts")).unwrap();
-    assert!(hosts.contains("testredis-0.testredis-endpoints testredis-0"), "{hosts}");
+    // The pod's kubelet-managed /etc/hosts names the pod itself, with its StatefulSet FQDN (the other
+    // pods are in cluster DNS, as in Kubernetes).
+    let hosts = std::fs::read_to_string(m.dir.join("pods/testredis-0/etc/hosts")).unwrap();
+    let addr = m.address("testredis/0");
+    assert!(
+        hosts.contains(&format!("{addr}\ttestredis-0.testredis-endpoints.local.svc.cluster.local\ttestredis-0")),
+        "{hosts}"
+    );
 }
 
 #[test]
@@ -91,10 +92,10 @@ fn destroy_leaves_no_process_namespace_or_bridge() {
     let mj = m.model_json();
     let mut pids = Vec::new();
     let mut namespaces = Vec::new();
-    for n in ["0", "1"] {
-        let pod = &mj["apps"]["testredis"]["units"][n]["pod"];
-        pids.push(pod["containers"][0]["pid"].as_i64().unwrap_or(0));
-        if let Some(ns) = pod["netns"].as_str() {
+    for pod in ["testredis-0", "testredis-1"] {
+        let rec = m.pod(pod);
+        pids.push(rec["containers"][0]["pid"].as_i64().unwrap_or(0));
+        if let Some(ns) = rec["netns"].as_str() {
             namespaces.push(ns.to_string());
         }
     }

@@ -34,3 +34,36 @@ pub fn action_result(out: &str, unit: &str) -> serde_yaml::Value {
         serde_yaml::from_str(out).unwrap_or_else(|e| panic!("run-action printed no YAML ({e}): {out}"));
     doc[format!("unit-{}", unit.replace('/', "-")).as_str()].clone()
 }
+
+/// juju-local's kubelet record of a unit's pod (`<model>/kubelet/pods.json`, written by the kubelet
+/// daemon): `netns`, `restarts`, `error`, `containers` (`name`, `pid`), … Null when the unit has no
+/// pod. A pod still terminating for the unit is used only when it has no other.
+pub fn pod_record(model_dir: &Path, app: &str, unit: u32) -> serde_json::Value {
+    let pods: serde_json::Value = std::fs::read_to_string(model_dir.join("kubelet/pods.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut mine: Vec<&serde_json::Value> = pods["pods"]
+        .as_object()
+        .map(|m| m.values().filter(|p| p["app"] == app && p["unit"] == unit).collect())
+        .unwrap_or_default();
+    mine.sort_by_key(|p| !p["deletion_ms"].is_null());
+    mine.first().map(|p| (*p).clone()).unwrap_or_default()
+}
+
+/// Every container pid juju-local's kubelet recorded for the model.
+pub fn container_pids(model_dir: &Path) -> Vec<u32> {
+    let pods: serde_json::Value = std::fs::read_to_string(model_dir.join("kubelet/pods.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    pods["pods"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|p| p["containers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["pid"].as_u64())
+        .filter(|p| *p > 0)
+        .map(|p| p as u32)
+        .collect()
+}

@@ -41,7 +41,8 @@ fn spec_set(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
     if text.trim().is_empty() {
         return Err(run_err("no k8s spec specified: pipe k8s spec to command, or specify a file with --file"));
     }
-    podspec::parse(&text).map_err(run_err)?;
+    // Decoded as this Juju version's strict decoder does (kubernetesResources.pod keys by version).
+    podspec::parse_for(&text, Some(model.version())).map_err(run_err)?;
     ctx.with_context(|c| {
         c.pending.pod_spec = Some(text);
         Ok(())

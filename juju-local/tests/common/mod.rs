@@ -74,15 +74,89 @@ impl TestModel {
         std::fs::read_to_string(self.dir.join(format!("agents/unit-{app}-{n}/state/{name}"))).ok()
     }
 
-    /// juju-local's own model.json (for pids and namespaces in cleanup checks).
+    /// juju-local's own model.json (the controller's state).
     pub fn model_json(&self) -> Value {
         let text = std::fs::read_to_string(self.dir.join("model.json")).expect("model.json");
         serde_json::from_str(&text).expect("model.json parses")
     }
 
-    /// Polls `f` until it returns Some or 20 s pass.
-    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    /// The kubelet's pod records (kubelet/pods.json; pids, namespaces, restarts).
+    pub fn pods_json(&self) -> Value {
+        std::fs::read_to_string(self.dir.join("kubelet/pods.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The record of pod `name` (Null when there is none).
+    pub fn pod(&self, name: &str) -> Value {
+        self.pods_json()["pods"][name].clone()
+    }
+
+    /// PID 1 (host pid) of a pod's first container, 0 when it has none.
+    pub fn pod_pid(&self, name: &str) -> i64 {
+        self.pod(name)["containers"][0]["pid"].as_i64().unwrap_or(0)
+    }
+
+    /// The kubelet's events, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["events", "--format", "json"])).expect("events json")
+    }
+
+    /// The events as `<reason> <pod>[/<container>]` strings, oldest first.
+    pub fn event_lines(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .map(|e| match e["container"].as_str() {
+                Some(c) => format!("{} {}/{c}", e["reason"].as_str().unwrap_or(""), e["pod"].as_str().unwrap_or("")),
+                None => format!("{} {}", e["reason"].as_str().unwrap_or(""), e["pod"].as_str().unwrap_or("")),
+            })
+            .collect()
+    }
+
+    /// `k8s APP --format json`: the application's objects and pods.
+    pub fn k8s(&self, app: &str) -> Value {
+        serde_json::from_str(&self.ok(&["k8s", app, "--format", "json"])).expect("k8s json")
+    }
+
+    /// Runs `sh -c cmd` inside container `idx` of a pod (its mount, UTS, network and PID namespaces),
+    /// as `kubectl exec` would. Returns (exit code, stdout + stderr).
+    pub fn exec_in_pod(&self, pod: &str, idx: usize, cmd: &str) -> (i32, String) {
+        let pid = self.pod(pod)["containers"][idx]["pid"].as_i64().unwrap_or(0);
+        assert!(pid > 0, "pod {pod} container {idx} is not running: {}", self.pod(pod));
+        let out = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "-u", "-n", "-p", "-r", "-w", "--", "sh", "-c", cmd])
+            .output()
+            .expect("nsenter");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Writes the pod spec the test charm's leader sends (`CharmOpts::spec_file`) and has the leader
+    /// send it (config-changed).
+    pub fn set_spec(&self, spec_file: &Path, spec: &str, leader: &str) {
+        std::fs::write(spec_file, spec).expect("write spec");
+        self.ok(&["run-hook", leader, "config-changed"]);
+    }
+
+    /// The index of the next event (to look only at what follows).
+    pub fn event_mark(&self) -> usize {
+        self.events().len()
+    }
+
+    /// Events after `mark`, as `<reason> <pod>[/<container>]`.
+    pub fn event_lines_since(&self, mark: usize) -> Vec<String> {
+        self.event_lines().into_iter().skip(mark).collect()
+    }
+
+    /// Polls `f` until it returns Some or 30 s pass.
+    pub fn wait_for<T>(&self, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        self.wait_for_secs(what, 30, f)
+    }
+
+    /// Polls `f` until it returns Some or `secs` pass.
+    pub fn wait_for_secs<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(v) = f() {
                 return v;
@@ -95,7 +169,7 @@ impl TestModel {
     }
 
     pub fn wait_active(&self, app: &str) {
-        let out = self.run(&["wait", app, "--timeout", "20"]);
+        let out = self.run(&["wait", app, "--timeout", "40"]);
         assert!(
             out.status.success(),
             "{} not active: {}\n{}",
@@ -108,6 +182,24 @@ impl TestModel {
 
 impl Drop for TestModel {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep what explains the failure: the kubelet's view, its events and the container logs.
+            let keep =
+                std::env::temp_dir().join(format!("jl-failed-{}", self.work.file_name().unwrap().to_string_lossy()));
+            let _ = std::fs::remove_dir_all(&keep);
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = Command::new("cp")
+                .arg("-r")
+                .arg(self.dir.join("kubelet"))
+                .arg(self.dir.join("pods"))
+                .arg(&keep)
+                .output();
+            let _ = std::fs::write(
+                keep.join("ip-addr.txt"),
+                Command::new("ip").args(["-br", "addr"]).output().map(|o| o.stdout).unwrap_or_default(),
+            );
+            eprintln!("kept the failed model's kubelet dir and pod logs in {}", keep.display());
+        }
         if self.dir.join("model.json").exists() {
             let _ = Command::new(BIN).arg("--model-dir").arg(&self.dir).arg("destroy").output();
         }
@@ -142,6 +234,15 @@ pub const CONFIG: &str = "options:\n  port:\n    type: int\n    default: 6379\n 
 /// Knobs for the test charm's behaviour.
 #[derive(Default, Clone)]
 pub struct CharmOpts {
+    /// A StatefulSet (`deployment: {type: stateful}`): pods `<app>-<ordinal>`.
+    pub stateful: bool,
+    /// The leader sends this file's content as its pod spec (config-changed, upgrade-charm) instead of
+    /// the built-in one; `$PORT` in it is the port option, `$IMAGE` the image resource.
+    pub spec_file: Option<PathBuf>,
+    /// Extra `case` arms for the dispatch script (`hook) commands ;;`).
+    pub extra_case: String,
+    /// actions.yaml content (default: get-info when `actions`).
+    pub actions_yaml: Option<String>,
     /// Protocol written in the pod spec (default TCP).
     pub protocol: Option<String>,
     /// An extra container key (to provoke strict decoding errors).
@@ -167,10 +268,12 @@ pub fn dispatch_script(o: &CharmOpts) -> String {
 set -e
 hook="${{JUJU_DISPATCH_PATH#*/}}"
 STATE="$JUJU_CHARM_DIR/../state"
-echo "$hook" >> "$STATE/hooks.log"
+# Actions run in the workload pod, on a copy of the charm with no state/ dir beside it.
+if [ -d "$STATE" ]; then echo "$hook" >> "$STATE/hooks.log"; fi
 spec() {{
   PORT=$(config-get port --format json)
   IMAGE=$(sed -n 's/^registrypath: //p' "$(resource-get redis-image)" | tr -d "'\"")
+  {spec_file}
   cat <<EOF
 version: 3
 containers:
@@ -187,6 +290,7 @@ containers:
 EOF
 }}
 case "$hook" in
+{extra_case}
   install)
     {install}
     status-set maintenance installing ;;
@@ -208,7 +312,12 @@ case "$hook" in
     echo in-pod-output ;;
 esac
 "#,
-        install = o.install_extra
+        install = o.install_extra,
+        extra_case = o.extra_case,
+        spec_file = match &o.spec_file {
+            Some(f) => format!("sed -e \"s/\\$PORT/$PORT/g\" -e \"s|\\$IMAGE|$IMAGE|g\" '{}'; return", f.display()),
+            None => String::new(),
+        }
     )
 }
 
@@ -220,11 +329,16 @@ pub fn build_charm(dir: &Path, o: &CharmOpts) -> PathBuf {
     let mut zip = zip::ZipWriter::new(file);
     let opts = SimpleFileOptions::default().unix_permissions(0o644);
     let mut meta = METADATA.to_string();
+    if o.stateful {
+        meta.push_str("deployment:\n  type: stateful\n");
+    }
     if o.storage {
         meta.push_str("storage:\n  data:\n    type: filesystem\n    location: /var/lib/jl-test-data\n");
     }
     let mut files = vec![("metadata.yaml", meta), ("config.yaml", CONFIG.to_string()), ("README.md", "test".into())];
-    if o.actions {
+    if let Some(a) = &o.actions_yaml {
+        files.push(("actions.yaml", a.clone()));
+    } else if o.actions {
         files.push(("actions.yaml", "get-info:\n  description: info\n".into()));
     }
     for (name, body) in files {
