@@ -1024,7 +1024,10 @@ impl Soak {
         if let Some(u) = units.iter().find(|u| u.address == host) {
             return Some(u.address.clone());
         }
-        let n: u32 = host.strip_suffix(&format!(".{APP}-endpoints"))?.strip_prefix(&format!("{APP}-"))?.parse().ok()?;
+        // The charm publishes pod names fully qualified (juju-local's namespace is the model, `local`).
+        let short = host.strip_suffix(".local.svc.cluster.local").unwrap_or(host);
+        let n: u32 =
+            short.strip_suffix(&format!(".{APP}-endpoints"))?.strip_prefix(&format!("{APP}-"))?.parse().ok()?;
         units.iter().find(|u| u.pod == n).map(|u| u.address.clone())
     }
 

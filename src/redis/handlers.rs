@@ -49,7 +49,7 @@ const APPLIED_KEY: &str = "redis.live.applied";
 const HEALTH_KEY: &str = "redis.live.health";
 
 /// In update-status, how many times and how far apart the leader looks before reporting degraded replication.
-const VERIFY_ATTEMPTS: u32 = 4;
+const VERIFY_ATTEMPTS: u32 = 6;
 const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long the leader waits, in a peer-departed hook, for the pod that went to have handed the primary over

@@ -14,9 +14,9 @@
 //! | `port` | not at run time: it changes the pod template, and Kubernetes restarts the pods one at a time |
 //!
 //! Pods that are not running (their name does not resolve or the connection is refused) are skipped: they read
-//! their files when they start (a check in update-status reports them). A running pod that refuses a change or
-//! does not answer is an error naming the pod and what it refused, which fails the hook in Apply mode (Juju
-//! retries it) and becomes a status in Verify mode.
+//! their files when they start (Juju's status shows a unit whose container is not running on its own). A running
+//! pod that refuses a change or does not answer is an error naming the pod and what it refused, which fails the
+//! hook in Apply mode (Juju retries it) and becomes a status in Verify mode.
 //!
 //! Everything here goes through [`Admin`], so it is tested against [`super::admin::fake::FakeCluster`].
 
@@ -186,6 +186,9 @@ pub struct Health {
     /// Replicas whose link to the primary is down: normal for a few seconds after a replica (re)starts, while
     /// it syncs; a problem when it lasts.
     pub lagging: Vec<String>,
+    /// What is wrong for the moment while pods restart or a failover runs (no writable primary yet, a Sentinel
+    /// naming a primary that is restarting): a problem when it lasts.
+    pub settling: Vec<String>,
     /// What the leader changed (for the hook's trace), never a value.
     pub changed: Vec<String>,
 }
@@ -223,9 +226,6 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
             Ok(r) => r,
             Err(e) if e.is_not_running() => {
                 health.not_running.push(node.pod.clone());
-                if verify {
-                    health.problems.push(format!("{} is not running", node.label()));
-                }
                 None
             }
             Err(e) if verify => {
@@ -240,7 +240,7 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
         pods.iter().filter(|p| p.replication.as_ref().is_some_and(Replication::is_primary)).collect();
     match primaries.as_slice() {
         [p] => health.primary = Some(desired.redis(p.ordinal).pod),
-        [] if pods.iter().any(|p| p.replication.is_some()) => health.problems.push("no writable primary".into()),
+        [] if pods.iter().any(|p| p.replication.is_some()) => health.settling.push("no writable primary".into()),
         [] => {}
         many => {
             let names: Vec<String> = many.iter().map(|p| desired.redis(p.ordinal).pod).collect();
@@ -268,11 +268,7 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
         let node = desired.sentinel(n);
         match sentinel_pass(admin, desired, &node, primary.as_deref(), mode, &mut health) {
             Ok(()) => {}
-            Err(e) if e.is_not_running() => {
-                if verify {
-                    health.problems.push(format!("{} is not running", node.label()));
-                }
-            }
+            Err(e) if e.is_not_running() => {}
             Err(e) if verify => health.problems.push(e.to_string()),
             Err(e) => return Err(e),
         }
@@ -427,8 +423,12 @@ fn sentinel_pass(
             health.changed.push(format!("{}: now monitors {host}:{port} (was {was})", node.label()));
         }
         (None, Some((h, p))) => {
-            if mode == Mode::Verify {
-                health.problems.push(format!("{} names {h}:{p}, which does not answer as the primary", node.label()));
+            let what = format!("{} names {h}:{p}, which does not answer as the primary", node.label());
+            let restarting = super::topology::pod_of(app, h).is_some_and(|pod| health.not_running.contains(&pod));
+            if restarting || health.settling.iter().any(|s| s == "no writable primary") {
+                health.settling.push(what);
+            } else if mode == Mode::Verify {
+                health.problems.push(what);
             }
         }
         (None, None) => health.problems.push(format!("{} knows no primary", node.label())),
@@ -454,11 +454,15 @@ fn repair_sentinel_credentials(
 }
 
 impl Health {
-    /// The status message for what is wrong (lagging replicas included when `lagging` counts), or `None`.
-    pub fn degraded(&self, lagging: bool) -> Option<String> {
+    /// The status message for what is wrong, or `None`; `lasting`: what only lasts while things settle
+    /// (lagging replicas, a failover under way) counts too.
+    pub fn degraded(&self, lasting: bool) -> Option<String> {
         let mut what = self.problems.clone();
-        if lagging && !self.lagging.is_empty() {
-            what.push(format!("{} not linked to the primary", self.lagging.join(", ")));
+        if lasting {
+            what.extend(self.settling.iter().cloned());
+            if !self.lagging.is_empty() {
+                what.push(format!("{} not linked to the primary", self.lagging.join(", ")));
+            }
         }
         (!what.is_empty()).then(|| format!("replication degraded: {}", what.join("; ")))
     }
@@ -475,7 +479,7 @@ pub fn verify_settled(
 ) -> Result<Health, AdminError> {
     let mut health = converge(admin, desired, Mode::Verify)?;
     for _ in 1..attempts.max(1) {
-        let settling = !health.lagging.is_empty() || health.problems.iter().any(|p| p == "no writable primary");
+        let settling = !health.lagging.is_empty() || !health.settling.is_empty();
         if !settling {
             break;
         }
@@ -676,7 +680,7 @@ mod tests {
         c.state_mut().redis.get_mut("r-0.r-endpoints:6379").unwrap().replica_of =
             Some(("r-1.r-endpoints".into(), 6379));
         let h = converge(&mut admin(&c), &d, Mode::Verify).unwrap();
-        assert!(h.primary.is_none() && h.problems.contains(&"no writable primary".to_string()), "{h:?}");
+        assert!(h.primary.is_none() && h.settling.contains(&"no writable primary".to_string()), "{h:?}");
     }
 
     #[test]

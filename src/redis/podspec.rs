@@ -91,6 +91,10 @@ const RESOLVE_WAIT_S: u32 = 20;
 /// How long a stopping primary waits for a replica to catch up, and again for the Sentinels to name a new
 /// primary: twice this stays well inside Kubernetes' default 30 s termination grace period.
 const HANDOVER_WAIT_S: u32 = 10;
+/// How long a restarting pod that the Sentinels still name as the primary on its old port waits for their
+/// failover (down-after plus an election, a few seconds) before starting as the primary; inside the liveness
+/// probe's 15 s delay and three 10 s periods.
+const FAILOVER_WAIT_S: u32 = 20;
 
 /// Where things live in the pod. Tests render the same files with their own layout, to run them on this machine.
 #[derive(Debug, Clone, Copy)]
@@ -535,7 +539,7 @@ fn render_settings(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> S
     // The address a script reaches its own pod's servers on: loopback in the pod, where they listen on every
     // address; the one address they listen on in the tests.
     let local = if layout.bind == "0.0.0.0" { "127.0.0.1" } else { layout.bind };
-    let values: [(&str, String); 16] = [
+    let values: [(&str, String); 17] = [
         ("APP", topo.app.clone()),
         ("PORT", cfg.port.to_string()),
         ("SENTINEL_PORT", layout.sentinel_port.to_string()),
@@ -551,6 +555,7 @@ fn render_settings(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> S
         ("QUERY_TIMEOUT_S", QUERY_TIMEOUT_S.to_string()),
         ("RESOLVE_WAIT_S", RESOLVE_WAIT_S.to_string()),
         ("HANDOVER_WAIT_S", HANDOVER_WAIT_S.to_string()),
+        ("FAILOVER_WAIT_S", FAILOVER_WAIT_S.to_string()),
         ("LOCAL_HOST", local.to_owned()),
     ];
     let mut s = String::new();

@@ -42,7 +42,8 @@ pub fn relation_data(model_dir: &Path, app: &str, rid: u64) -> Option<(String, u
         let bag = &units[u];
         let host = bag["host"].as_str()?.to_string();
         let port = bag["port"].as_str()?.parse().ok()?;
-        let password = bag["password"].as_str().map(|p| serde_json::from_str::<String>(p).unwrap_or_else(|_| p.to_string()));
+        let password =
+            bag["password"].as_str().map(|p| serde_json::from_str::<String>(p).unwrap_or_else(|_| p.to_string()));
         Some((host, port, password))
     })
 }
@@ -76,10 +77,8 @@ pub fn sentinel_route(
     let (dir, app): (PathBuf, String) = (model_dir.to_path_buf(), app.to_string());
     Arc::new(move || {
         let pw = password();
-        let sentinels: Vec<String> = (0..units)
-            .filter_map(|n| resolve(&dir, &format!("{app}-{n}")))
-            .map(|a| format!("{a}:26379"))
-            .collect();
+        let sentinels: Vec<String> =
+            (0..units).filter_map(|n| resolve(&dir, &format!("{app}-{n}"))).map(|a| format!("{a}:26379")).collect();
         let (host, port) =
             resp::sentinel_primary(&sentinels, &app, pw.as_deref(), std::time::Duration::from_millis(500))?;
         Some(Target { addr: format!("{}:{port}", resolve(&dir, &host)?), password: pw })

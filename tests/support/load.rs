@@ -67,7 +67,11 @@ impl Report {
             self.attempts,
             self.failed,
             self.longest_outage.as_millis(),
-            if self.errors.is_empty() { String::new() } else { format!(" (first errors: {})", self.errors.join(" | ")) }
+            if self.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (first errors: {})", self.errors.join(" | "))
+            }
         )
     }
 }
@@ -80,8 +84,20 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts writing `<prefix>:<i>` every `1/rate` seconds.
+    /// Starts writing `<prefix>:<i>` every `1/rate` seconds, asking `route` again after a failure.
     pub fn start(name: &str, prefix: &str, rate_per_sec: u32, route: Route) -> Load {
+        Load::start_refreshing(name, prefix, rate_per_sec, route, None)
+    }
+
+    /// Like [`Load::start`], also asking `route` again every `refresh` (a client charm that acts on its
+    /// relation-changed hooks picks up new relation data within a moment).
+    pub fn start_refreshing(
+        name: &str,
+        prefix: &str,
+        rate_per_sec: u32,
+        route: Route,
+        refresh: Option<Duration>,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Mutex::new(0));
         let (flag, counter) = (stop.clone(), progress.clone());
@@ -94,7 +110,14 @@ impl Load {
             let mut last_ok = Instant::now();
             let mut failing_since: Option<Instant> = None;
             let mut next = Instant::now();
+            let mut refreshed = Instant::now();
             while !flag.load(Ordering::Relaxed) {
+                if refresh.is_some_and(|r| refreshed.elapsed() >= r) {
+                    refreshed = Instant::now();
+                    if let Some(t) = route() {
+                        target = Some(t);
+                    }
+                }
                 let now = Instant::now();
                 if now < next {
                     std::thread::sleep(next - now);

@@ -20,8 +20,8 @@
 
 #![allow(dead_code)]
 
-pub mod fake_unit;
 pub mod day2;
+pub mod fake_unit;
 pub mod load;
 pub mod local;
 pub mod sim;

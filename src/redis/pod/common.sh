@@ -108,10 +108,16 @@ find_primary() {
             if [ "$#" -eq 2 ] && is_port "$2"; then
                 if ! is_pod_host "$1"; then
                     warn "the Sentinel of $fp_peer names $1:$2, which is not one of this application's pods: ignored"
-                elif [ "$1" = "$SELF" ]; then
+                elif [ "$1" = "$SELF" ] && [ "$2" = "$PORT" ]; then
                     PRIMARY_HOST="$SELF"
                     PRIMARY_PORT="$PORT"
                     log "the Sentinel of $fp_peer names this pod as the primary"
+                    return 0
+                elif [ "$1" = "$SELF" ]; then
+                    # This pod was the primary on another port and stopped without handing over: the
+                    # Sentinels will promote a replica. Starting as a primary here would take writes
+                    # that the failover then throws away.
+                    wait_for_failover
                     return 0
                 elif [ "$(role_of "$1" "$2")" = master ]; then
                     PRIMARY_HOST="$1"
@@ -146,4 +152,37 @@ find_primary() {
     PRIMARY_HOST="$(host_of 0)"
     PRIMARY_PORT="$PORT"
     log "no peer knows a primary, so ordinal 0 ($PRIMARY_HOST) is the primary"
+}
+
+# The Sentinels name this pod as the primary at a port it no longer listens on:
+# waits (at most FAILOVER_WAIT_S) for them to promote another pod, and follows it;
+# else this pod is the primary after all.
+wait_for_failover() {
+    log "the Sentinels name this pod as the primary on another port: waiting for them to fail over"
+    wf_waited=0
+    while [ "$wf_waited" -lt "$FAILOVER_WAIT_S" ]; do
+        wf_i=0
+        while [ "$wf_i" -lt "$UNITS" ]; do
+            if [ "$wf_i" != "$ORDINAL" ]; then
+                wf_answer="$(cli "$(host_of "$wf_i")" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || wf_answer=""
+                set -f
+                # shellcheck disable=SC2086 # split the two-line answer into host and port
+                set -- $wf_answer
+                set +f
+                if [ "$#" -eq 2 ] && is_port "$2" && is_pod_host "$1" && [ "$1" != "$SELF" ] &&
+                    [ "$(role_of "$1" "$2")" = master ]; then
+                    PRIMARY_HOST="$1"
+                    PRIMARY_PORT="$2"
+                    log "the Sentinels now name $PRIMARY_HOST:$PRIMARY_PORT as the primary"
+                    return 0
+                fi
+            fi
+            wf_i=$((wf_i + 1))
+        done
+        sleep 1
+        wf_waited=$((wf_waited + 1))
+    done
+    PRIMARY_HOST="$SELF"
+    PRIMARY_PORT="$PORT"
+    log "no failover within ${FAILOVER_WAIT_S}s: starting as the primary"
 }

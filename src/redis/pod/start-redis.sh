@@ -41,9 +41,14 @@ if [ "${1:-}" = ready ]; then
     exit 1
 fi
 
-# Whether a replica has acknowledged every byte of the replication stream this
-# server has produced (its offset is at least ours, read now).
-replica_in_sync() {
+# The hand-over relies only on what this server reports now, not on the values
+# this script started with (the unit count may have changed since, in files the
+# kubelet has refreshed but this shell read long ago).
+
+# Prints the replicas (their announced host names) that have acknowledged every
+# byte of the replication stream this server has produced, one per line; fails
+# when there is none.
+replicas_in_sync() {
     ris_info="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r')" || return 1
     ris_offset="$(printf '%s\n' "$ris_info" | sed -n 's/^master_repl_offset:\([0-9][0-9]*\)$/\1/p')"
     [ -n "$ris_offset" ] || return 1
@@ -51,34 +56,31 @@ replica_in_sync() {
         /^slave[0-9]+:/ {
             sub(/^slave[0-9]+:/, "")
             n = split($0, kv, ",")
-            state = ""; offset = -1
+            host = ""; state = ""; offset = -1
             for (i = 1; i <= n; i++) {
                 split(kv[i], p, "=")
+                if (p[1] == "ip") host = p[2]
                 if (p[1] == "state") state = p[2]
                 if (p[1] == "offset") offset = p[2] + 0
             }
-            if (state == "online" && offset >= want + 0) found = 1
+            if (state == "online" && offset >= want + 0 && host != "") { print host; found = 1 }
         }
         END { exit found ? 0 : 1 }'
 }
 
-# Prints the primary a peer Sentinel names, if it is another of this
-# application's pods, as "host port".
+# Prints the primary the Sentinel of one of the pods given as arguments names, if
+# it is another of this application's pods, as "host port".
 new_primary() {
-    np_i=0
-    while [ "$np_i" -lt "$UNITS" ]; do
-        if [ "$np_i" != "$ORDINAL" ]; then
-            np_answer="$(cli "$(host_of "$np_i")" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || np_answer=""
-            set -f
-            # shellcheck disable=SC2086 # split the two-line answer into host and port
-            set -- $np_answer
-            set +f
-            if [ "$#" -eq 2 ] && is_port "$2" && is_pod_host "$1" && [ "$1" != "$SELF" ]; then
-                printf '%s %s\n' "$1" "$2"
-                return 0
-            fi
+    for np_host in "$@"; do
+        np_answer="$(cli "$np_host" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || np_answer=""
+        set -f
+        # shellcheck disable=SC2086 # split the two-line answer into host and port
+        set -- $np_answer
+        set +f
+        if [ "$#" -eq 2 ] && is_port "$2" && is_pod_host "$1" && [ "$1" != "$SELF" ]; then
+            printf '%s %s\n' "$1" "$2"
+            return 0
         fi
-        np_i=$((np_i + 1))
     done
     return 1
 }
@@ -88,15 +90,18 @@ unpause() { cli "$LOCAL" "$PORT" CLIENT UNPAUSE >/dev/null 2>&1 || true; }
 # Steps 1-4 above. Bounded: at most HANDOVER_WAIT_S for a replica to catch up
 # and as long again for the Sentinels, well inside the pod's grace period.
 hand_over() {
-    [ "$UNITS" -gt 1 ] || return 0
     [ "$(role_of "$LOCAL" "$PORT")" = master ] || return 0
+    ho_replicas="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r' | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*/\1/p')"
+    if [ -z "$ho_replicas" ]; then
+        return 0
+    fi
     log "$SELF is the primary and is stopping: handing over to a replica"
     if ! cli "$LOCAL" "$PORT" CLIENT PAUSE "$(((HANDOVER_WAIT_S * 2 + 5) * 1000))" WRITE >/dev/null 2>&1; then
         log "cannot pause writes: stopping without a hand-over"
         return 0
     fi
     ho_ticks=0
-    until replica_in_sync; do
+    until ho_synced="$(replicas_in_sync)"; do
         if [ "$ho_ticks" -ge $((HANDOVER_WAIT_S * 10)) ]; then
             log "no replica caught up within ${HANDOVER_WAIT_S}s: stopping without a hand-over"
             unpause
@@ -105,14 +110,14 @@ hand_over() {
         sleep 0.1
         ho_ticks=$((ho_ticks + 1))
     done
+    # The Sentinels run beside the replicas, one per pod.
     ho_asked=""
-    ho_i=0
-    while [ "$ho_i" -lt "$UNITS" ] && [ -z "$ho_asked" ]; do
-        if [ "$ho_i" != "$ORDINAL" ] &&
-            [ "$(cli "$(host_of "$ho_i")" "$SENTINEL_PORT" SENTINEL FAILOVER "$APP" 2>/dev/null | tr -d '\r')" = OK ]; then
-            ho_asked="$(host_of "$ho_i")"
+    for ho_host in $ho_synced $ho_replicas; do
+        if is_pod_host "$ho_host" &&
+            [ "$(cli "$ho_host" "$SENTINEL_PORT" SENTINEL FAILOVER "$APP" 2>/dev/null | tr -d '\r')" = OK ]; then
+            ho_asked="$ho_host"
+            break
         fi
-        ho_i=$((ho_i + 1))
     done
     if [ -z "$ho_asked" ]; then
         log "no peer Sentinel accepted a failover: stopping without a hand-over"
@@ -120,7 +125,8 @@ hand_over() {
         return 0
     fi
     ho_ticks=0
-    until ho_new="$(new_primary)"; do
+    # shellcheck disable=SC2086 # one argument per replica host
+    until ho_new="$(new_primary $ho_replicas)"; do
         if [ "$ho_ticks" -ge $((HANDOVER_WAIT_S * 10)) ]; then
             log "the Sentinels named no new primary within ${HANDOVER_WAIT_S}s: stopping without a hand-over"
             unpause
