@@ -8,6 +8,7 @@
 #   make setup   install what the above need (Debian packages, charm-tools venv); idempotent
 #   make clean   remove build outputs (keeps the .venv-tools/ that setup made)
 #   make bench   hook benchmarks vs charms.reactive, ops and static floors (benches/README.md; ~10 min)
+#   make bench-day2  what clients see during each day-2 operation, on juju-local (benches/DAY2.md; root)
 
 SHELL := /bin/bash
 
@@ -32,7 +33,7 @@ CHARM_PROOF := $(VENV)/bin/charm-proof
 PROOF := $(VENV)/bin/python scripts/charm-proof.py
 PROOF_DIR := target/charm-proof/redis-k8s
 
-.PHONY: setup build charm lint test demo clean bench bench-quick
+.PHONY: setup build charm lint test demo clean bench bench-quick bench-day2
 
 setup:
 	@missing=""; \
@@ -96,3 +97,8 @@ bench:
 
 bench-quick:
 	benches/run.sh --quick
+
+# Writes benches/DAY2.md; DAY2_ROUNDS=N repeats every operation N times.
+bench-day2: setup charm
+	cargo build -p juju-local
+	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo bench --bench day2
