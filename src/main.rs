@@ -93,6 +93,10 @@ fn run_hook(hook: &str) -> ExitCode {
             for line in &outcome.trace {
                 println!("redis-k8s: {hook}: {line}");
             }
+            let sessions = outcome.charm.redis.admin.calls();
+            if !sessions.is_empty() {
+                println!("redis-k8s: {hook}: {} Redis/Sentinel sessions: {}", sessions.len(), sessions.join("; "));
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
