@@ -41,7 +41,8 @@
 //! ```
 //!
 //! The seed is printed first (`soak: seed 0x…`) and in every failure; `REDIS_K8S_SOAK_SEED=0x…` replays
-//! a run step for step, `REDIS_K8S_SOAK_STEPS=N` overrides the number of steps. Needs root, redis-server,
+//! a run step for step, `REDIS_K8S_SOAK_STEPS=N` overrides the number of steps, `REDIS_K8S_SOAK_KEEP=1` keeps
+//! a failed run's model directory (as `<dir>.kept`). Needs root, redis-server,
 //! bwrap and ip, like `tests/e2e_local.rs`; each run uses its own model dir and destroys it, even when
 //! it fails.
 
@@ -169,8 +170,33 @@ impl Model {
             let lines: Vec<&str> = log.lines().collect();
             tail.extend(lines[lines.len().saturating_sub(15)..].iter().map(|l| l.to_string()));
         }
+        let events = String::from_utf8_lossy(&self.run(&["events"]).stdout).into_owned();
+        let events: Vec<&str> = events.lines().collect();
+        let events = events[events.len().saturating_sub(40)..].join("\n");
+        // The end of every container's log: what the start scripts said they were waiting for.
+        let mut containers = String::new();
+        let mut pods: Vec<PathBuf> = std::fs::read_dir(self.dir.join("pods"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        pods.sort();
+        for pod in pods {
+            let mut logs: Vec<PathBuf> = std::fs::read_dir(pod.join("logs"))
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            logs.sort();
+            for log in logs {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                containers.push_str(&format!(
+                    "== {} ==\n{}\n",
+                    log.strip_prefix(&self.dir).unwrap_or(&log).display(),
+                    lines[lines.len().saturating_sub(12)..].join("\n")
+                ));
+            }
+        }
         panic!(
-            "{msg}\n--- replay with REDIS_K8S_SOAK_SEED={:#x} ---\n--- status ---\n{status}\n--- debug-log (tail) ---\n{}",
+            "{msg}\n--- replay with REDIS_K8S_SOAK_SEED={:#x} ---\n--- status ---\n{status}\n--- debug-log (tail) ---\n{}\n\
+             --- kubelet events (tail) ---\n{events}\n--- container logs (tails) ---\n{containers}",
             self.seed,
             tail.join("\n")
         );
@@ -209,6 +235,12 @@ impl Model {
 
 impl Drop for Model {
     fn drop(&mut self) {
+        if std::thread::panicking() && env_flag("REDIS_K8S_SOAK_KEEP") {
+            // Processes stopped, files kept for a post-mortem (`juju-local destroy` removes the rest).
+            let _ = std::fs::copy(self.dir.join("model.json"), self.files.join("model.json"));
+            let _ = Command::new("cp").arg("-a").arg(&self.dir).arg(self.dir.with_extension("kept")).status();
+            eprintln!("soak: model kept at {}", self.dir.with_extension("kept").display());
+        }
         let _ = self.run(&["destroy"]);
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(&self.files);
