@@ -229,7 +229,7 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
                 None
             }
             Err(e) if verify => {
-                health.problems.push(e.to_string());
+                health.unanswered(e);
                 None
             }
             Err(e) => return Err(e),
@@ -269,7 +269,7 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
         match sentinel_pass(admin, desired, &node, primary.as_deref(), mode, &mut health) {
             Ok(()) => {}
             Err(e) if e.is_not_running() => {}
-            Err(e) if verify => health.problems.push(e.to_string()),
+            Err(e) if verify => health.unanswered(e),
             Err(e) => return Err(e),
         }
     }
@@ -454,6 +454,15 @@ fn repair_sentinel_credentials(
 }
 
 impl Health {
+    /// A node that failed to answer a check: no answer in time (a stalled or overloaded server) is worth looking
+    /// at again before it is reported; a refusal is a problem at once.
+    fn unanswered(&mut self, e: AdminError) {
+        match e {
+            AdminError::Failed { .. } => self.settling.push(e.to_string()),
+            _ => self.problems.push(e.to_string()),
+        }
+    }
+
     /// The status message for what is wrong, or `None`; `lasting`: what only lasts while things settle
     /// (lagging replicas, a failover under way) counts too.
     pub fn degraded(&self, lasting: bool) -> Option<String> {
@@ -641,9 +650,23 @@ mod tests {
         c.inject(Fault::on("r-1.r-endpoints:6379", FaultKind::Timeout));
         let e = converge(&mut admin(&c), &d, Mode::Apply).unwrap_err();
         assert!(e.to_string().starts_with("r-1 did not answer"), "{e}");
-        // Verify mode reports instead.
+        // Verify mode reports instead: a node that does not answer is looked at again before it counts.
         let h = converge(&mut admin(&c), &d, Mode::Verify).unwrap();
-        assert!(h.problems.iter().any(|p| p.starts_with("r-1 did not answer")), "{h:?}");
+        assert!(h.settling.iter().any(|p| p.starts_with("r-1 did not answer")), "{h:?}");
+        assert_eq!(h.degraded(false), None);
+        assert!(h.degraded(true).is_some_and(|m| m.contains("r-1 did not answer")), "{h:?}");
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert!(h.degraded(true).is_some_and(|m| m.contains("r-1 did not answer")), "{h:?}");
+        // Once: the next look finds it well, and nothing is reported.
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        c.inject(Fault { times: 1, ..Fault::on("r-1.r-endpoints:26379", FaultKind::Timeout) });
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert_eq!(h.degraded(true), None, "{h:?}");
+        // A refusal is reported at once.
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        c.inject(Fault { command: Some("CONFIG GET".into()), ..Fault::on("r-1", FaultKind::Reply("ERR nope".into())) });
+        let h = converge(&mut admin(&c), &d, Mode::Verify).unwrap();
+        assert!(h.degraded(false).is_some_and(|m| m.contains("r-1 refused CONFIG GET")), "{h:?}");
     }
 
     #[test]
