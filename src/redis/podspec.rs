@@ -23,7 +23,8 @@
 //! `src/redis/pod/`, embedded at build time, with this deployment's values in a generated `settings.sh`):
 //!
 //! - `redis` runs `start-redis.sh`: it finds the current primary and runs `redis-server redis.conf` as the primary or
-//!   a replica, and hands the primary over to a replica when the pod is stopped; `ready.sh` is its readiness probe;
+//!   a replica, follows the primary the Sentinels name if its own is lost, and hands the primary over to a replica
+//!   when the pod is stopped; `start-redis.sh ready PORT` is its readiness probe, with the template's own port;
 //! - `sentinel` runs `start-sentinel.sh`, which writes the Sentinel's config to a writable emptyDir and execs
 //!   Sentinel on port 26379, in every pod, even with one unit.
 //!
@@ -88,13 +89,21 @@ const PARALLEL_SYNCS: u32 = 1;
 const QUERY_TIMEOUT_S: u32 = 3;
 /// How long the Sentinel start script waits for the primary's name to resolve before starting anyway.
 const RESOLVE_WAIT_S: u32 = 20;
-/// How long a stopping primary waits for a replica to catch up, and again for the Sentinels to name a new
-/// primary: twice this stays well inside Kubernetes' default 30 s termination grace period.
+/// How long a stopping primary waits for a replica to catch up; its whole hand-over (catching up, a Sentinel
+/// accepting the failover, the new primary named) takes at most twice this, inside Kubernetes' default 30 s
+/// termination grace period.
 const HANDOVER_WAIT_S: u32 = 10;
 /// How long a restarting pod that the Sentinels still name as the primary on its old port waits for their
 /// failover (down-after plus an election, a few seconds) before starting as the primary; inside the liveness
 /// probe's 15 s delay and three 10 s periods.
 const FAILOVER_WAIT_S: u32 = 20;
+/// How long a starting pod keeps asking its peers while one of them is there but does not answer in time (an
+/// overloaded node), before it takes ordinal 0 as the primary; inside the liveness probes' start-up grace.
+const DISCOVERY_WAIT_S: u32 = 10;
+/// How often a running pod checks its replica link, and how many checks in a row find it down before the pod
+/// follows the primary the Sentinels name instead (longer than a Sentinel failover's reconfiguration of replicas).
+const WATCH_S: u32 = 3;
+const LINK_DOWN_CHECKS: u32 = 3;
 
 /// Where things live in the pod. Tests render the same files with their own layout, to run them on this machine.
 #[derive(Debug, Clone, Copy)]
@@ -408,6 +417,8 @@ pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology)
                                 "sh".to_owned(),
                                 format!("{}/{START_REDIS}", POD.config_dir),
                                 "ready".to_owned(),
+                                // The template's own port: the refreshed files may already name the next one.
+                                cfg.port.to_string(),
                             ],
                         }),
                         tcp_socket: None,
@@ -539,7 +550,7 @@ fn render_settings(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> S
     // The address a script reaches its own pod's servers on: loopback in the pod, where they listen on every
     // address; the one address they listen on in the tests.
     let local = if layout.bind == "0.0.0.0" { "127.0.0.1" } else { layout.bind };
-    let values: [(&str, String); 17] = [
+    let values: [(&str, String); 20] = [
         ("APP", topo.app.clone()),
         ("PORT", cfg.port.to_string()),
         ("SENTINEL_PORT", layout.sentinel_port.to_string()),
@@ -556,6 +567,9 @@ fn render_settings(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> S
         ("RESOLVE_WAIT_S", RESOLVE_WAIT_S.to_string()),
         ("HANDOVER_WAIT_S", HANDOVER_WAIT_S.to_string()),
         ("FAILOVER_WAIT_S", FAILOVER_WAIT_S.to_string()),
+        ("DISCOVERY_WAIT_S", DISCOVERY_WAIT_S.to_string()),
+        ("WATCH_S", WATCH_S.to_string()),
+        ("LINK_DOWN_CHECKS", LINK_DOWN_CHECKS.to_string()),
         ("LOCAL_HOST", local.to_owned()),
     ];
     let mut s = String::new();
@@ -1036,6 +1050,7 @@ mod tests {
                     let c = &spec["containers"][0];
                     assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(port.into()));
                     assert_eq!(c["kubernetes"]["readinessProbe"]["exec"]["command"][2], "ready");
+                    assert_eq!(c["kubernetes"]["readinessProbe"]["exec"]["command"][3], port.to_string().as_str());
                     assert_eq!(c["kubernetes"]["livenessProbe"]["tcpSocket"]["port"].as_u64(), Some(port.into()));
                 }
             }
@@ -1103,7 +1118,7 @@ mod tests {
         assert_eq!(parse("[{name: redis, containerPort: 7000, protocol: TCP}]"), redis["ports"]);
         assert_eq!(parse("[{name: sentinel, containerPort: 26379, protocol: TCP}]"), sentinel["ports"]);
         assert_eq!(
-            parse("[sh, /etc/redis-k8s/start-redis.sh, ready]"),
+            parse("[sh, /etc/redis-k8s/start-redis.sh, ready, '7000']"),
             redis["kubernetes"]["readinessProbe"]["exec"]["command"]
         );
         assert_eq!(redis["kubernetes"]["livenessProbe"]["tcpSocket"]["port"], 7000);
@@ -1682,6 +1697,15 @@ mod tests {
             status
         }
 
+        /// Sends `signal` to a process's whole group (SIGSTOP and SIGCONT: a node too slow to answer).
+        fn signal(&self, name: &str, signal: i32) {
+            let (_, child) = self.children.iter().find(|(n, _)| n == name).expect("a process this test started");
+            // SAFETY: kill(2) on the process group of a child of this test; no memory is touched.
+            unsafe {
+                libc::kill(-(child.id() as i32), signal);
+            }
+        }
+
         fn logs(&self) -> String {
             let mut out = String::new();
             let mut entries: Vec<_> = std::fs::read_dir(&self.dir).unwrap().flatten().map(|e| e.path()).collect();
@@ -1699,11 +1723,15 @@ mod tests {
         }
 
         /// Polls `ok` every 50 ms for up to 15 s; on timeout, fails with the processes' logs.
-        fn wait_until(&self, what: &str, mut ok: impl FnMut() -> bool) {
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        fn wait_until(&self, what: &str, ok: impl FnMut() -> bool) {
+            self.wait_up_to(15, what, ok);
+        }
+
+        fn wait_up_to(&self, secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(secs);
             while !ok() {
                 if std::time::Instant::now() >= deadline {
-                    panic!("gave up after 15 s waiting for {what}\n{}", self.logs());
+                    panic!("gave up after {secs} s waiting for {what}\n{}", self.logs());
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -1820,6 +1848,10 @@ mod tests {
         ordinal: u32,
         host: String,
         dir: String,
+        /// The ConfigMap's files, as rendered: written again before each start, since in a pod they are a read-only
+        /// volume that a server's `CONFIG REWRITE` (Sentinel sends one with every REPLICAOF) cannot change, and root
+        /// running these tests ignores file modes.
+        files: Vec<(String, String)>,
     }
 
     impl TestPod {
@@ -1885,9 +1917,11 @@ mod tests {
                     ordinal,
                     host: format!("{prefix}{ordinal}"),
                     dir: sb.path(&format!("pod{ordinal}")),
+                    files: Vec::new(),
                 })
                 .collect();
-            for pod in &pods {
+            let mut pods = pods;
+            for pod in &mut pods {
                 let (conf, auth, data, sentinel) = (
                     sb.path(&format!("pod{}/conf", pod.ordinal)),
                     sb.path(&format!("pod{}/auth", pod.ordinal)),
@@ -1905,12 +1939,16 @@ mod tests {
                 let files = write_pod_files(&cfg, &t, &layout);
                 write_secret(&auth, pw);
                 assert!(files.files.iter().all(|(_, text)| !text.contains(pw)));
+                pod.files = files.files.iter().map(|(name, text)| (format!("{conf}/{name}"), text.clone())).collect();
             }
             ThreePods { app, pw, prefix, port, sentinel_port, pods }
         }
 
         fn start(&self, sb: &mut Sandbox, ordinal: usize, which: &str) {
             let pod = &self.pods[ordinal];
+            for (path, text) in &pod.files {
+                std::fs::write(path, text).unwrap();
+            }
             let script = format!("{}/conf/start-{which}.sh", pod.dir);
             let pod_name = format!("{}-{}", self.app, pod.ordinal);
             let env = [
@@ -2010,7 +2048,9 @@ mod tests {
                 hosts.sort();
                 hosts == [pods[1].host.clone(), pods[2].host.clone()]
             });
-            sb.wait_until("the Sentinel to see the two others, connected", || {
+            // Sentinels find each other through hello messages on the primary (every 2 s) and clear a peer's
+            // s_down only on its next reply: on a loaded two-CPU host that has taken more than 15 s.
+            sb.wait_up_to(30, "the Sentinel to see the two others, connected", || {
                 match get(&sentinel, Some(pw), &["SENTINEL", "SENTINELS", app]) {
                     Some(Resp::Array(peers)) => {
                         peers.len() == 2
@@ -2053,6 +2093,119 @@ mod tests {
         assert!(log.contains(&format!("names {}:{port} as the primary", new_primary.host)), "{log}");
         // The password never reached a log.
         assert!(!sb.logs().contains(pw));
+    }
+
+    /// A replica left following a server that is gone follows the primary the Sentinels name once its link has
+    /// been down for a while. Here pod 2 is pointed at pod 0 on a port nothing listens on: what a replica does that
+    /// started while no peer answered and took ordinal 0 on the next port, which a rolling port change has not
+    /// reached yet. (The Sentinels would correct a replica they know only after their 30 s failover timeout, and
+    /// one they do not know, like that new pod, never: the script's own watch is what relinks it here.)
+    #[test]
+    fn a_replica_whose_primary_is_gone_follows_the_one_the_sentinels_name() {
+        let mut sb = Sandbox::new("relink");
+        let three = ThreePods::new(&sb, "relink-password-0123456789");
+        three.start_all_and_settle(&mut sb);
+        let (pw, port) = (three.pw, three.port);
+        let (primary, replica) = (&three.pods[0], three.pods[2].redis(port));
+        assert_eq!(get(&primary.redis(port), Some(pw), &["SET", "before", "1"]), Some(Resp::Simple("OK".into())));
+        let gone = free_port().to_string();
+        assert_eq!(get(&replica, Some(pw), &["REPLICAOF", &primary.host, &gone]), Some(Resp::Simple("OK".into())));
+        sb.wait_until("the link to go down", || {
+            let text = info(&replica, pw);
+            resp::info_field(&text, "master_port") == Some(gone.as_str())
+                && resp::info_field(&text, "master_link_status") == Some("down")
+        });
+        assert_eq!(get(&primary.redis(port), Some(pw), &["SET", "while-away", "2"]), Some(Resp::Simple("OK".into())));
+        // Three checks 3 s apart find it down, then the watch follows the primary: well inside 25 s.
+        sb.wait_up_to(25, "the replica to follow pod 0 on its port again", || {
+            is_replica_of(&replica, pw, &primary.host)
+                && resp::info_field(&info(&replica, pw), "master_port") == Some(port.to_string().as_str())
+        });
+        sb.wait_until("the write made while it was away", || {
+            get(&replica, Some(pw), &["GET", "while-away"]) == Some(Resp::Bulk(b"2".to_vec()))
+        });
+        let log = std::fs::read_to_string(sb.dir.join("pod2-redis.log")).unwrap();
+        let line = format!("the Sentinels name {}:{port}: following it", primary.host);
+        assert!(log.contains(&line), "{log}");
+        // The primary and the other replica were left alone.
+        assert!(!std::fs::read_to_string(sb.dir.join("pod1-redis.log")).unwrap().contains("following it"));
+        assert_eq!(resp::info_field(&info(&primary.redis(port), pw), "role"), Some("master"));
+    }
+
+    /// A pod that starts while its peers are there but too slow to answer (an overloaded node) asks again rather
+    /// than taking ordinal 0 as the primary. Here a replica was promoted, and while the third pod's Redis restarts
+    /// the new primary and the two other Sentinels are stopped (SIGSTOP) for 12 s: longer than the first round of
+    /// questions takes (3 s for each that goes unanswered), so it finds no primary.
+    #[test]
+    fn a_pod_that_starts_while_its_peers_are_too_slow_to_answer_asks_again() {
+        let mut sb = Sandbox::new("stalled");
+        let three = ThreePods::new(&sb, "stalled-password-0123456789");
+        three.start_all_and_settle(&mut sb);
+        let (pw, port, app, pods) = (three.pw, three.port, three.app, &three.pods);
+        sb.wait_until("Sentinel to accept a failover", || {
+            get(&three.sentinel(1), Some(pw), &["SENTINEL", "FAILOVER", app]) == Some(Resp::Simple("OK".into()))
+        });
+        let mut promoted = 0;
+        sb.wait_until("the failover, seen by every Sentinel", || {
+            promoted = (1..3)
+                .find(|&i| resp::info_field(&info(&pods[i].redis(port), pw), "role") == Some("master"))
+                .unwrap_or(0);
+            promoted != 0
+                && (0..3)
+                    .all(|i| sentinel_says(&three.sentinel(i), pw, app) == Some((pods[promoted].host.clone(), port)))
+        });
+        let other = 3 - promoted;
+        // Sentinel turns the old primary into a replica only once it has reported the wrong role for a while
+        // (sentinel.c: SENTINEL_PUBLISH_PERIOD * 4, after the failover's own steps): more than 15 s on a loaded host.
+        sb.wait_up_to(40, "pod 0 and the other replica to follow the new primary", || {
+            [0, other].iter().all(|&i| is_replica_of(&pods[i].redis(port), pw, &pods[promoted].host))
+        });
+        sb.kill(&format!("pod{other}-redis"));
+        let log_path = sb.dir.join(format!("pod{other}-redis.log"));
+        let before = std::fs::metadata(&log_path).map(|m| m.len() as usize).unwrap_or(0);
+        let stalled = [format!("pod{promoted}-redis"), format!("pod{promoted}-sentinel"), "pod0-sentinel".to_owned()];
+        for name in &stalled {
+            sb.signal(name, libc::SIGSTOP);
+        }
+        three.start(&mut sb, other, "redis");
+        std::thread::sleep(Duration::from_secs(12));
+        for name in &stalled {
+            sb.signal(name, libc::SIGCONT);
+        }
+        sb.wait_up_to(40, "the restarted pod to follow the new primary", || {
+            is_replica_of(&pods[other].redis(port), pw, &pods[promoted].host)
+        });
+        // Only what the restarted pod logged: its first start, on a fresh deployment, rightly chose ordinal 0.
+        let log = std::fs::read_to_string(&log_path).unwrap().split_off(before);
+        assert!(log.contains("did not answer in time: asking the peers again"), "{log}");
+        assert!(!log.contains("so ordinal 0"), "{log}");
+    }
+
+    /// The readiness probe asks the port it is given (its pod template's), not the one the refreshed files name:
+    /// during a rolling port change an old pod stays ready on its old port.
+    #[test]
+    fn the_readiness_probe_asks_the_port_of_its_template() {
+        let mut sb = Sandbox::new("ready");
+        let three = ThreePods::new(&sb, "ready-password-0123456789");
+        three.start_all_and_settle(&mut sb);
+        let pod = &three.pods[1];
+        let probe = |port: &str| {
+            let script = format!("{}/conf/start-redis.sh", pod.dir);
+            let mut cmd = std::process::Command::new("sh");
+            cmd.arg(&script).arg("ready");
+            if !port.is_empty() {
+                cmd.arg(port);
+            }
+            cmd.env("REDIS_K8S_POD_NAME", format!("{}-1", three.app))
+                .env("REDIS_K8S_HOST_PREFIX", &three.prefix)
+                .env("REDIS_K8S_HOST_SUFFIX", "");
+            cmd.output().unwrap().status.code()
+        };
+        assert_eq!(probe(""), Some(0), "a linked replica is ready");
+        assert_eq!(probe(&three.port.to_string()), Some(0));
+        assert_eq!(probe(&free_port().to_string()), Some(1), "nothing listens there");
+        assert_eq!(probe("not-a-port"), Some(1));
+        drop(sb);
     }
 
     /// A client that writes `key:<i>` = `<i>` in a loop to whichever pod is the primary, following a failover the
@@ -2165,6 +2318,42 @@ mod tests {
             acked.len(),
             errors
         );
+    }
+
+    /// A primary stopped just after the other pods were replaced (as a rolling restart replaces the pods before
+    /// it, moving on once they are ready) still hands over: those Sentinels refuse a failover until they have heard from a replica, so the
+    /// script asks again until one accepts.
+    #[test]
+    fn a_stopping_primary_hands_over_to_sentinels_that_have_just_started() {
+        let mut sb = Sandbox::new("handover-fresh");
+        let three = ThreePods::new(&sb, "handover-fresh-password-0123456789");
+        three.start_all_and_settle(&mut sb);
+        let (pw, port) = (three.pw, three.port);
+        assert_eq!(get(&three.pods[0].redis(port), Some(pw), &["SET", "k", "v"]), Some(Resp::Simple("OK".into())));
+        // Pods 1 and 2 replaced: their Sentinels ask the primary for its replicas at once, before the restarted
+        // replicas have linked, and ask again only 10 s later.
+        for i in 1..3 {
+            sb.kill(&format!("pod{i}-redis"));
+            sb.kill(&format!("pod{i}-sentinel"));
+        }
+        for i in 1..3 {
+            three.start(&mut sb, i, "sentinel");
+            three.start(&mut sb, i, "redis");
+        }
+        for pod in &three.pods[1..] {
+            sb.wait_until("the replaced replica to link (ready)", || {
+                is_replica_of(&pod.redis(port), pw, &three.pods[0].host)
+            });
+        }
+        let status = sb.terminate("pod0-redis", Duration::from_secs(30));
+        assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", sb.logs());
+        let log = std::fs::read_to_string(sb.dir.join("pod0-redis.log")).unwrap();
+        assert!(log.contains("handed the primary over to"), "{}", sb.logs());
+        let new_primary = three.pods[1..]
+            .iter()
+            .find(|p| resp::info_field(&info(&p.redis(port), pw), "role") == Some("master"))
+            .unwrap_or_else(|| panic!("no replica was promoted\n{}", sb.logs()));
+        assert_eq!(get(&new_primary.redis(port), Some(pw), &["GET", "k"]), Some(Resp::Bulk(b"v".to_vec())));
     }
 
     /// The scripts as the pod receives them (settings and common.sh written in) pass shellcheck.

@@ -80,7 +80,11 @@ is_pod_host() {
 }
 
 # The first line of ROLE from the Redis at HOST PORT: master, slave, or nothing.
-role_of() { cli "$1" "$2" ROLE 2>/dev/null | head -n 1 | tr -d '\r'; }
+# Fails as redis-cli did: 124 when it had no answer in time.
+role_of() {
+    ro_reply="$(cli "$1" "$2" ROLE 2>/dev/null)" || return $?
+    printf '%s\n' "$ro_reply" | head -n 1 | tr -d '\r'
+}
 
 # Sets PRIMARY_HOST and PRIMARY_PORT: the primary this pod must follow, or this
 # pod itself. In order:
@@ -92,20 +96,48 @@ role_of() { cli "$1" "$2" ROLE 2>/dev/null | head -n 1 | tr -d '\r'; }
 # This pod's own Sentinel is never asked: it may have just started from the
 # static config. When a Sentinel names this very pod, this pod was the primary
 # and restarted before any failover: it starts as the primary again.
+# "Nothing answers" means nothing listens: a peer that is there but did not
+# answer in time (an overloaded node, a stalled Sentinel) knows the primary, so
+# while one did, the pod asks again, for at most DISCOVERY_WAIT_S.
 find_primary() {
     if [ "$UNITS" -gt 1 ]; then
         require_tools redis-cli timeout
     fi
+    fp_waited=0
+    while :; do
+        FP_STALLED=""
+        if find_primary_once; then
+            return 0
+        fi
+        if [ -z "$FP_STALLED" ] || [ "$fp_waited" -ge "$DISCOVERY_WAIT_S" ]; then
+            break
+        fi
+        log "$FP_STALLED did not answer in time: asking the peers again"
+        sleep 1
+        fp_waited=$((fp_waited + 1 + QUERY_TIMEOUT_S))
+    done
+    PRIMARY_HOST="$(host_of 0)"
+    PRIMARY_PORT="$PORT"
+    log "no peer knows a primary, so ordinal 0 ($PRIMARY_HOST) is the primary"
+}
+
+# Steps 1 and 2 of find_primary: succeeds when one of them found the primary;
+# sets FP_STALLED to a peer that had no answer in time.
+find_primary_once() {
     fp_i=0
     while [ "$fp_i" -lt "$UNITS" ]; do
         if [ "$fp_i" != "$ORDINAL" ]; then
             fp_peer="$(host_of "$fp_i")"
-            fp_answer="$(cli "$fp_peer" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || fp_answer=""
+            fp_rc=0
+            fp_answer="$(cli "$fp_peer" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || fp_rc=$?
+            if [ "$fp_rc" -eq 124 ]; then
+                FP_STALLED="the Sentinel of $fp_peer"
+            fi
             set -f
             # shellcheck disable=SC2086 # split the two-line answer into host and port
             set -- $fp_answer
             set +f
-            if [ "$#" -eq 2 ] && is_port "$2"; then
+            if [ "$fp_rc" -eq 0 ] && [ "$#" -eq 2 ] && is_port "$2"; then
                 if ! is_pod_host "$1"; then
                     warn "the Sentinel of $fp_peer names $1:$2, which is not one of this application's pods: ignored"
                 elif [ "$1" = "$SELF" ] && [ "$2" = "$PORT" ]; then
@@ -140,18 +172,50 @@ find_primary() {
     while [ "$fp_i" -lt "$UNITS" ]; do
         if [ "$fp_i" != "$ORDINAL" ]; then
             fp_peer="$(host_of "$fp_i")"
-            if [ "$(role_of "$fp_peer" "$PORT")" = master ]; then
+            fp_rc=0
+            fp_role="$(role_of "$fp_peer" "$PORT")" || fp_rc=$?
+            if [ "$fp_role" = master ]; then
                 PRIMARY_HOST="$fp_peer"
                 PRIMARY_PORT="$PORT"
                 log "no Sentinel names a primary that answers, but $fp_peer answers as one"
                 return 0
+            elif [ "$fp_rc" -eq 124 ]; then
+                FP_STALLED="$fp_peer"
             fi
         fi
         fp_i=$((fp_i + 1))
     done
-    PRIMARY_HOST="$(host_of 0)"
-    PRIMARY_PORT="$PORT"
-    log "no peer knows a primary, so ordinal 0 ($PRIMARY_HOST) is the primary"
+    return 1
+}
+
+# Prints "host port" of the primary that a Sentinel at one of the HOSTs given
+# names, if that is another of this application's pods and it answers there as
+# a primary; fails when no Sentinel names one.
+sentinel_primary() {
+    for sp_host in "$@"; do
+        sp_answer="$(cli "$sp_host" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || sp_answer=""
+        set -f
+        # shellcheck disable=SC2086 # split the two-line answer into host and port
+        set -- $sp_answer
+        set +f
+        if [ "$#" -eq 2 ] && is_port "$2" && is_pod_host "$1" && [ "$1" != "$SELF" ] &&
+            [ "$(role_of "$1" "$2")" = master ]; then
+            printf '%s %s\n' "$1" "$2"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The peer pods by the counts this script started with, one per line.
+peer_hosts() {
+    ph_i=0
+    while [ "$ph_i" -lt "$UNITS" ]; do
+        if [ "$ph_i" != "$ORDINAL" ]; then
+            host_of "$ph_i"
+        fi
+        ph_i=$((ph_i + 1))
+    done
 }
 
 # The Sentinels name this pod as the primary at a port it no longer listens on:
@@ -161,24 +225,13 @@ wait_for_failover() {
     log "the Sentinels name this pod as the primary on another port: waiting for them to fail over"
     wf_waited=0
     while [ "$wf_waited" -lt "$FAILOVER_WAIT_S" ]; do
-        wf_i=0
-        while [ "$wf_i" -lt "$UNITS" ]; do
-            if [ "$wf_i" != "$ORDINAL" ]; then
-                wf_answer="$(cli "$(host_of "$wf_i")" "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$APP" 2>/dev/null)" || wf_answer=""
-                set -f
-                # shellcheck disable=SC2086 # split the two-line answer into host and port
-                set -- $wf_answer
-                set +f
-                if [ "$#" -eq 2 ] && is_port "$2" && is_pod_host "$1" && [ "$1" != "$SELF" ] &&
-                    [ "$(role_of "$1" "$2")" = master ]; then
-                    PRIMARY_HOST="$1"
-                    PRIMARY_PORT="$2"
-                    log "the Sentinels now name $PRIMARY_HOST:$PRIMARY_PORT as the primary"
-                    return 0
-                fi
-            fi
-            wf_i=$((wf_i + 1))
-        done
+        # shellcheck disable=SC2046 # one argument per peer host
+        if wf_found="$(sentinel_primary $(peer_hosts))"; then
+            PRIMARY_HOST="${wf_found% *}"
+            PRIMARY_PORT="${wf_found#* }"
+            log "the Sentinels now name $PRIMARY_HOST:$PRIMARY_PORT as the primary"
+            return 0
+        fi
         sleep 1
         wf_waited=$((wf_waited + 1))
     done

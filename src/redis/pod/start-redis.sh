@@ -14,7 +14,11 @@
 # Any step that cannot complete in time ends the hand-over and the server stops
 # as it would have; its data is on the pod's persistent storage.
 #
-# `start-redis.sh ready` is the container's readiness probe instead: ready means
+# While it runs, it watches a replica's link: a replica whose primary has been
+# unreachable for a while follows the primary the Sentinels name instead (see
+# watch_link).
+#
+# `start-redis.sh ready PORT` is the container's readiness probe instead: ready means
 # serving what clients expect, the primary or a replica whose link to its primary
 # is up (so a rolling restart moves on only once the restarted replica has
 # synced, and `juju status` shows a replica that lost its primary).
@@ -33,6 +37,13 @@ HERE="$(dirname "$0")"
 LOCAL="$LOCAL_HOST"
 
 if [ "${1:-}" = ready ]; then
+    # The probe names the port of the pod template it belongs to: the files are
+    # refreshed in a running pod, and during a rolling port change they already
+    # hold the new port while this server still listens on the old one.
+    if [ -n "${2:-}" ]; then
+        is_port "$2" || exit 1
+        PORT="$2"
+    fi
     info="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r')" || exit 1
     case "$info" in
         *role:master*) exit 0 ;;
@@ -85,10 +96,21 @@ new_primary() {
     return 1
 }
 
+# Whether the hand-over's bound has passed: ho_deadline (seconds since the
+# epoch) by the clock, or, in an image without a date command (ho_deadline 0),
+# by the tenths of a second it has slept (ho_slept).
+past() {
+    if [ "$ho_deadline" -eq 0 ]; then
+        [ "$ho_slept" -ge $((HANDOVER_WAIT_S * 20)) ]
+    else
+        [ "$(date +%s 2>/dev/null || echo "$ho_deadline")" -ge "$ho_deadline" ]
+    fi
+}
+
 unpause() { cli "$LOCAL" "$PORT" CLIENT UNPAUSE >/dev/null 2>&1 || true; }
 
-# Steps 1-4 above. Bounded: at most HANDOVER_WAIT_S for a replica to catch up
-# and as long again for the Sentinels, well inside the pod's grace period.
+# Steps 1-4 above. Bounded: at most 2 x HANDOVER_WAIT_S in all, of which at
+# most half for a replica to catch up, inside the pod's grace period.
 hand_over() {
     [ "$(role_of "$LOCAL" "$PORT")" = master ] || return 0
     ho_replicas="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r' | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*/\1/p')"
@@ -96,6 +118,15 @@ hand_over() {
         return 0
     fi
     log "$SELF is the primary and is stopping: handing over to a replica"
+    # One bound for the whole hand-over, 2 x HANDOVER_WAIT_S, of which catching
+    # up may take at most half. Without a date command (an image without one)
+    # the time slept counts instead.
+    ho_slept=0
+    if ho_now="$(date +%s 2>/dev/null)"; then
+        ho_deadline=$((ho_now + HANDOVER_WAIT_S * 2))
+    else
+        ho_deadline=0
+    fi
     if ! cli "$LOCAL" "$PORT" CLIENT PAUSE "$(((HANDOVER_WAIT_S * 2 + 5) * 1000))" WRITE >/dev/null 2>&1; then
         log "cannot pause writes: stopping without a hand-over"
         return 0
@@ -109,31 +140,41 @@ hand_over() {
         fi
         sleep 0.1
         ho_ticks=$((ho_ticks + 1))
+        ho_slept=$((ho_slept + 1))
     done
-    # The Sentinels run beside the replicas, one per pod.
+    # The Sentinels run beside the replicas, one per pod. A Sentinel refuses
+    # (NOGOODSLAVE) until it has had INFO from a replica itself: one that
+    # started a moment ago, as a rolling restart has just replaced its pod, asks
+    # its primary for the replicas at once and again only 10 s later. Ask again
+    # until one accepts.
     ho_asked=""
-    for ho_host in $ho_synced $ho_replicas; do
-        if is_pod_host "$ho_host" &&
-            [ "$(cli "$ho_host" "$SENTINEL_PORT" SENTINEL FAILOVER "$APP" 2>/dev/null | tr -d '\r')" = OK ]; then
-            ho_asked="$ho_host"
-            break
+    while [ -z "$ho_asked" ]; do
+        for ho_host in $ho_synced $ho_replicas; do
+            if is_pod_host "$ho_host" &&
+                [ "$(cli "$ho_host" "$SENTINEL_PORT" SENTINEL FAILOVER "$APP" 2>/dev/null | tr -d '\r')" = OK ]; then
+                ho_asked="$ho_host"
+                break
+            fi
+        done
+        if [ -z "$ho_asked" ]; then
+            if past; then
+                log "no peer Sentinel accepted a failover in time: stopping without a hand-over"
+                unpause
+                return 0
+            fi
+            sleep 0.5
+            ho_slept=$((ho_slept + 5))
         fi
     done
-    if [ -z "$ho_asked" ]; then
-        log "no peer Sentinel accepted a failover: stopping without a hand-over"
-        unpause
-        return 0
-    fi
-    ho_ticks=0
     # shellcheck disable=SC2086 # one argument per replica host
     until ho_new="$(new_primary $ho_replicas)"; do
-        if [ "$ho_ticks" -ge $((HANDOVER_WAIT_S * 10)) ]; then
-            log "the Sentinels named no new primary within ${HANDOVER_WAIT_S}s: stopping without a hand-over"
+        if past; then
+            log "the Sentinels named no new primary in time: stopping without a hand-over"
             unpause
             return 0
         fi
         sleep 0.1
-        ho_ticks=$((ho_ticks + 1))
+        ho_slept=$((ho_slept + 1))
     done
     set -f
     # shellcheck disable=SC2086 # "host port"
@@ -142,6 +183,44 @@ hand_over() {
     cli "$LOCAL" "$PORT" REPLICAOF "$1" "$2" >/dev/null 2>&1 || true
     unpause
     log "handed the primary over to $1:$2 (failover asked of the Sentinel of $ho_asked)"
+}
+
+# Follows the primary the Sentinels name when this server is a replica whose
+# link has been down for LINK_DOWN_CHECKS checks in a row (WATCH_S apart) and
+# they name another server. A replica can be left following a server that is
+# gone: it started while no peer answered (a stalled Sentinel, a name not yet
+# published) and took ordinal 0 on this deployment's port, which a rolling port
+# change has not reached yet. The Sentinels do not correct it: they know only
+# the replicas their primary lists. A replica still syncing from the primary
+# they name is left alone, as is one whose primary they do not know.
+watch_link() {
+    wl_sleep=""
+    trap 'kill "$wl_sleep" 2>/dev/null; exit 0' TERM
+    wl_down=0
+    while :; do
+        sleep "$WATCH_S" &
+        wl_sleep=$!
+        wait "$wl_sleep" || true
+        wl_info="$(cli "$LOCAL" "$PORT" INFO replication 2>/dev/null | tr -d '\r')" || continue
+        case "$wl_info" in
+            *role:slave*master_link_status:down*) wl_down=$((wl_down + 1)) ;;
+            *)
+                wl_down=0
+                continue
+                ;;
+        esac
+        [ "$wl_down" -ge "$LINK_DOWN_CHECKS" ] || continue
+        wl_current="$(printf '%s\n' "$wl_info" | sed -n 's/^master_host:\(.*\)$/\1/p') $(printf '%s\n' "$wl_info" | sed -n 's/^master_port:\(.*\)$/\1/p')"
+        # This pod's own Sentinel first: by now it has heard the others.
+        # shellcheck disable=SC2046 # one argument per peer host
+        wl_named="$(sentinel_primary "$LOCAL" $(peer_hosts))" || continue
+        if [ "$wl_named" != "$wl_current" ]; then
+            if cli "$LOCAL" "$PORT" REPLICAOF "${wl_named% *}" "${wl_named#* }" >/dev/null 2>&1; then
+                log "the link to $wl_current has been down for $((wl_down * WATCH_S))s and the Sentinels name ${wl_named% *}:${wl_named#* }: following it"
+                wl_down=0
+            fi
+        fi
+    done
 }
 
 find_primary
@@ -157,17 +236,30 @@ STOPPING=""
 trap 'STOPPING=1' TERM INT
 redis-server "$@" &
 SERVER=$!
+WATCHER=""
+if command -v redis-cli >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
+    watch_link &
+    WATCHER=$!
+fi
+stop_watching() {
+    if [ -n "$WATCHER" ]; then
+        kill -TERM "$WATCHER" 2>/dev/null || true
+        wait "$WATCHER" 2>/dev/null || true
+    fi
+}
 # `wait` returns when redis-server exits or when a trapped signal arrives.
 while :; do
     if wait "$SERVER"; then status=0; else status=$?; fi
     if [ -n "$STOPPING" ]; then
         trap '' TERM INT
+        stop_watching
         hand_over || true
         kill -TERM "$SERVER" 2>/dev/null || true
         wait "$SERVER" 2>/dev/null || true
         exit 0
     fi
     if ! kill -0 "$SERVER" 2>/dev/null; then
+        stop_watching
         warn "redis-server exited with status $status"
         exit "$status"
     fi
