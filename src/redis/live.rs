@@ -191,6 +191,11 @@ pub struct Health {
     pub settling: Vec<String>,
     /// What the leader changed (for the hook's trace), never a value.
     pub changed: Vec<String>,
+    /// When no pod answers as the primary: the ordinal and replication offset of each pod that answered as a
+    /// replica (what [`recover_primary`] chooses from).
+    stranded: Vec<(u32, u64)>,
+    /// A Sentinel reports a failover under way (`failover_in_progress` in its flags).
+    failover_running: bool,
 }
 
 struct PodState {
@@ -240,7 +245,10 @@ pub fn converge(admin: &mut Admin, desired: &Desired, mode: Mode) -> Result<Heal
         pods.iter().filter(|p| p.replication.as_ref().is_some_and(Replication::is_primary)).collect();
     match primaries.as_slice() {
         [p] => health.primary = Some(desired.redis(p.ordinal).pod),
-        [] if pods.iter().any(|p| p.replication.is_some()) => health.settling.push("no writable primary".into()),
+        [] if pods.iter().any(|p| p.replication.is_some()) => {
+            health.settling.push("no writable primary".into());
+            health.stranded = pods.iter().filter_map(|p| Some((p.ordinal, p.replication.as_ref()?.offset))).collect();
+        }
         [] => {}
         many => {
             let names: Vec<String> = many.iter().map(|p| desired.redis(p.ordinal).pod).collect();
@@ -372,6 +380,9 @@ fn sentinel_pass(
         return Err(AdminError::Rejected { node: node.label(), command: "SENTINEL MASTER".into(), message: e.clone() });
     }
     let monitored = pairs(&reply);
+    if monitored.get("flags").is_some_and(|f| f.contains("failover_in_progress")) {
+        health.failover_running = true;
+    }
     // Apply mode: a refused SENTINEL SET means the Sentinel does not monitor the primary under our name (handled
     // below by re-pointing it); anything else refused is an error.
     if mode == Mode::Apply
@@ -497,7 +508,47 @@ pub fn verify_settled(
         health = converge(admin, desired, Mode::Verify)?;
         health.changed.splice(0..0, changed);
     }
+    if attempts > 1
+        && let Some(promoted) = recover_primary(admin, desired, &health)?
+    {
+        let changed = std::mem::take(&mut health.changed);
+        health = converge(admin, desired, Mode::Verify)?;
+        health.changed.splice(0..0, changed);
+        health.changed.push(format!("{promoted}: promoted, as no pod was a writable primary"));
+    }
     Ok(health)
+}
+
+/// Makes a pod the primary when, after looking again, none is: every pod runs and answers as a replica (of one
+/// another in a circle, of a pod that is gone, or of an address that is not one of this application's pods, as a
+/// Sentinel reachable without a password can be made to name) and no Sentinel is failing over. Sentinel cannot
+/// end this itself: it promotes only a replica whose link to the primary it monitors was up recently. The pod with
+/// the highest replication offset (the lowest ordinal on a tie) has the most of the data: it is told `REPLICAOF NO
+/// ONE`, the others follow it, and the next pass points every Sentinel at it. Returns the promoted pod.
+///
+/// Nothing is done while any pod is not running or did not answer: that pod may be the primary, restarting.
+pub fn recover_primary(admin: &mut Admin, desired: &Desired, health: &Health) -> Result<Option<String>, AdminError> {
+    if health.primary.is_some()
+        || health.failover_running
+        || health.stranded.is_empty()
+        || health.stranded.len() != desired.units as usize
+    {
+        return Ok(None);
+    }
+    let Some(&(chosen, _)) =
+        health.stranded.iter().max_by_key(|(ordinal, offset)| (*offset, std::cmp::Reverse(*ordinal)))
+    else {
+        return Ok(None);
+    };
+    let creds = desired.credentials();
+    let node = desired.redis(chosen);
+    admin.run(&node, &creds, &[cmd(&["REPLICAOF", "NO", "ONE"])], TIMEOUT)?;
+    let host = pod_host(&desired.app, chosen);
+    let port = desired.port.to_string();
+    for &(ordinal, _) in health.stranded.iter().filter(|(o, _)| *o != chosen) {
+        admin.run(&desired.redis(ordinal), &creds, &[cmd(&["REPLICAOF", &host, &port])], TIMEOUT)?;
+    }
+    Ok(Some(node.pod))
 }
 
 /// What [`after_scale_down`] did, for the hook's trace.
@@ -690,6 +741,87 @@ mod tests {
         let h = converge(&mut admin(&c), &d, Mode::Verify).unwrap();
         assert!(h.changed.is_empty(), "{h:?}");
         assert_eq!(c.calls().len() - before, 6);
+    }
+
+    /// Sets every pod of `c` to replicate from `of(ordinal)` with the link down (up for `link_up`), at `offsets`.
+    fn strand(c: &FakeCluster, of: impl Fn(u32) -> (String, u16), offsets: [u64; 3], link_up: bool) {
+        for n in 0..3u32 {
+            let mut st = c.state_mut();
+            let r = st.redis.get_mut(&format!("r-{n}.r-endpoints:6379")).unwrap();
+            r.replica_of = Some(of(n));
+            r.link_up = link_up;
+            r.offset = offsets[n as usize];
+        }
+    }
+
+    #[test]
+    fn a_deployment_left_without_a_primary_gets_the_replica_with_the_most_data_promoted() {
+        let d = Desired::new("r", &cfg(), &sh(Some(PW), None), 3);
+        // In a circle (each pod restarted following another that had itself restarted as a replica).
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        strand(&c, |n| (format!("r-{}.r-endpoints", (n + 1) % 3), 6379), [100, 250, 250], false);
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert_eq!(h.primary.as_deref(), Some("r-1"), "{h:?}");
+        assert!(h.changed.iter().any(|c| c == "r-1: promoted, as no pod was a writable primary"), "{h:?}");
+        assert!(c.redis("r-1.r-endpoints:6379").replica_of.is_none());
+        for n in [0, 2] {
+            assert_eq!(c.redis(&format!("r-{n}.r-endpoints:6379")).replica_of, Some(("r-1.r-endpoints".into(), 6379)));
+        }
+        for n in 0..3 {
+            let m = c.sentinel(&format!("r-{n}.r-endpoints:26379")).monitor.unwrap();
+            assert_eq!((m.host.as_str(), m.port), ("r-1.r-endpoints", 6379));
+        }
+        assert_eq!(h.degraded(true), None, "{h:?}");
+        // Every pod made a replica of a server that is not one of ours (a poisoned Sentinel, auth off), the
+        // Sentinels naming it too: the pods' own data wins, and the Sentinels are pointed back.
+        let c = FakeCluster::healthy("r", 3, 6379, None);
+        let d = Desired::new("r", &RedisConfig { require_auth: false, ..cfg() }, &sh(None, None), 3);
+        strand(&c, |_| ("10.9.9.9".into(), 6379), [100, 100, 100], true);
+        for n in 0..3 {
+            let mut st = c.state_mut();
+            let m = st.sentinels.get_mut(&format!("r-{n}.r-endpoints:26379")).unwrap().monitor.as_mut().unwrap();
+            (m.host, m.port, m.quorum) = ("10.9.9.9".into(), 6379, 1);
+        }
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert_eq!(h.primary.as_deref(), Some("r-0"), "{h:?}");
+        for n in 0..3 {
+            let m = c.sentinel(&format!("r-{n}.r-endpoints:26379")).monitor.unwrap();
+            assert_eq!((m.host.as_str(), m.port, m.quorum), ("r-0.r-endpoints", 6379, 2));
+        }
+        assert_eq!(h.degraded(true), None, "{h:?}");
+    }
+
+    #[test]
+    fn no_pod_is_promoted_while_one_may_be_the_primary_restarting_or_a_sentinel_fails_over() {
+        let d = Desired::new("r", &cfg(), &sh(Some(PW), None), 3);
+        let circle =
+            |c: &FakeCluster| strand(c, |n| (format!("r-{}.r-endpoints", (n + 1) % 3), 6379), [1, 2, 3], false);
+        // A pod not running.
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        circle(&c);
+        c.state_mut().redis.get_mut("r-2.r-endpoints:6379").unwrap().running = false;
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert!(h.primary.is_none() && h.degraded(true).is_some(), "{h:?}");
+        assert!(c.calls().iter().all(|call| call.cmds.iter().all(|c| c[0] != "REPLICAOF")), "{:?}", c.calls());
+        // A pod that did not answer.
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        circle(&c);
+        c.inject(Fault::on("r-1.r-endpoints:6379", FaultKind::Timeout));
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert!(h.primary.is_none(), "{h:?}");
+        // A Sentinel failing over.
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        circle(&c);
+        c.state_mut().sentinels.get_mut("r-0.r-endpoints:26379").unwrap().monitor.as_mut().unwrap().failing_over = true;
+        let h = verify_settled(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert!(h.primary.is_none(), "{h:?}");
+        // A single look (the checks of other hooks) never promotes.
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        circle(&c);
+        let h = verify_settled(&mut admin(&c), &d, 1, Duration::ZERO).unwrap();
+        assert!(h.primary.is_none(), "{h:?}");
+        let h = converge(&mut admin(&c), &d, Mode::Verify).unwrap();
+        assert!(h.primary.is_none(), "{h:?}");
     }
 
     #[test]

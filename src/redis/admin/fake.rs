@@ -42,6 +42,8 @@ pub struct Monitor {
     pub settings: BTreeMap<String, String>,
     /// Bumped by `SENTINEL RESET`.
     pub resets: u32,
+    /// `failover_in_progress` shows in its flags.
+    pub failing_over: bool,
 }
 
 /// A fake pod's Sentinel.
@@ -165,6 +167,7 @@ impl FakeCluster {
                         auth_pass: password.unwrap_or("").to_string(),
                         settings: BTreeMap::new(),
                         resets: 0,
+                        failing_over: false,
                     }),
                 },
             );
@@ -322,6 +325,22 @@ impl Cluster {
                 Ok(()) => Resp::Simple("OK".into()),
                 Err(e) => Resp::Error(e),
             },
+            "REPLICAOF" => {
+                if cmd.len() == 3 && cmd[1].eq_ignore_ascii_case("no") && cmd[2].eq_ignore_ascii_case("one") {
+                    let r = self.redis.get_mut(addr).expect("exists");
+                    r.replica_of = None;
+                    r.link_up = false;
+                } else if let (3, Ok(port)) = (cmd.len(), cmd[2].parse::<u16>()) {
+                    let primary = format!("{}:{port}", cmd[1]);
+                    let up = self.redis.get(&primary).is_some_and(|p| p.running && p.replica_of.is_none());
+                    let r = self.redis.get_mut(addr).expect("exists");
+                    r.replica_of = Some((cmd[1].clone(), port));
+                    r.link_up = up;
+                } else {
+                    return Resp::Error("ERR syntax error".into());
+                }
+                Resp::Simple("OK".into())
+            }
             "CLIENT PAUSE" => {
                 self.redis.get_mut(addr).expect("exists").paused = true;
                 Resp::Simple("OK".into())
@@ -390,7 +409,7 @@ impl Cluster {
                         ("name", m.name.clone()),
                         ("ip", m.host.clone()),
                         ("port", m.port.to_string()),
-                        ("flags", "master".into()),
+                        ("flags", if m.failing_over { "master,failover_in_progress" } else { "master" }.into()),
                         ("quorum", m.quorum.to_string()),
                     ];
                     for (k, v) in &m.settings {
@@ -457,6 +476,7 @@ impl Cluster {
                     auth_pass: String::new(),
                     settings: BTreeMap::new(),
                     resets: 0,
+                    failing_over: false,
                 });
                 Resp::Simple("OK".into())
             }
