@@ -787,8 +787,8 @@ fn auth_turned_on_after_deploying_without_it_on_juju_2_9_29() {
     m.wait_active("redis-k8s");
     let addr = format!("{}:6379", m.address("redis-k8s/0"));
     ping_eventually(&addr, None).unwrap();
+    // (No pod is ready meanwhile: a replica whose link is down is not, and `juju status` says so.)
     m.ok(&["config", "redis-k8s", "require-auth=true"]);
-    m.wait_active("redis-k8s");
     let pw = m.password("redis-k8s/0");
     let err =
         resp::query(&addr, None, &["GET", "k"], Duration::from_secs(2)).and_then(|r| r.into_result()).unwrap_err();
@@ -823,4 +823,161 @@ fn a_pod_down_during_a_change_takes_the_value_from_its_files() {
     let addr = format!("{}:6379", addrs[2]);
     let value = until("pod 2 to come back", 60, || config_get(&addr, Some(&pw), "maxmemory"));
     assert_eq!(value, "67108864", "pod 2 read the new value from its files");
+}
+
+/// A redis-server in the host's network namespace, standing for a server an attacker controls; killed on drop.
+struct Intruder {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Intruder {
+    fn start() -> Intruder {
+        let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "0.0.0.0", "--protected-mode", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dir", &std::env::temp_dir().display().to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let intruder = Intruder { child, port };
+        let addr = format!("127.0.0.1:{port}");
+        until("the intruder's server", 20, || resp::ping(&addr, None, Duration::from_millis(300)).ok());
+        resp::query(&addr, None, &["SET", "owned", "yes"], Duration::from_secs(2))
+            .and_then(|r| r.into_result())
+            .unwrap();
+        intruder
+    }
+}
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ROLE's first element at `addr`, and for a replica the host it follows and whether its link is up.
+fn role(addr: &str, pw: Option<&str>) -> Option<(String, String, bool)> {
+    let info = resp::info(addr, pw, "replication", Duration::from_secs(2)).ok()?;
+    let field = |f: &str| resp::info_field(&info, f).unwrap_or_default().to_string();
+    Some((field("role"), field("master_host"), field("master_link_status") == "up"))
+}
+
+/// Issue 14, item 1, replayed: with `require-auth=false` anyone who reaches port 26379 can make every Sentinel
+/// monitor their own server. A restarted replica and a restarted primary still find each other (the start
+/// scripts trust only this application's pods), turning auth on points the Sentinels back at the real primary,
+/// and the deployment ends with one writable primary, the intruder's data nowhere, and a status that says so.
+#[test]
+fn a_poisoned_sentinel_with_auth_off_leaves_one_writable_primary_and_a_truthful_status() {
+    let m = Model::new("poison");
+    let charm = charm();
+    let deploy = ["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "3"];
+    m.ok(&[&deploy[..], &["--config", "require-auth=false"]].concat());
+    m.wait_active("redis-k8s");
+    let addrs: Vec<String> = (0..3).map(|i| m.address(&format!("redis-k8s/{i}"))).collect();
+    let redis: Vec<String> = addrs.iter().map(|a| format!("{a}:6379")).collect();
+    let sentinels: Vec<String> = addrs.iter().map(|a| format!("{a}:26379")).collect();
+    until("the pods to answer without a password", 60, || {
+        redis.iter().all(|r| resp::ping(r, None, Duration::from_millis(500)).is_ok()).then_some(())
+    });
+    for i in 0..10 {
+        resp::query(&redis[0], None, &["SET", &format!("k{i}"), "ours"], Duration::from_secs(5))
+            .and_then(|r| r.into_result())
+            .unwrap();
+    }
+    until("the replicas to sync", 40, || {
+        redis[1..]
+            .iter()
+            .all(|r| {
+                resp::query(r, None, &["GET", "k9"], Duration::from_secs(1))
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .as_deref()
+                    == Some("ours")
+            })
+            .then_some(())
+    });
+
+    // The bridge's host side (<net>.1) is where the pods reach the host's network namespace.
+    let host_ip = format!("{}.1", addrs[0].rsplit_once('.').unwrap().0);
+    let intruder = Intruder::start();
+    for s in &sentinels {
+        let _ = resp::query(s, None, &["SENTINEL", "REMOVE", "redis-k8s"], Duration::from_secs(2));
+        let port = intruder.port.to_string();
+        let r =
+            resp::query(s, None, &["SENTINEL", "MONITOR", "redis-k8s", &host_ip, &port, "1"], Duration::from_secs(2));
+        assert!(r.and_then(|r| r.into_result()).is_ok(), "the Sentinel at {s} took the intruder's address");
+    }
+    let named = resp::sentinel_primary(&sentinels, "redis-k8s", None, Duration::from_secs(2));
+    assert_eq!(named, Some((host_ip.clone(), intruder.port)), "every Sentinel now names the intruder");
+
+    // A replica restarts, then the primary: neither follows the address the Sentinels name.
+    std::thread::sleep(Duration::from_millis(1500)); // appendfsync everysec: the writes are on disk
+    for n in [1u32, 0] {
+        let pid = until("the pod's redis-server", 30, || redis_server_pid(&m.dir, "redis-k8s", n));
+        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        let addr = &redis[n as usize];
+        until("the pod to be down", 30, || resp::ping(addr, None, Duration::from_millis(300)).err().map(|_| ()));
+        until("the pod to come back", 60, || resp::ping(addr, None, Duration::from_millis(300)).ok());
+    }
+    let logs = pod_logs(&m, 200);
+    assert!(logs.contains("which is not one of this application's pods: ignored"), "{logs}");
+    assert!(role(&redis[0], None).is_some_and(|r| r.0 == "master"), "the restarted primary took its role back");
+
+    // Then the intruder makes every pod a replica of their server, and it goes away: nothing is writable, and
+    // Sentinel, which never saw these replicas, cannot end it.
+    let port = intruder.port.to_string();
+    drop(intruder);
+    for r in &redis {
+        resp::query(r, None, &["REPLICAOF", &host_ip, &port], Duration::from_secs(2))
+            .and_then(|r| r.into_result())
+            .unwrap();
+    }
+    let refused = resp::query(&redis[0], None, &["SET", "k0", "x"], Duration::from_secs(2)).unwrap();
+    assert!(matches!(&refused, resp::Resp::Error(e) if e.starts_with("READONLY")), "{refused:?}");
+
+    // Auth on: the leader points every Sentinel back at the pod that is the primary.
+    // (No pod is ready meanwhile: a replica whose link is down is not, and `juju status` says so.)
+    m.ok(&["config", "redis-k8s", "require-auth=true"]);
+    let pw = m.password("redis-k8s/0");
+    m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+    let roles = until("one primary with two linked replicas", 60, || {
+        let roles: Vec<_> = redis.iter().map(|r| role(r, Some(&pw))).collect::<Option<Vec<_>>>()?;
+        let primaries: Vec<usize> = (0..3).filter(|&i| roles[i].0 == "master").collect();
+        let [p] = primaries[..] else { return None };
+        let host = format!("redis-k8s-{p}.");
+        roles
+            .iter()
+            .enumerate()
+            .all(|(i, r)| i == p || (r.0 == "slave" && r.1.starts_with(&host) && r.2))
+            .then_some((p, roles))
+    });
+    let (p, _) = roles;
+    until("every Sentinel to name the primary", 30, || {
+        sentinels
+            .iter()
+            .all(|s| {
+                resp::sentinel_primary(std::slice::from_ref(s), "redis-k8s", Some(&pw), Duration::from_secs(2))
+                    .is_some_and(|(h, port)| h.starts_with(&format!("redis-k8s-{p}.")) && port == 6379)
+            })
+            .then_some(())
+    });
+    let primary = &redis[p];
+    let get = |k: &str| resp::query(primary, Some(&pw), &["GET", k], Duration::from_secs(2)).unwrap();
+    assert_eq!(get("k3").as_str(), Some("ours"));
+    assert_eq!(get("owned").as_str(), None, "the intruder's data reached the deployment");
+    let log = m.ok(&["debug-log"]);
+    assert!(log.contains(&format!("live: redis-k8s-{p}: promoted, as no pod was a writable primary")), "{log}");
+    resp::query(primary, Some(&pw), &["SET", "after", "repair"], Duration::from_secs(2))
+        .and_then(|r| r.into_result())
+        .unwrap();
+    m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+    m.wait_active("redis-k8s");
+    let st = m.status();
+    for u in 0..3 {
+        let (current, message) = unit_status(&st, "redis-k8s", &format!("redis-k8s/{u}"));
+        assert_eq!(current, "active", "redis-k8s/{u}: {message}\n{st}");
+        assert!(!message.contains("degraded"), "redis-k8s/{u}: {message}");
+    }
 }

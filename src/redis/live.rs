@@ -490,14 +490,38 @@ impl Health {
 
 /// [`converge`] in Verify mode, looking again (at most `attempts` times, `pause` apart) while what is wrong is
 /// what settles by itself: a replica that restarted a moment ago is still syncing, a failover takes a few seconds.
-/// A pod that is not running, or that refuses or does not answer, is reported at once.
+/// A pod that is not running, or that refuses, is reported at once. When, after looking again, no pod is a
+/// writable primary, one is promoted ([`recover_primary`]) and the deployment is looked at again.
 pub fn verify_settled(
     admin: &mut Admin,
     desired: &Desired,
     attempts: u32,
     pause: Duration,
 ) -> Result<Health, AdminError> {
-    let mut health = converge(admin, desired, Mode::Verify)?;
+    let first = converge(admin, desired, Mode::Verify)?;
+    let mut health = look_again(admin, desired, first, attempts, pause)?;
+    if attempts > 1
+        && let Some(promoted) = recover_primary(admin, desired, &health)?
+    {
+        let mut changed = std::mem::take(&mut health.changed);
+        changed.push(format!("{promoted}: promoted, as no pod was a writable primary"));
+        // The others have just been told to follow it: they sync, then they are looked at as before.
+        let after = converge(admin, desired, Mode::Verify)?;
+        health = look_again(admin, desired, after, attempts, pause)?;
+        health.changed.splice(0..0, changed);
+    }
+    Ok(health)
+}
+
+/// Converges again (at most `attempts - 1` more times, `pause` apart) while what `health` found settles by itself;
+/// what each look changed is kept.
+fn look_again(
+    admin: &mut Admin,
+    desired: &Desired,
+    mut health: Health,
+    attempts: u32,
+    pause: Duration,
+) -> Result<Health, AdminError> {
     for _ in 1..attempts.max(1) {
         let settling = !health.lagging.is_empty() || !health.settling.is_empty();
         if !settling {
@@ -507,14 +531,6 @@ pub fn verify_settled(
         let changed = std::mem::take(&mut health.changed);
         health = converge(admin, desired, Mode::Verify)?;
         health.changed.splice(0..0, changed);
-    }
-    if attempts > 1
-        && let Some(promoted) = recover_primary(admin, desired, &health)?
-    {
-        let changed = std::mem::take(&mut health.changed);
-        health = converge(admin, desired, Mode::Verify)?;
-        health.changed.splice(0..0, changed);
-        health.changed.push(format!("{promoted}: promoted, as no pod was a writable primary"));
     }
     Ok(health)
 }
