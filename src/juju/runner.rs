@@ -5,12 +5,14 @@
 //! unit's tools directory) and maps exit codes to [`ToolError`]; the recording fake in
 //! [`crate::juju::fake`] answers from an in-memory model so logic is testable without a controller.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::env::{EnvError, decode, shown};
 use super::error::ToolError;
 
 /// Runs one hook tool with arguments and optional stdin; returns stdout on exit 0.
@@ -36,15 +38,29 @@ impl ProcessRunner {
         ProcessRunner { timeout }
     }
 
-    /// A runner whose limit comes from [`TIMEOUT_ENV`] when set to a positive number of seconds.
-    pub fn from_env() -> Self {
-        let timeout = std::env::var(TIMEOUT_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .unwrap_or(DEFAULT_TIMEOUT);
-        ProcessRunner { timeout }
+    /// A runner whose limit comes from [`TIMEOUT_ENV`] ([`DEFAULT_TIMEOUT`] when unset or empty); a value
+    /// that is not a number of seconds in [`TIMEOUT_RANGE`] is refused, naming the variable and the range.
+    pub fn from_env() -> Result<Self, EnvError> {
+        Ok(ProcessRunner { timeout: timeout_setting(std::env::var_os(TIMEOUT_ENV))? })
+    }
+}
+
+/// The limits [`TIMEOUT_ENV`] accepts, in seconds: long enough for any tool on a loaded node, short enough to
+/// mean something (and to fit a [`Duration`] however it is written).
+pub const TIMEOUT_RANGE: (f64, f64) = (0.1, 86_400.0);
+
+/// Reads [`TIMEOUT_ENV`]'s raw value: unset or empty gives [`DEFAULT_TIMEOUT`]; `inf`, `NaN`, `1e300`,
+/// zero, negative and non-numbers are refused.
+pub fn timeout_setting(value: Option<OsString>) -> Result<Duration, EnvError> {
+    let Some(text) = decode(TIMEOUT_ENV, value)? else { return Ok(DEFAULT_TIMEOUT) };
+    let (min, max) = TIMEOUT_RANGE;
+    match text.trim().parse::<f64>() {
+        // NaN fails both comparisons, so it is refused too.
+        Ok(secs) if (min..=max).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(EnvError {
+            name: TIMEOUT_ENV,
+            problem: format!("must be a number of seconds from {min} to {max}, got {}", shown(OsStr::new(&text))),
+        }),
     }
 }
 
@@ -251,6 +267,30 @@ mod tests {
         // Closed its pipes but kept running: still bounded.
         let e = sh("exec >/dev/null 2>&1; sleep 30", None, Duration::from_millis(300)).unwrap_err();
         assert!(matches!(e, ToolError::Timeout { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_timeout_setting_is_a_number_of_seconds_in_range_or_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        let setting = |v: &str| timeout_setting(Some(OsString::from(v)));
+        assert_eq!(timeout_setting(None), Ok(DEFAULT_TIMEOUT));
+        assert_eq!(setting(""), Ok(DEFAULT_TIMEOUT), "empty is unset, as for Juju's own variables");
+        assert_eq!(setting("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(setting(" 2.5 "), Ok(Duration::from_millis(2500)));
+        assert_eq!(setting("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(setting("86400"), Ok(Duration::from_secs(86_400)));
+        for bad in ["inf", "-inf", "NaN", "-1", "0", "-0", "0.09", "86400.5", "1e300", "abc", "5s", "0x10"] {
+            let e = setting(bad).unwrap_err();
+            assert_eq!(e.name, TIMEOUT_ENV);
+            assert_eq!(
+                e.to_string(),
+                format!("REDIS_K8S_TOOL_TIMEOUT must be a number of seconds from 0.1 to 86400, got \"{bad}\"")
+            );
+        }
+        let e = timeout_setting(Some(OsString::from_vec(vec![b'3', 0xff]))).unwrap_err();
+        assert_eq!(e.to_string(), r#"REDIS_K8S_TOOL_TIMEOUT is not valid UTF-8: "3\xff""#);
+        let long = setting(&"9".repeat(10_000)).unwrap_err().to_string();
+        assert!(long.len() < 200 && long.ends_with('…'), "{long}");
     }
 
     #[test]
