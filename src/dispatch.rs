@@ -4,8 +4,13 @@
 //! `actions/<name>` (reference §0.1-§0.2); older agents, or a user running `hooks/install` by hand, exec
 //! the `hooks/<name>` symlink, so its basename names the hook. Anything else is not a hook: outside a hook
 //! context the binary is a plain CLI, inside one an unknown name is a usage error listing what it knows.
+//! A name that is not a hook is echoed back only as a short, escaped prefix ([`crate::juju::env::shown`]).
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::juju::env::shown;
 
 /// Unit hooks every podspec charm may receive (reference §2), in the order `hooks/` lists them.
 pub const STANDARD_HOOKS: &[&str] = &[
@@ -59,15 +64,21 @@ pub enum Invocation {
 
 /// A name that is neither a known hook nor a known action.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownHook(pub String);
+pub struct UnknownHook {
+    /// Where the name came from: `JUJU_DISPATCH_PATH` or `the program name` (argv\[0\]'s last component).
+    pub source: &'static str,
+    /// The name as given, [`shown`]: quoted, escaped and cut short.
+    pub shown: String,
+}
 
 impl fmt::Display for UnknownHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let actions = if ACTIONS.is_empty() { "none".to_string() } else { ACTIONS.join(", ") };
         write!(
             f,
-            "{:?} is not a hook this charm handles; known hooks: {}; known actions: {}",
-            self.0,
+            "{} {} is not a hook this charm handles; known hooks: {}; known actions: {}",
+            self.source,
+            self.shown,
             known_hooks().join(", "),
             actions
         )
@@ -80,31 +91,41 @@ impl std::error::Error for UnknownHook {}
 const ENTRY_NAMES: &[&str] = &["dispatch", "redis-k8s"];
 
 /// Decides what to run. `dispatch_path` is `JUJU_DISPATCH_PATH` (if set and non-empty), `argv0` is the
-/// program path as exec'd, `in_hook_context` whether `JUJU_UNIT_NAME` is set.
-pub fn resolve(dispatch_path: Option<&str>, argv0: &str, in_hook_context: bool) -> Result<Invocation, UnknownHook> {
+/// program path as exec'd (any bytes), `in_hook_context` whether `JUJU_UNIT_NAME` is set.
+pub fn resolve(dispatch_path: Option<&str>, argv0: &OsStr, in_hook_context: bool) -> Result<Invocation, UnknownHook> {
     if let Some(path) = dispatch_path {
         return match path.split_once('/') {
             Some(("hooks", name)) if known_hooks().iter().any(|h| h == name) => Ok(Invocation::Hook(name.into())),
             Some(("actions", name)) if ACTIONS.contains(&name) => Ok(Invocation::Action(name.into())),
-            _ => Err(UnknownHook(path.to_string())),
+            _ => Err(UnknownHook { source: "JUJU_DISPATCH_PATH", shown: shown(OsStr::new(path)) }),
         };
     }
-    let base = argv0.rsplit('/').next().unwrap_or(argv0);
-    if known_hooks().iter().any(|h| h == base) {
-        return Ok(Invocation::Hook(base.to_string()));
+    let base = OsStr::from_bytes(argv0.as_bytes().rsplit(|b| *b == b'/').next().unwrap_or_default());
+    // Every name this charm answers to is ASCII: one that is not UTF-8 is simply not among them.
+    if let Some(name) = base.to_str() {
+        if known_hooks().iter().any(|h| h == name) {
+            return Ok(Invocation::Hook(name.to_string()));
+        }
+        if ACTIONS.contains(&name) {
+            return Ok(Invocation::Action(name.to_string()));
+        }
+        if ENTRY_NAMES.contains(&name) {
+            return Ok(Invocation::Cli);
+        }
     }
-    if ACTIONS.contains(&base) {
-        return Ok(Invocation::Action(base.to_string()));
-    }
-    if ENTRY_NAMES.contains(&base) || !in_hook_context {
+    if !in_hook_context {
         return Ok(Invocation::Cli);
     }
-    Err(UnknownHook(base.to_string()))
+    Err(UnknownHook { source: "the program name", shown: shown(base) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolve(dispatch_path: Option<&str>, argv0: &str, in_hook_context: bool) -> Result<Invocation, UnknownHook> {
+        super::resolve(dispatch_path, OsStr::new(argv0), in_hook_context)
+    }
 
     #[test]
     fn dispatch_path_wins_over_argv0() {
@@ -125,11 +146,22 @@ mod tests {
     fn unknown_names_are_rejected_with_the_list() {
         let e = resolve(Some("hooks/frobnicate"), "dispatch", true).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("\"hooks/frobnicate\" is not a hook"), "{msg}");
+        assert!(msg.starts_with("JUJU_DISPATCH_PATH \"hooks/frobnicate\" is not a hook"), "{msg}");
         assert!(msg.contains("config-changed") && msg.contains("db-relation-broken"), "{msg}");
         assert!(resolve(Some("actions/nope"), "dispatch", true).is_err());
         assert!(resolve(Some("install"), "dispatch", true).is_err(), "a dispatch path needs its hooks/ prefix");
-        assert!(resolve(None, "/x/hooks/frobnicate", true).is_err());
+        let e = resolve(None, "/x/hooks/frobnicate", true).unwrap_err();
+        assert!(e.to_string().starts_with("the program name \"frobnicate\" is not a hook"), "{e}");
+    }
+
+    #[test]
+    fn what_is_echoed_is_short_and_escaped() {
+        let long = format!("hooks/{}\n", "x".repeat(120_000));
+        let e = resolve(Some(&long), "dispatch", true).unwrap_err();
+        assert_eq!(e.shown, format!("\"hooks/{}\"…", "x".repeat(58)));
+        let e = super::resolve(None, OsStr::from_bytes(b"/charm/hooks/inst\xffall"), true).unwrap_err();
+        assert_eq!(e.shown, r#""inst\xffall""#);
+        assert_eq!(super::resolve(None, OsStr::from_bytes(b"/tmp/\xff"), false), Ok(Invocation::Cli));
     }
 
     #[test]

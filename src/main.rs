@@ -4,12 +4,20 @@
 //! ([`redis_k8s::dispatch`]), runs it ([`redis_k8s::charm`]) against the real hook tools, and turns any
 //! failure, including a panic, into exactly one line on stderr and a non-zero exit. Outside a hook
 //! context it is a small CLI that says how it is meant to be run.
+//!
+//! Only Juju's variables and the charm's own are decoded ([`redis_k8s::juju::env`]): anything else in the
+//! environment may hold any bytes. A value the charm needs that it cannot use (not UTF-8, a tool time limit
+//! out of range) fails the hook on one line naming the variable; whatever is echoed from the input is escaped
+//! and cut short.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::Parser;
 use redis_k8s::dispatch::{self, Invocation};
+use redis_k8s::juju::env::{self, shown};
 use redis_k8s::juju::{HookEnv, HookTools, LogLevel, ProcessRunner};
 
 /// What the one-line error names: `redis-k8s: <hook>: …`.
@@ -46,12 +54,18 @@ fn main() -> ExitCode {
         std::process::exit(1);
     }));
 
-    let argv0 = std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-    let dispatch_path = std::env::var("JUJU_DISPATCH_PATH").ok().filter(|p| !p.is_empty());
-    let in_context = std::env::var("JUJU_UNIT_NAME").is_ok_and(|u| !u.is_empty());
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let dispatch_path = match env::var("JUJU_DISPATCH_PATH") {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("redis-k8s: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let in_context = std::env::var_os("JUJU_UNIT_NAME").is_some_and(|u| !u.is_empty());
 
     match dispatch::resolve(dispatch_path.as_deref(), &argv0, in_context) {
-        Ok(Invocation::Cli) => cli(),
+        Ok(Invocation::Cli) => cli(in_context, &argv0),
         Ok(Invocation::Hook(hook)) => run_hook(&hook),
         Ok(Invocation::Action(action)) => run_action(&action),
         Err(e) => {
@@ -61,7 +75,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn cli() -> ExitCode {
+fn cli(in_context: bool, argv0: &OsStr) -> ExitCode {
     let cli = Cli::parse();
     if cli.list_hooks {
         for h in dispatch::known_hooks() {
@@ -72,21 +86,41 @@ fn cli() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "redis-k8s: not in a Juju hook context (JUJU_UNIT_NAME is not set).\n\
-         Juju runs this binary as the charm's `dispatch` or `hooks/<name>`; see --help."
-    );
+    let how = "Juju runs this binary as the charm's `dispatch` or `hooks/<name>`; see --help";
+    if in_context {
+        let base = OsStr::from_bytes(argv0.as_bytes().rsplit(|b| *b == b'/').next().unwrap_or_default());
+        eprintln!(
+            "redis-k8s: no hook to run: JUJU_UNIT_NAME is set, but JUJU_DISPATCH_PATH is not and the program \
+             name {} is not a hook; {how}",
+            shown(base)
+        );
+    } else {
+        eprintln!("redis-k8s: not in a Juju hook context (JUJU_UNIT_NAME is not set); {how}");
+    }
     ExitCode::from(2)
+}
+
+/// What every hook and action starts from: its environment and the real hook tools. `Err` is the exit code
+/// after the one line saying why not has been printed.
+fn context(what: &str) -> Result<(HookEnv, HookTools), ExitCode> {
+    let fail = |why: String| {
+        eprintln!("redis-k8s: {what}: {why}");
+        ExitCode::from(1)
+    };
+    let env = HookEnv::from_env().map_err(|e| fail(e.to_string()))?;
+    if env.unit_name.is_empty() {
+        return Err(fail("not in a Juju hook context (JUJU_UNIT_NAME is not set)".into()));
+    }
+    let runner = ProcessRunner::from_env().map_err(|e| fail(e.to_string()))?;
+    Ok((env, HookTools::new(Box::new(runner))))
 }
 
 fn run_hook(hook: &str) -> ExitCode {
     let _ = CURRENT.set(hook.to_string());
-    let env = HookEnv::from_env();
-    let mut tools = HookTools::new(Box::new(ProcessRunner::from_env()));
-    if env.unit_name.is_empty() {
-        eprintln!("redis-k8s: {hook}: not in a Juju hook context (JUJU_UNIT_NAME is not set)");
-        return ExitCode::from(1);
-    }
+    let (env, mut tools) = match context(hook) {
+        Ok(both) => both,
+        Err(code) => return code,
+    };
     let result = redis_k8s::charm::run_hook(hook, &env, &mut tools);
     let code = match result {
         Ok(outcome) => {
@@ -114,12 +148,10 @@ fn run_hook(hook: &str) -> ExitCode {
 
 fn run_action(action: &str) -> ExitCode {
     let _ = CURRENT.set(format!("action {action}"));
-    let env = HookEnv::from_env();
-    let mut tools = HookTools::new(Box::new(ProcessRunner::from_env()));
-    if env.unit_name.is_empty() {
-        eprintln!("redis-k8s: action {action}: not in a Juju hook context (JUJU_UNIT_NAME is not set)");
-        return ExitCode::from(1);
-    }
+    let (env, mut tools) = match context(&format!("action {action}")) {
+        Ok(both) => both,
+        Err(code) => return code,
+    };
     // An action's stdout goes into its results and Juju's log: print nothing there.
     match redis_k8s::charm::run_action(action, &env, &mut tools, redis_k8s::redis::admin::Admin::real()) {
         Ok(_) => ExitCode::SUCCESS,

@@ -4,10 +4,16 @@
 //! it. The fault matrix is generated from the calls a clean run records, so a new call site is covered as soon
 //! as it exists: for every tool a hook calls, that tool failing (exit 1, exit 2), missing from PATH, printing
 //! output that breaks its contract, or hanging must fail the hook with exactly one stderr line naming the tool.
+//!
+//! A hostile environment and command line are covered too: unrelated variables holding any bytes are ignored,
+//! while a variable the charm needs that is not UTF-8, a tool time limit out of range, no hook named, or a
+//! 120 KB program name or dispatch path each fail on one bounded line that says what is wrong, with no panic.
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use support::{BIN, FAKE_TOOLS, Harness, HookRun, JSON_TOOLS, TempDir};
@@ -272,5 +278,188 @@ fn fault_matrix_a_hung_tool_is_killed_and_named() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    assert_all_ok(results);
+}
+
+// ---- A hostile environment and command line (issue 14, item 6) ----------------------------------------------
+
+/// Panic text of any kind, `unwrap` included: none of it may reach a hook's output.
+const PANIC_OR_UNWRAP: &[&str] = &["panicked", "unwrap", "RUST_BACKTRACE", "internal error", "stack backtrace"];
+
+/// The longest stderr line a refusal may print: the unknown-hook line lists every hook (about 750 bytes), plus
+/// at most 64 escaped characters of the input; far below the 120 KB the inputs here are.
+const LINE_MAX: usize = 1_200;
+
+/// Runs `program` as `argv0` (or its own path) with exactly `env`, in `h`'s charm dir, and returns what a
+/// hook run returns.
+fn run_raw(h: &Harness, label: &str, program: &Path, argv0: Option<&OsStr>, env: &[(OsString, OsString)]) -> HookRun {
+    use std::os::unix::process::CommandExt;
+    std::fs::write(&h.log, "").unwrap();
+    let mut cmd = std::process::Command::new(program);
+    if let Some(a) = argv0 {
+        cmd.arg0(a);
+    }
+    let out = cmd
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&h.charm)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    HookRun {
+        hook: label.to_string(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls: support::parse_log(&std::fs::read_to_string(&h.log).unwrap_or_default()),
+    }
+}
+
+/// `hook`'s environment as Juju builds it, through dispatch, with `changes` applied (a `None` value unsets).
+fn env_with(h: &Harness, hook: &str, changes: &[(&[u8], Option<&[u8]>)]) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = h.hook_env(hook).into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    env.push(("JUJU_DISPATCH_PATH".into(), format!("hooks/{hook}").into()));
+    for (name, value) in changes {
+        let name = OsStr::from_bytes(name).to_os_string();
+        env.retain(|(k, _)| *k != name);
+        if let Some(v) = value {
+            env.push((name, OsStr::from_bytes(v).to_os_string()));
+        }
+    }
+    env
+}
+
+/// The refusal contract: exit `code`, exactly one terminated line on stderr starting `redis-k8s: ` and holding
+/// every piece of `says`, bounded in length, no panic text anywhere, and no hook tool run.
+fn check_refused(run: &HookRun, code: i32, says: &[&str]) -> Result<(), String> {
+    let fail = |why: String| {
+        let mut text = run.describe();
+        text.truncate(4_000);
+        Err(format!("[{}] {why}\n{text}", run.hook))
+    };
+    if run.code != Some(code) {
+        return fail(format!("must exit {code}, exited {:?}", run.code));
+    }
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    if lines.len() != 1 || !run.stderr.ends_with('\n') {
+        return fail(format!("stderr must be exactly one terminated line, got {} lines", lines.len()));
+    }
+    if !lines[0].starts_with("redis-k8s: ") || run.stderr.len() > LINE_MAX {
+        return fail(format!("the line must start `redis-k8s: ` and be at most {LINE_MAX} bytes"));
+    }
+    if let Some(s) = says.iter().find(|s| !lines[0].contains(*s)) {
+        return fail(format!("the line must contain {s:?}"));
+    }
+    if let Some(t) = PANIC_OR_UNWRAP.iter().find(|t| run.stderr.contains(*t) || run.stdout.contains(*t)) {
+        return fail(format!("panic text {t:?}"));
+    }
+    if !run.calls.is_empty() {
+        return fail("no hook tool may run when the hook cannot start".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn unrelated_variables_may_hold_any_bytes() {
+    let h = Harness::new("env-unrelated");
+    let dispatch = h.charm.join("dispatch");
+    for (name, value) in [(&b"X"[..], &b"\xff"[..]), (b"\xfe\xff", b"1"), (b"LC_ALL", b"\xc3\x28"), (b"HOME", b"/\xff")]
+    {
+        let run = run_raw(&h, "install", &dispatch, None, &env_with(&h, "install", &[(name, Some(value))]));
+        assert_ran(&run);
+    }
+}
+
+#[test]
+fn a_juju_variable_that_is_not_utf8_is_refused_by_name() {
+    let h = Harness::new("env-not-utf8");
+    let dispatch = h.charm.join("dispatch");
+    let mut results = Vec::new();
+    for (name, code) in [
+        ("JUJU_UNIT_NAME", 1),
+        ("JUJU_CHARM_DIR", 1),
+        ("JUJU_MODEL_NAME", 1),
+        ("JUJU_DISPATCH_PATH", 2),
+        ("REDIS_K8S_TOOL_TIMEOUT", 1),
+    ] {
+        let env = env_with(&h, "config-changed", &[(name.as_bytes(), Some(b"redis-k8s/\xff0"))]);
+        let run = run_raw(&h, name, &dispatch, None, &env);
+        results.push(check_refused(&run, code, &[name, "not valid UTF-8", r#""redis-k8s/\xff0""#]));
+        // Huge as well: only a short escaped prefix is echoed.
+        let mut huge = b"\xff".to_vec();
+        huge.extend(std::iter::repeat_n(b'\n', 120_000));
+        let run =
+            run_raw(&h, name, &dispatch, None, &env_with(&h, "config-changed", &[(name.as_bytes(), Some(&huge))]));
+        results.push(check_refused(&run, code, &[name, "not valid UTF-8", r#""\xff\n\n"#, "…"]));
+    }
+    assert_all_ok(results);
+}
+
+#[test]
+fn a_tool_time_limit_out_of_range_is_refused_naming_the_range() {
+    let h = Harness::new("env-timeout");
+    let dispatch = h.charm.join("dispatch");
+    let mut results = Vec::new();
+    for bad in ["1e300", "inf", "-inf", "NaN", "-1", "0", "0.01", "86401", "ten", "3s"] {
+        let env = env_with(&h, "install", &[(b"REDIS_K8S_TOOL_TIMEOUT", Some(bad.as_bytes()))]);
+        let run = run_raw(&h, bad, &dispatch, None, &env);
+        results.push(check_refused(
+            &run,
+            1,
+            &["redis-k8s: install: REDIS_K8S_TOOL_TIMEOUT must be", "from 0.1 to 86400", &format!("got \"{bad}\"")],
+        ));
+    }
+    assert_all_ok(results);
+    // Empty is unset, as Juju's own variables are; an in-range value is used.
+    for good in ["", "3", "2.5"] {
+        let env = env_with(&h, "install", &[(b"REDIS_K8S_TOOL_TIMEOUT", Some(good.as_bytes()))]);
+        assert_ran(&run_raw(&h, "install", &dispatch, None, &env));
+    }
+}
+
+#[test]
+fn in_a_hook_context_with_no_hook_named_it_says_so() {
+    let h = Harness::new("no-hook-named");
+    let mut results = Vec::new();
+    for program in [Path::new(BIN), &h.charm.join("dispatch")] {
+        let env = env_with(&h, "install", &[(b"JUJU_DISPATCH_PATH", None)]);
+        let run = run_raw(&h, "no hook", program, None, &env);
+        results.push(check_refused(&run, 2, &["no hook to run", "JUJU_DISPATCH_PATH is not", "is not a hook"]));
+        if run.stderr.contains("JUJU_UNIT_NAME is not set") {
+            results.push(Err(format!("JUJU_UNIT_NAME is set, the message must not say otherwise: {}", run.stderr)));
+        }
+    }
+    // And outside one, the same binary says that instead (still one line).
+    let env = env_with(&h, "install", &[(b"JUJU_DISPATCH_PATH", None), (b"JUJU_UNIT_NAME", None)]);
+    results.push(check_refused(
+        &run_raw(&h, "no context", Path::new(BIN), None, &env),
+        2,
+        &["JUJU_UNIT_NAME is not set"],
+    ));
+    assert_all_ok(results);
+}
+
+#[test]
+fn a_huge_program_name_or_dispatch_path_is_echoed_short() {
+    let h = Harness::new("huge-argv0");
+    let mut results = Vec::new();
+    let huge = format!("{}\"\t", "h".repeat(120_000));
+    // A 120 KB argv[0] in a hook context, as a name that is not a hook (and one that is not UTF-8 either).
+    let mut not_utf8 = vec![0xffu8];
+    not_utf8.extend(huge.as_bytes());
+    for argv0 in [OsStr::new(&huge), OsStr::from_bytes(&not_utf8)] {
+        let env = env_with(&h, "install", &[(b"JUJU_DISPATCH_PATH", None)]);
+        let run = run_raw(&h, "huge argv[0]", Path::new(BIN), Some(argv0), &env);
+        results.push(check_refused(&run, 2, &["the program name \"", "…", "is not a hook this charm handles"]));
+    }
+    // The same name outside a hook context is just the CLI.
+    let env = env_with(&h, "install", &[(b"JUJU_DISPATCH_PATH", None), (b"JUJU_UNIT_NAME", None)]);
+    let run = run_raw(&h, "huge argv[0], no context", Path::new(BIN), Some(OsStr::new(&huge)), &env);
+    results.push(check_refused(&run, 2, &["not in a Juju hook context"]));
+    // A 120 KB JUJU_DISPATCH_PATH, with a newline and a quote in it.
+    let path = format!("hooks/{huge}");
+    let env = env_with(&h, "install", &[(b"JUJU_DISPATCH_PATH", Some(path.as_bytes()))]);
+    let run = run_raw(&h, "huge JUJU_DISPATCH_PATH", &h.charm.join("dispatch"), None, &env);
+    results.push(check_refused(&run, 2, &["JUJU_DISPATCH_PATH \"hooks/hhh", "…", "known hooks"]));
     assert_all_ok(results);
 }

@@ -36,20 +36,28 @@ use crate::layers::Ctx;
 /// Length of a generated password: 32 characters of 62 symbols, about 190 bits.
 pub const GENERATED_LEN: usize = 32;
 
+/// The symbols of a generated password.
+const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Random bytes from here up are dropped: 248 is the largest multiple of 62 a byte can hold, so each symbol
+/// is the image of exactly four byte values and none is favoured.
+const UNBIASED_BOUND: u8 = (256 - 256 % ALPHABET.len()) as u8;
+
+/// Maps random bytes to password symbols, unbiased: a byte below [`UNBIASED_BOUND`] gives
+/// `ALPHABET[b % 62]`, any other is dropped.
+fn symbols(bytes: impl IntoIterator<Item = u8>) -> impl Iterator<Item = char> {
+    bytes.into_iter().filter(|b| *b < UNBIASED_BOUND).map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
+}
+
 /// A fresh password from `/dev/urandom`: letters and digits only, so it is safe in redis.conf, in a
-/// URL and in a shell, without quoting. Unbiased (bytes above the largest multiple of 62 are dropped).
+/// URL and in a shell, without quoting. Unbiased ([`symbols`]).
 pub fn generate() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = std::fs::File::open("/dev/urandom").context("opening the OS random number generator")?;
     let mut out = String::with_capacity(GENERATED_LEN);
     let mut buf = [0u8; 64];
     while out.len() < GENERATED_LEN {
         rng.read_exact(&mut buf).context("reading the OS random number generator")?;
-        for b in buf {
-            if b < 248 && out.len() < GENERATED_LEN {
-                out.push(ALPHABET[(b % 62) as usize] as char);
-            }
-        }
+        out.extend(symbols(buf).take(GENERATED_LEN - out.len()));
     }
     Ok(out)
 }
@@ -142,6 +150,24 @@ mod tests {
         assert!(many.bytes().any(|c| c.is_ascii_uppercase()));
         assert!(many.bytes().any(|c| c.is_ascii_lowercase()));
         assert!(many.bytes().any(|c| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn bytes_from_248_up_are_dropped_and_the_rest_use_every_symbol_equally() {
+        assert_eq!(UNBIASED_BOUND, 248);
+        assert_eq!(symbols([247]).collect::<String>(), "9", "247 is the last byte kept");
+        assert_eq!(symbols(248..=255).count(), 0, "bytes 248-255 would favour A-H");
+        assert_eq!(symbols([0, 61, 62, 123, 124, 185, 186, 247]).collect::<String>(), "A9A9A9A9");
+        // 0..248 gives each of the 62 symbols exactly four times, in alphabet order each round.
+        let all: String = symbols(0..=255).collect();
+        assert_eq!(all.len(), 248);
+        for symbol in ALPHABET {
+            assert_eq!(all.bytes().filter(|c| c == symbol).count(), 4, "{}", char::from(*symbol));
+        }
+        assert_eq!(&all.as_bytes()[..62], ALPHABET);
+        assert_eq!(&all.as_bytes()[186..], ALPHABET);
+        // Dropped bytes are skipped, not the end of the input.
+        assert_eq!(symbols([255, 1, 250, 2]).collect::<String>(), "BC");
     }
 
     fn state(s: &Shared) -> (Option<&str>, Option<&str>, Option<&str>, u64) {

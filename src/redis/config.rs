@@ -690,6 +690,35 @@ mod tests {
         assert_eq!(message(json!({"appendonly": 1})), "invalid config: appendonly must be true or false, got 1");
     }
 
+    /// `config-get --all --format=json` prints `null` for an option that has no value (no default, never set),
+    /// as Juju's uniter fills the settings from the charm's defaults, nil included. The charm reads `null` as
+    /// Juju means it, "unset": the option's default, exactly as if it were absent. For `save` that is the
+    /// default snapshot points, not "" (no snapshots), which only an explicit empty string asks for.
+    #[test]
+    fn null_string_options_take_their_defaults() {
+        let defaults = RedisConfig::default();
+        for option in ["appendfsync", "save", "maxmemory", "maxmemory-policy"] {
+            assert_eq!(parse(json!({ option: null })), Ok(defaults.clone()), "{option}: null");
+            let from_text = RedisConfig::from_juju(&serde_json::from_str(&format!(r#"{{"{option}":null}}"#)).unwrap());
+            assert_eq!(from_text, Ok(defaults.clone()), "{option}: null as config-get prints it");
+        }
+        // Beside set options, a null changes nothing else either.
+        let cfg = parse(json!({
+            "appendfsync": null, "save": null, "maxmemory": null, "maxmemory-policy": null,
+            "port": 7000, "appendonly": false,
+        }))
+        .unwrap();
+        assert_eq!(cfg, RedisConfig { port: 7000, appendonly: false, ..defaults.clone() });
+        assert_eq!(cfg.appendfsync, AppendFsync::Everysec);
+        assert_eq!(cfg.save, DEFAULT_SAVE.to_vec());
+        assert_eq!(cfg.maxmemory, 0);
+        assert_eq!(cfg.maxmemory_policy, MaxmemoryPolicy::Noeviction);
+        // Unset is not empty: "" turns snapshots off and means no memory limit; for the two lists it is invalid.
+        assert_eq!(parse(json!({"save": ""})).unwrap().save, Vec::new());
+        assert_eq!(parse(json!({"maxmemory": ""})).unwrap().maxmemory, 0);
+        assert!(parse(json!({"appendfsync": ""})).is_err() && parse(json!({"maxmemory-policy": ""})).is_err());
+    }
+
     #[test]
     fn a_valid_password_is_kept_and_empty_means_generate() {
         let pw = "Abc!#$%&()*+,-./:;<=>?@[]^_`{|}~0123456789";
