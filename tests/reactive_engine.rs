@@ -491,6 +491,49 @@ fn an_endpoint_nobody_watches_is_not_read_and_old_stores_are_pruned() {
 }
 
 #[test]
+fn per_relation_keys_go_when_their_relation_breaks() {
+    use redis_k8s::juju::fake::FakeRelation;
+    let hx = Harness::new("per-relation");
+    let mut reg = Registry::new();
+    reg.per_relation("db", &["sent.", "app."]);
+    reg.handler("record").when("endpoint.db.joined").run(|ctx: &mut Ctx<'_, Log>| {
+        for rid in redis_k8s::reactive::joined_units(ctx, "db").into_keys() {
+            ctx.kv.data_changed(&format!("sent.{rid}"), "x");
+            ctx.kv.set(&format!("app.{rid}"), json!(1));
+        }
+        // Not relation ids of db: never touched.
+        ctx.kv.set("sent.db:7.extra", json!(1));
+        ctx.kv.set("sent.peer:7", json!(1));
+        Ok(())
+    });
+    let reg = engine(reg);
+    for rid in ["db:1", "db:2"] {
+        let mut rel = FakeRelation { remote_app: "client".into(), ..Default::default() };
+        rel.units.insert(format!("client-{rid}/0"), Default::default());
+        hx.model.model.borrow_mut().relations.insert(rid.into(), rel);
+    }
+    hx.hook(&reg, "db-relation-joined", &relation_env("db:1", "client-db:1/0", None)).0.unwrap();
+    let kv_keys = || -> Vec<String> {
+        let st = redis_k8s::reactive::store::decode(&fs::read(hx.store().path()).unwrap()).unwrap();
+        st.kv.into_keys().filter(|k| k.contains("sent.") || k.starts_with("app.")).collect()
+    };
+    assert_eq!(
+        kv_keys(),
+        [
+            "app.db:1",
+            "app.db:2",
+            "reactive.data_changed.sent.db:1",
+            "reactive.data_changed.sent.db:2",
+            "sent.db:7.extra",
+            "sent.peer:7"
+        ]
+    );
+    hx.model.model.borrow_mut().relations.remove("db:2");
+    hx.hook(&reg, "db-relation-broken", &relation_env("db:2", "", None)).0.unwrap();
+    assert_eq!(kv_keys(), ["app.db:1", "reactive.data_changed.sent.db:1", "sent.db:7.extra", "sent.peer:7"]);
+}
+
+#[test]
 fn the_watched_aggregate_changed_flag_uses_one_hash_per_unit() {
     use redis_k8s::juju::fake::FakeRelation;
     let hx = Harness::new("aggregate");

@@ -3,7 +3,8 @@
 //!
 //! A hostile client publishes 100,000 keys, rewrites them all, and a second unit of it joins with 100,000 more
 //! and departs; the real charm runs every hook in-process through the recording fake. After each hook the store
-//! must be under budget, not much bigger than before the client came, and mirrored byte for byte.
+//! must be under budget, not much bigger than before the client came, and mirrored byte for byte; once the
+//! relation is gone, nothing in the store is named after it.
 
 mod support;
 
@@ -78,4 +79,17 @@ fn a_client_with_100000_keys_leaves_the_store_under_budget_and_mirrored() {
 
     let env = u.env.clone();
     run_within_budget(&mut u, "update-status", &env, baseline);
+
+    // The client leaves: nothing in the store is named after its relation any more.
+    u.model().relations.get_mut(RID).unwrap().units.clear();
+    let env = relation_env(&u, REMOTE, Some(REMOTE));
+    run_within_budget(&mut u, "db-relation-departed", &env, baseline);
+    u.model().relations.remove(RID);
+    let env = HookEnv { remote_unit: None, remote_app: None, ..relation_env(&u, REMOTE, None) };
+    run_within_budget(&mut u, "db-relation-broken", &env, baseline);
+    let st = redis_k8s::reactive::store::decode(&u.store_bytes().unwrap()).unwrap();
+    let named: Vec<&String> = st.kv.keys().chain(st.flags.keys()).filter(|k| k.contains(RID)).collect();
+    assert!(named.is_empty(), "the broken relation left {named:?}");
+    let left = u.store_bytes().unwrap().len();
+    assert!(left <= baseline + 256, "the store is {left} bytes after the client left, {baseline} before it came");
 }

@@ -22,10 +22,12 @@
 //!   `.changed.<key>` flag nobody watches is cleared, and its hashes dropped.
 //! - `.changed`, when watched, comes from one hash of the unit's whole settings (plus any watched key that
 //!   changed), so it is also set when a key is removed, which charms.reactive does not notice.
-//! - the hashes of a unit that departed, or of a relation that broke, are removed.
+//! - the hashes of a unit that departed, or of a relation that broke, are removed, and so are the charm's own kv
+//!   keys for a relation that broke, when declared with [`Registry::per_relation`].
 //!
 //! [`Registry::watched_flags`]: super::Registry::watched_flags
 //! [`Registry::watch`]: super::Registry::watch
+//! [`Registry::per_relation`]: super::Registry::per_relation
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +35,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
 use super::context::Ctx;
+use super::handler::Registry;
 
 const CONFIG_SNAPSHOT: &str = "reactive.config.snapshot";
 
@@ -65,9 +68,9 @@ impl AutoSpec {
     }
 }
 
-/// Sets the automatic flags for the hook in `ctx` (the "atstart" of charms.reactive). `watched` is every flag the
-/// charm reacts to ([`super::Registry::watched_flags`]).
-pub fn begin<S>(spec: &AutoSpec, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S>) -> Result<()> {
+/// Sets the automatic flags for the hook in `ctx` (the "atstart" of charms.reactive). `registry` says which flags
+/// the charm watches and which kv keys it keeps per relation.
+pub fn begin<S>(spec: &AutoSpec, registry: &Registry<S>, ctx: &mut Ctx<'_, S>) -> Result<()> {
     let config = ctx.tools.config()?;
     let previous: Option<Map<String, Value>> = ctx.kv.get_as(CONFIG_SNAPSHOT);
     let mut options: Vec<&String> = spec.config_defaults.keys().chain(config.keys()).collect();
@@ -93,8 +96,10 @@ pub fn begin<S>(spec: &AutoSpec, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S
     ctx.is_leader = ctx.tools.is_leader()?;
     ctx.flags.toggle("leadership.is_leader", ctx.is_leader);
 
+    let watched = registry.watched_flags();
     for ep in &spec.endpoints {
-        endpoint(ep, watched, ctx)?;
+        endpoint(ep, &watched, ctx)?;
+        forget_broken_relations(ep, &registry.per_relation_prefixes(ep), ctx);
     }
     Ok(())
 }
@@ -183,6 +188,35 @@ fn endpoint<S>(ep: &str, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S>) -> Re
     }
     watch.drop_stale_hashes(ep, &units, ctx);
     Ok(())
+}
+
+/// Removes the charm's per-relation kv keys (`<prefix><rid>`, and `data_changed` ids of that form) of every
+/// relation of `ep` that is no longer in its recorded membership. Only a suffix that is a relation id of `ep`
+/// (`<ep>:<number>`) counts, so a prefix can never reach another key that merely starts like it.
+fn forget_broken_relations<S>(ep: &str, prefixes: &[&str], ctx: &mut Ctx<'_, S>) {
+    if prefixes.is_empty() {
+        return;
+    }
+    let live = joined_units(ctx, ep);
+    let is_gone_rid = |rest: &str| {
+        rest.strip_prefix(ep)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            && !live.contains_key(rest)
+    };
+    let stale: Vec<String> = ctx
+        .kv
+        .as_map()
+        .keys()
+        .filter(|k| {
+            let k = k.strip_prefix("reactive.data_changed.").unwrap_or(k);
+            prefixes.iter().any(|p| k.strip_prefix(p).is_some_and(is_gone_rid))
+        })
+        .cloned()
+        .collect();
+    for k in stale {
+        ctx.kv.unset(&k);
+    }
 }
 
 /// Which of an endpoint's `.changed` flags the charm watches.

@@ -89,11 +89,13 @@ pub struct Registry<S> {
     pub(crate) triggers: Vec<Trigger>,
     /// Flags declared with [`Registry::watch`].
     pub(crate) declared: BTreeSet<String>,
+    /// `(endpoint, prefix)` pairs declared with [`Registry::per_relation`].
+    pub(crate) per_relation: Vec<(String, String)>,
 }
 
 impl<S> Default for Registry<S> {
     fn default() -> Self {
-        Registry { handlers: Vec::new(), triggers: Vec::new(), declared: BTreeSet::new() }
+        Registry { handlers: Vec::new(), triggers: Vec::new(), declared: BTreeSet::new(), per_relation: Vec::new() }
     }
 }
 
@@ -127,6 +129,18 @@ impl<S> Registry<S> {
     /// watched, so a flag read this way must be declared here or it is never set.
     pub fn watch(&mut self, flag: &str) {
         self.declared.insert(flag.to_string());
+    }
+
+    /// Declares kv keys the charm keeps per relation of `endpoint`, named `<prefix><relation id>` (or recorded
+    /// with `data_changed` under such an id). Once a relation is no longer one of the endpoint's (it broke), the
+    /// engine removes its keys, so relations that come and go leave nothing behind in the store.
+    pub fn per_relation(&mut self, endpoint: &str, prefixes: &[&str]) {
+        self.per_relation.extend(prefixes.iter().map(|p| (endpoint.to_string(), p.to_string())));
+    }
+
+    /// The prefixes declared with [`Registry::per_relation`] for `endpoint`.
+    pub(crate) fn per_relation_prefixes(&self, endpoint: &str) -> Vec<&str> {
+        self.per_relation.iter().filter(|(ep, _)| ep == endpoint).map(|(_, p)| p.as_str()).collect()
     }
 
     /// Every flag this charm reacts to: the flags its handlers' conditions name, the flags its triggers fire on,
