@@ -372,6 +372,190 @@ fn endpoint_flags_follow_relation_hooks() {
     assert_eq!(seen, ["endpoint.db.changed", "endpoint.db.changed.foo", "endpoint.db.departed"]);
 }
 
+/// The endpoint's `.changed` flags and `data_changed` hashes in the committed store.
+fn endpoint_state(hx: &Harness) -> (Vec<String>, Vec<String>) {
+    let st = redis_k8s::reactive::store::decode(&fs::read(hx.store().path()).unwrap()).unwrap();
+    let flags = st.flags.into_keys().filter(|f| f.starts_with("endpoint.db.changed")).collect();
+    let hashes = st
+        .kv
+        .into_keys()
+        .filter_map(|k| k.strip_prefix("reactive.data_changed.endpoint.db.").map(str::to_string))
+        .collect();
+    (flags, hashes)
+}
+
+fn relation_env(rid: &str, unit: &str, departing: Option<&str>) -> HookEnv {
+    HookEnv {
+        relation: Some("db".into()),
+        relation_id: Some(rid.into()),
+        remote_unit: Some(unit.into()),
+        departing_unit: departing.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+/// Issue 14: a client's keys cost the store nothing unless a handler watches them; for the watched ones the
+/// semantics stay charms.reactive's; a departed unit and a broken relation leave no hash behind.
+#[test]
+fn only_watched_remote_keys_are_hashed_and_what_leaves_is_forgotten() {
+    use redis_k8s::juju::fake::FakeRelation;
+    let hx = Harness::new("watched");
+    let mut reg = Registry::new();
+    // As interface:redis's requires side does: react to the change, then clear the flag.
+    reg.handler("port-changed").when("endpoint.db.changed.port").run(|ctx: &mut Ctx<'_, Log>| {
+        ctx.charm.borrow_mut().push("port-changed".into());
+        ctx.flags.clear("endpoint.db.changed.port");
+        Ok(())
+    });
+    // Read in handler code rather than in a condition: declared.
+    reg.watch("endpoint.db.changed.host");
+    let reg = engine(reg);
+    hx.hook(&reg, "install", &HookEnv::default()).0.unwrap();
+
+    let mut rel = FakeRelation { remote_app: "client".into(), ..Default::default() };
+    for unit in ["client/0", "client/1"] {
+        let mut data: redis_k8s::juju::Settings = (0..50).map(|i| (format!("junk-{i}"), format!("{i}"))).collect();
+        data.insert("port".into(), "6379".into());
+        data.insert("host".into(), "h".into());
+        rel.units.insert(unit.into(), data);
+    }
+    hx.model.model.borrow_mut().relations.insert("db:1".into(), rel);
+    for unit in ["client/0", "client/1"] {
+        let (r, seen) = hx.hook(&reg, "db-relation-joined", &relation_env("db:1", unit, None));
+        r.unwrap();
+        assert_eq!(seen, ["port-changed"], "{unit}: the first sight of a watched key is a change");
+    }
+    let (flags, hashes) = endpoint_state(&hx);
+    assert_eq!(flags, ["endpoint.db.changed.host"], "no flag for an unwatched key, nor the unwatched aggregate");
+    assert_eq!(hashes, ["db:1.client/0.host", "db:1.client/0.port", "db:1.client/1.host", "db:1.client/1.port"]);
+
+    // Unwatched keys changing is no change; a watched one is.
+    let set = |unit: &str, k: &str, v: &str| {
+        let mut m = hx.model.model.borrow_mut();
+        m.relations.get_mut("db:1").unwrap().units.get_mut(unit).unwrap().insert(k.into(), v.into());
+    };
+    set("client/0", "junk-1", "changed");
+    let (_, seen) = hx.hook(&reg, "db-relation-changed", &relation_env("db:1", "client/0", None));
+    assert!(seen.is_empty(), "{seen:?}");
+    set("client/0", "port", "7000");
+    let (_, seen) = hx.hook(&reg, "db-relation-changed", &relation_env("db:1", "client/0", None));
+    assert_eq!(seen, ["port-changed"]);
+    // A watched key that disappears is not a change (charms.reactive compares the keys present).
+    hx.model.model.borrow_mut().relations.get_mut("db:1").unwrap().units.get_mut("client/0").unwrap().remove("port");
+    let (_, seen) = hx.hook(&reg, "db-relation-changed", &relation_env("db:1", "client/0", None));
+    assert!(seen.is_empty(), "{seen:?}");
+
+    // client/1 departs: its hashes go, client/0's stay.
+    hx.model.model.borrow_mut().relations.get_mut("db:1").unwrap().units.remove("client/1");
+    hx.hook(&reg, "db-relation-departed", &relation_env("db:1", "client/1", Some("client/1"))).0.unwrap();
+    assert_eq!(endpoint_state(&hx).1, ["db:1.client/0.host", "db:1.client/0.port"]);
+
+    // The relation breaks: nothing of it is left but the watched flag, which only a handler clears.
+    hx.model.model.borrow_mut().relations.get_mut("db:1").unwrap().units.clear();
+    hx.hook(&reg, "db-relation-departed", &relation_env("db:1", "client/0", Some("client/0"))).0.unwrap();
+    hx.model.model.borrow_mut().relations.remove("db:1");
+    hx.hook(&reg, "db-relation-broken", &relation_env("db:1", "", None)).0.unwrap();
+    let (flags, hashes) = endpoint_state(&hx);
+    assert_eq!(flags, ["endpoint.db.changed.host"]);
+    assert!(hashes.is_empty(), "{hashes:?}");
+}
+
+#[test]
+fn an_endpoint_nobody_watches_is_not_read_and_old_stores_are_pruned() {
+    use redis_k8s::juju::fake::FakeRelation;
+    use redis_k8s::reactive::UnitState;
+    let hx = Harness::new("unwatched");
+    // A store from before the watched set: a flag and a hash per key a client ever sent.
+    let mut old = UnitState::default();
+    for f in ["endpoint.db.joined", "endpoint.db.changed", "endpoint.db.changed.junk", "other.flag"] {
+        old.flags.insert(f.into(), serde_json::Value::Null);
+    }
+    for k in ["db:1.client/0.junk", "db:1.client/0.port", "db:9.gone/3.x"] {
+        old.kv.insert(format!("reactive.data_changed.endpoint.db.{k}"), json!("0123456789abcdef"));
+    }
+    old.kv.insert("reactive.data_changed.something-else".into(), json!("0123456789abcdef"));
+    fs::create_dir_all(&hx.dir).unwrap();
+    fs::write(hx.store().path(), redis_k8s::reactive::store::encode(&old)).unwrap();
+
+    let mut rel = FakeRelation { remote_app: "client".into(), ..Default::default() };
+    rel.units.insert("client/0".into(), [("junk".to_string(), "1".to_string())].into());
+    hx.model.model.borrow_mut().relations.insert("db:1".into(), rel);
+    let reg = engine(Registry::new());
+    hx.hook(&reg, "db-relation-changed", &relation_env("db:1", "client/0", None)).0.unwrap();
+    let tools: Vec<String> = hx.model.model.borrow().calls.iter().map(|c| c.tool.clone()).collect();
+    assert!(!tools.iter().any(|t| t == "relation-get"), "nothing watches db's data: {tools:?}");
+    assert_eq!(endpoint_state(&hx), (vec![], vec![]));
+    let st = redis_k8s::reactive::store::decode(&fs::read(hx.store().path()).unwrap()).unwrap();
+    assert!(st.flags.contains_key("other.flag") && st.flags.contains_key("endpoint.db.joined"), "{:?}", st.flags);
+    assert!(st.kv.contains_key("reactive.data_changed.something-else"));
+}
+
+#[test]
+fn per_relation_keys_go_when_their_relation_breaks() {
+    use redis_k8s::juju::fake::FakeRelation;
+    let hx = Harness::new("per-relation");
+    let mut reg = Registry::new();
+    reg.per_relation("db", &["sent.", "app."]);
+    reg.handler("record").when("endpoint.db.joined").run(|ctx: &mut Ctx<'_, Log>| {
+        for rid in redis_k8s::reactive::joined_units(ctx, "db").into_keys() {
+            ctx.kv.data_changed(&format!("sent.{rid}"), "x");
+            ctx.kv.set(&format!("app.{rid}"), json!(1));
+        }
+        // Not relation ids of db: never touched.
+        ctx.kv.set("sent.db:7.extra", json!(1));
+        ctx.kv.set("sent.peer:7", json!(1));
+        Ok(())
+    });
+    let reg = engine(reg);
+    for rid in ["db:1", "db:2"] {
+        let mut rel = FakeRelation { remote_app: "client".into(), ..Default::default() };
+        rel.units.insert(format!("client-{rid}/0"), Default::default());
+        hx.model.model.borrow_mut().relations.insert(rid.into(), rel);
+    }
+    hx.hook(&reg, "db-relation-joined", &relation_env("db:1", "client-db:1/0", None)).0.unwrap();
+    let kv_keys = || -> Vec<String> {
+        let st = redis_k8s::reactive::store::decode(&fs::read(hx.store().path()).unwrap()).unwrap();
+        st.kv.into_keys().filter(|k| k.contains("sent.") || k.starts_with("app.")).collect()
+    };
+    assert_eq!(
+        kv_keys(),
+        [
+            "app.db:1",
+            "app.db:2",
+            "reactive.data_changed.sent.db:1",
+            "reactive.data_changed.sent.db:2",
+            "sent.db:7.extra",
+            "sent.peer:7"
+        ]
+    );
+    hx.model.model.borrow_mut().relations.remove("db:2");
+    hx.hook(&reg, "db-relation-broken", &relation_env("db:2", "", None)).0.unwrap();
+    assert_eq!(kv_keys(), ["app.db:1", "reactive.data_changed.sent.db:1", "sent.db:7.extra", "sent.peer:7"]);
+}
+
+#[test]
+fn the_watched_aggregate_changed_flag_uses_one_hash_per_unit() {
+    use redis_k8s::juju::fake::FakeRelation;
+    let hx = Harness::new("aggregate");
+    let mut reg = Registry::new();
+    reg.handler("changed").when("endpoint.db.changed").run(|ctx: &mut Ctx<'_, Log>| {
+        ctx.charm.borrow_mut().push("changed".into());
+        ctx.flags.clear("endpoint.db.changed");
+        Ok(())
+    });
+    let reg = engine(reg);
+    let mut rel = FakeRelation { remote_app: "client".into(), ..Default::default() };
+    rel.units.insert("client/0".into(), (0..100).map(|i| (format!("k{i}"), "v".to_string())).collect());
+    hx.model.model.borrow_mut().relations.insert("db:1".into(), rel);
+    let env = relation_env("db:1", "client/0", None);
+    assert_eq!(hx.hook(&reg, "db-relation-joined", &env).1, ["changed"]);
+    assert_eq!(endpoint_state(&hx), (vec![], vec!["db:1.client/0".to_string()]));
+    assert!(hx.hook(&reg, "db-relation-changed", &env).1.is_empty(), "same data, no change");
+    // Deliberately unlike charms.reactive: a removed key is a change too.
+    hx.model.model.borrow_mut().relations.get_mut("db:1").unwrap().units.get_mut("client/0").unwrap().remove("k5");
+    assert_eq!(hx.hook(&reg, "db-relation-changed", &env).1, ["changed"]);
+}
+
 /// Kill -9 between the temp write and the rename: the old store survives and the next hook loads it.
 /// The crash runs in a child process (this test binary re-executed on one test), since it kills itself.
 #[test]

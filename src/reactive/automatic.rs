@@ -10,14 +10,32 @@
 //!
 //! Cost: joined units only change in relation hooks, so relation-ids/relation-list run in the endpoint's
 //! relation hooks (and when nothing is recorded yet, e.g. after an operator pod restart); other hooks
-//! reuse the recorded membership. `.changed` reads the one remote unit the hook is about.
+//! reuse the recorded membership. `.changed` reads the one remote unit the hook is about, and only when a
+//! handler watches one of the endpoint's `.changed` flags.
+//!
+//! Size: a related unit chooses its keys, so nothing kept here may grow with them (issue 14: 40,000 client
+//! keys once made a 5.2 MB store, too big for the `state-set` mirror). Deliberate differences from
+//! charms.reactive, which hashes every key of every remote unit and never forgets any:
+//! - `.changed.<key>` is kept only for the keys the charm watches ([`Registry::watched_flags`]: handler
+//!   conditions, trigger sources, [`Registry::watch`]); for those the semantics are charms.reactive's (a hash
+//!   per relation, unit and key, set when a present key's value differs, never cleared automatically). A
+//!   `.changed.<key>` flag nobody watches is cleared, and its hashes dropped.
+//! - `.changed`, when watched, comes from one hash of the unit's whole settings (plus any watched key that
+//!   changed), so it is also set when a key is removed, which charms.reactive does not notice.
+//! - the hashes of a unit that departed, or of a relation that broke, are removed, and so are the charm's own kv
+//!   keys for a relation that broke, when declared with [`Registry::per_relation`].
+//!
+//! [`Registry::watched_flags`]: super::Registry::watched_flags
+//! [`Registry::watch`]: super::Registry::watch
+//! [`Registry::per_relation`]: super::Registry::per_relation
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
 use super::context::Ctx;
+use super::handler::Registry;
 
 const CONFIG_SNAPSHOT: &str = "reactive.config.snapshot";
 
@@ -50,8 +68,9 @@ impl AutoSpec {
     }
 }
 
-/// Sets the automatic flags for the hook in `ctx` (the "atstart" of charms.reactive).
-pub fn begin<S>(spec: &AutoSpec, ctx: &mut Ctx<'_, S>) -> Result<()> {
+/// Sets the automatic flags for the hook in `ctx` (the "atstart" of charms.reactive). `registry` says which flags
+/// the charm watches and which kv keys it keeps per relation.
+pub fn begin<S>(spec: &AutoSpec, registry: &Registry<S>, ctx: &mut Ctx<'_, S>) -> Result<()> {
     let config = ctx.tools.config()?;
     let previous: Option<Map<String, Value>> = ctx.kv.get_as(CONFIG_SNAPSHOT);
     let mut options: Vec<&String> = spec.config_defaults.keys().chain(config.keys()).collect();
@@ -77,8 +96,10 @@ pub fn begin<S>(spec: &AutoSpec, ctx: &mut Ctx<'_, S>) -> Result<()> {
     ctx.is_leader = ctx.tools.is_leader()?;
     ctx.flags.toggle("leadership.is_leader", ctx.is_leader);
 
+    let watched = registry.watched_flags();
     for ep in &spec.endpoints {
-        endpoint(ep, ctx)?;
+        endpoint(ep, &watched, ctx)?;
+        forget_broken_relations(ep, &registry.per_relation_prefixes(ep), ctx);
     }
     Ok(())
 }
@@ -101,7 +122,7 @@ fn units_key(endpoint: &str) -> String {
     format!("reactive.endpoints.{endpoint}.units")
 }
 
-fn endpoint<S>(ep: &str, ctx: &mut Ctx<'_, S>) -> Result<()> {
+fn endpoint<S>(ep: &str, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S>) -> Result<()> {
     let prefix = format!("{ep}-relation-");
     // Actions refresh membership too: they start from Juju's copy of the state, which may be a hook behind.
     let relation_hook = ctx.hook.starts_with(&prefix) || ctx.is_action;
@@ -147,18 +168,119 @@ fn endpoint<S>(ep: &str, ctx: &mut Ctx<'_, S>) -> Result<()> {
         ctx.kv.unset(&format!("reactive.endpoints.departed.{ep}"));
     }
 
-    // .changed: the remote unit this hook is about, in joined/changed hooks (or on first join).
+    // .changed: the remote unit this hook is about, in joined/changed hooks (or on first join), and only the
+    // flags a handler watches (see the module doc).
+    let watch = Watch::of(ep, watched);
+    watch.forget_unwatched(ep, ctx);
     let about = ctx.env.remote_unit.clone().filter(|_| kind == "joined" || kind == "changed" || (!was_joined && any));
-    if let (Some(unit), Some(rid)) = (about, ctx.env.relation_id.clone()) {
+    if let (Some(unit), Some(rid), false) = (about, ctx.env.relation_id.clone(), watch.is_empty()) {
         let data = ctx.tools.relation_get(&rid, &unit)?;
-        for (k, v) in &data {
+        let mut changed = watch.whole && ctx.kv.data_changed(&format!("endpoint.{ep}.{rid}.{unit}"), &data);
+        for (k, v) in data.iter().filter(|(k, _)| watch.keys.contains(k.as_str())) {
             if ctx.kv.data_changed(&format!("endpoint.{ep}.{rid}.{unit}.{k}"), v) {
                 ctx.flags.set(&format!("endpoint.{ep}.changed.{k}"));
-                ctx.flags.set(&format!("endpoint.{ep}.changed"));
+                changed = true;
             }
         }
+        if changed && watch.whole {
+            ctx.flags.set(&format!("endpoint.{ep}.changed"));
+        }
     }
+    watch.drop_stale_hashes(ep, &units, ctx);
     Ok(())
+}
+
+/// Removes the charm's per-relation kv keys (`<prefix><rid>`, and `data_changed` ids of that form) of every
+/// relation of `ep` that is no longer in its recorded membership. Only a suffix that is a relation id of `ep`
+/// (`<ep>:<number>`) counts, so a prefix can never reach another key that merely starts like it.
+fn forget_broken_relations<S>(ep: &str, prefixes: &[&str], ctx: &mut Ctx<'_, S>) {
+    if prefixes.is_empty() {
+        return;
+    }
+    let live = joined_units(ctx, ep);
+    let is_gone_rid = |rest: &str| {
+        rest.strip_prefix(ep)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            && !live.contains_key(rest)
+    };
+    let stale: Vec<String> = ctx
+        .kv
+        .as_map()
+        .keys()
+        .filter(|k| {
+            let k = k.strip_prefix("reactive.data_changed.").unwrap_or(k);
+            prefixes.iter().any(|p| k.strip_prefix(p).is_some_and(is_gone_rid))
+        })
+        .cloned()
+        .collect();
+    for k in stale {
+        ctx.kv.unset(&k);
+    }
+}
+
+/// Which of an endpoint's `.changed` flags the charm watches.
+struct Watch {
+    /// `endpoint.<ep>.changed` itself.
+    whole: bool,
+    /// The `<key>`s of the watched `endpoint.<ep>.changed.<key>` flags.
+    keys: BTreeSet<String>,
+}
+
+impl Watch {
+    fn of(ep: &str, watched: &BTreeSet<String>) -> Watch {
+        let prefix = format!("endpoint.{ep}.changed.");
+        Watch {
+            whole: watched.contains(&format!("endpoint.{ep}.changed")),
+            keys: watched.iter().filter_map(|f| f.strip_prefix(&prefix)).map(str::to_string).collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.whole && self.keys.is_empty()
+    }
+
+    /// Clears the `.changed` flags nobody watches (a store written before the watched set existed has one per
+    /// key any client ever sent). No trigger can fire: a trigger's source is a watched flag.
+    fn forget_unwatched<S>(&self, ep: &str, ctx: &mut Ctx<'_, S>) {
+        let whole = format!("endpoint.{ep}.changed");
+        let prefix = format!("{whole}.");
+        let stale: Vec<String> = ctx
+            .flags
+            .list()
+            .into_iter()
+            .filter(|f| match f.strip_prefix(&prefix) {
+                Some(key) => !self.keys.contains(key),
+                None => *f == whole && !self.whole,
+            })
+            .map(str::to_string)
+            .collect();
+        for f in stale {
+            ctx.flags.clear(&f);
+        }
+    }
+
+    /// Removes every hash of this endpoint's remote data but those of watched keys of units still joined: a
+    /// departed unit's, a broken relation's, and those of keys nobody watches. The `endpoint.<ep>.` namespace of
+    /// `data_changed` ids is the engine's: charm code must not record its own hashes there.
+    fn drop_stale_hashes<S>(&self, ep: &str, units: &BTreeMap<String, Vec<String>>, ctx: &mut Ctx<'_, S>) {
+        let prefix = format!("reactive.data_changed.endpoint.{ep}.");
+        let mut keep = BTreeSet::new();
+        for (rid, list) in units {
+            for unit in list {
+                let base = format!("{prefix}{rid}.{unit}");
+                keep.extend(self.keys.iter().map(|k| format!("{base}.{k}")));
+                if self.whole {
+                    keep.insert(base);
+                }
+            }
+        }
+        let stale: Vec<String> =
+            ctx.kv.as_map().keys().filter(|k| k.starts_with(&prefix) && !keep.contains(*k)).cloned().collect();
+        for k in stale {
+            ctx.kv.unset(&k);
+        }
+    }
 }
 
 /// Python truthiness for config values.

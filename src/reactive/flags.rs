@@ -132,11 +132,6 @@ impl Flags {
     pub fn into_map(self) -> BTreeMap<String, Value> {
         self.set
     }
-
-    /// The flags, borrowed.
-    pub fn as_map(&self) -> &BTreeMap<String, Value> {
-        &self.set
-    }
 }
 
 #[cfg(test)]
@@ -203,6 +198,35 @@ mod tests {
         f.set("a");
         // Terminates; what matters is that it returned.
         let _ = f.list();
+    }
+
+    #[test]
+    fn trigger_depth_unwinds_after_each_chain() {
+        // Each firing nests one level and must give it back: far more sequential firings than the depth limit all
+        // run, and nothing is reported as cut.
+        let mut f = Flags::new(BTreeMap::new(), vec![trig("a", true, &["b"], &[]), trig("a", false, &[], &["b"])]);
+        for round in 0..(MAX_TRIGGER_DEPTH * 3) {
+            f.set("a");
+            assert!(f.is_set("b"), "round {round}: the set trigger did not fire");
+            f.clear("a");
+            assert!(!f.is_set("b"), "round {round}: the clear trigger did not fire");
+        }
+        assert!(f.trigger_overflow.is_empty(), "{:?}", f.trigger_overflow);
+        assert_eq!(f.depth, 0);
+    }
+
+    #[test]
+    fn trigger_chains_are_cut_at_the_depth_limit() {
+        // f0 -> f1 -> ... : a chain longer than the limit stops at it and names where it was cut.
+        let n = MAX_TRIGGER_DEPTH + 5;
+        let names: Vec<String> = (0..=n).map(|i| format!("f{i}")).collect();
+        let rules = (0..n).map(|i| trig(&names[i], true, &[names[i + 1].as_str()], &[])).collect();
+        let mut f = Flags::new(BTreeMap::new(), rules);
+        f.set("f0");
+        assert!(f.is_set(&names[MAX_TRIGGER_DEPTH]));
+        assert!(!f.is_set(&names[MAX_TRIGGER_DEPTH + 1]));
+        assert_eq!(f.trigger_overflow, [names[MAX_TRIGGER_DEPTH].clone()]);
+        assert_eq!(f.depth, 0);
     }
 
     #[test]

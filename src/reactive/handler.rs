@@ -87,11 +87,15 @@ impl<S> Handler<S> {
 pub struct Registry<S> {
     pub(crate) handlers: Vec<Handler<S>>,
     pub(crate) triggers: Vec<Trigger>,
+    /// Flags declared with [`Registry::watch`].
+    pub(crate) declared: BTreeSet<String>,
+    /// `(endpoint, prefix)` pairs declared with [`Registry::per_relation`].
+    pub(crate) per_relation: Vec<(String, String)>,
 }
 
 impl<S> Default for Registry<S> {
     fn default() -> Self {
-        Registry { handlers: Vec::new(), triggers: Vec::new() }
+        Registry { handlers: Vec::new(), triggers: Vec::new(), declared: BTreeSet::new(), per_relation: Vec::new() }
     }
 }
 
@@ -118,6 +122,34 @@ impl<S> Registry<S> {
     fn push_trigger(&mut self, flag: &str, on_set: bool, set: &[&str], clear: &[&str]) {
         let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         self.triggers.push(Trigger { on: flag.to_string(), on_set, set: owned(set), clear: owned(clear) });
+    }
+
+    /// Declares that handler code reads `flag` itself (`ctx.flags.is_set`) rather than through a condition.
+    /// Automatic flags that cost store space per remote key (`endpoint.<ep>.changed.<key>`) are kept only when
+    /// watched, so a flag read this way must be declared here or it is never set.
+    pub fn watch(&mut self, flag: &str) {
+        self.declared.insert(flag.to_string());
+    }
+
+    /// Declares kv keys the charm keeps per relation of `endpoint`, named `<prefix><relation id>` (or recorded
+    /// with `data_changed` under such an id). Once a relation is no longer one of the endpoint's (it broke), the
+    /// engine removes its keys, so relations that come and go leave nothing behind in the store.
+    pub fn per_relation(&mut self, endpoint: &str, prefixes: &[&str]) {
+        self.per_relation.extend(prefixes.iter().map(|p| (endpoint.to_string(), p.to_string())));
+    }
+
+    /// The prefixes declared with [`Registry::per_relation`] for `endpoint`.
+    pub(crate) fn per_relation_prefixes(&self, endpoint: &str) -> Vec<&str> {
+        self.per_relation.iter().filter(|(ep, _)| ep == endpoint).map(|(_, p)| p.as_str()).collect()
+    }
+
+    /// Every flag this charm reacts to: the flags its handlers' conditions name, the flags its triggers fire on,
+    /// and those declared with [`Registry::watch`].
+    pub fn watched_flags(&self) -> BTreeSet<String> {
+        let mut all = self.declared.clone();
+        all.extend(self.handlers.iter().flat_map(|h| h.watched.iter().cloned()));
+        all.extend(self.triggers.iter().map(|t| t.on.clone()));
+        all
     }
 
     /// Handler ids in invocation order.
@@ -264,6 +296,17 @@ mod tests {
         assert_eq!(r.handlers[0].watched.iter().collect::<Vec<_>>(), ["x", "y"]);
         assert!(r.handlers[1].watched.is_empty());
         assert!(r.handlers[1].is_hook_handler());
+    }
+
+    #[test]
+    fn watched_flags_are_conditions_trigger_sources_and_declarations() {
+        let mut r: Registry<()> = Registry::new();
+        r.handler("h").when_any(&["a", "b"]).when_not_all(&["c"]).run(|_| Ok(()));
+        r.trigger_when("t-on", &["t-set"], &["t-clear"]);
+        r.trigger_when_not("t-off", &[], &[]);
+        r.watch("read-in-code");
+        let w = r.watched_flags();
+        assert_eq!(w.iter().collect::<Vec<_>>(), ["a", "b", "c", "read-in-code", "t-off", "t-on"]);
     }
 
     #[test]

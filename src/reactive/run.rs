@@ -63,7 +63,7 @@ impl<S> Engine<S> {
         let kv = Kv::new(loaded.state.kv.clone());
         let mut ctx = Ctx::new(hook, env, tools, flags, kv, charm);
 
-        automatic::begin(spec, &mut ctx)?;
+        automatic::begin(spec, registry, &mut ctx)?;
         let report = bus::dispatch(registry, &mut ctx)?;
         if report.hit_cap {
             let msg = format!(
@@ -102,7 +102,7 @@ impl<S> Engine<S> {
         let kv = Kv::new(loaded.kv.clone());
         let mut ctx = Ctx::new(action, env, tools, flags, kv, charm);
         ctx.is_action = true;
-        automatic::begin(&self.auto, &mut ctx)?;
+        automatic::begin(&self.auto, &self.registry, &mut ctx)?;
         let flag = format!("actions.{action}");
         ctx.flags.set(&flag);
         let report = bus::dispatch(&self.registry, &mut ctx)?;

@@ -142,7 +142,11 @@ impl Store {
                     None => Ok(Loaded { state: UnitState::default(), source: Source::Empty, bytes: None }),
                 }
             }
-            Err(e) => Err(e).with_context(|| format!("reading flag store {}", path.display())),
+            // Only a missing file means "no store yet": one that exists but cannot be read (a directory in its
+            // place, EACCES, EIO) must fail the hook, or it would run from empty flags and overwrite the real ones.
+            Err(e) => Err(e).with_context(|| {
+                format!("flag store {} cannot be read; refusing to start from empty flags", path.display())
+            }),
         }
     }
 
@@ -252,11 +256,6 @@ pub fn decode(bytes: &[u8]) -> Result<UnitState> {
     let disk: OnDisk = serde_json::from_str(text)
         .map_err(|e| anyhow::anyhow!("is corrupt ({e}); refusing to start from empty flags"))?;
     Ok(UnitState { flags: disk.flags, kv: disk.kv })
-}
-
-/// Whether a path is a store file (for tests and tools).
-pub fn is_store_file(p: &Path) -> bool {
-    p.file_name().is_some_and(|n| n == FILE_NAME)
 }
 
 #[cfg(test)]
@@ -381,6 +380,61 @@ mod tests {
             assert_eq!(Store::locate(&env).dir, root.join("charm").join("..").join("state"));
         }
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_store_fails_the_hook_and_is_never_taken_for_a_missing_one() {
+        // A directory where the file should be: it exists, but reading it fails (EISDIR), as EACCES or EIO would.
+        let dir = tmpdir("unreadable");
+        fs::create_dir_all(dir.join(FILE_NAME)).unwrap();
+        let mut st = UnitState::default();
+        st.flags.insert("from-the-mirror".into(), Value::Null);
+        let mut model = FakeModel::new("r/0");
+        model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&st)).unwrap());
+        let (mut t, fake) = tools(model);
+        for hook in ["install", "config-changed"] {
+            let err = Store::at(&dir).load(&mut t, hook, "x").unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.starts_with("flag store ") && msg.contains("cannot be read"), "{hook}: {msg}");
+            assert!(!msg.contains('\n'), "{hook}: {msg}");
+        }
+        assert_eq!(fake.model.borrow().count("state-get"), 0, "neither the mirror nor empty flags stand in for it");
+        assert!(dir.join(FILE_NAME).is_dir());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Run by [`locate_honours_the_state_dir_override`] in a child process with the variable set, since the
+    /// environment is shared by every test thread of this one.
+    #[test]
+    fn locate_override_child() {
+        let Some(want) = std::env::var_os("REDIS_K8S_TEST_LOCATE_WANT") else { return };
+        let env = HookEnv { charm_dir: PathBuf::from("/nonexistent/charm"), ..Default::default() };
+        let got = Store::locate(&env).dir;
+        let want = if want.is_empty() { PathBuf::from("/nonexistent/charm/.unit-state") } else { PathBuf::from(want) };
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn locate_honours_the_state_dir_override() {
+        if std::env::var_os("REDIS_K8S_TEST_LOCATE_WANT").is_some() {
+            return;
+        }
+        // The override wins over the charm dir; an empty one counts as unset.
+        for (value, want) in [("/tmp/elsewhere/state", "/tmp/elsewhere/state"), ("", "")] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "reactive::store::tests::locate_override_child", "--test-threads=1"])
+                .env(STATE_DIR_ENV, value)
+                .env("REDIS_K8S_TEST_LOCATE_WANT", want)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{STATE_DIR_ENV}={value:?}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
+        }
     }
 
     #[test]

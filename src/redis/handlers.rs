@@ -62,6 +62,7 @@ pub fn register(reg: &mut Registry<State>) {
     reg.handler("redis:rotate-password-check").when(ROTATE_ACTION).run(rotate_password_check);
     reg.handler("redis:configure").when(&available).run(configure);
     reg.handler("redis:publish-db").when(&format!("endpoint.{ENDPOINT}.joined")).run(publish_db);
+    reg.per_relation(ENDPOINT, &["redis.db.published.", "redis.db.published-app."]);
     reg.handler("redis:acknowledge").when(CONFIGURED).run(acknowledge);
     reg.handler("redis:finish-rotation").when_all(&[CONFIGURED, "leadership.is_leader"]).run(finish_rotation);
     reg.handler("redis:reconfigure").when(RECONFIGURE).run(reconfigure);
