@@ -587,3 +587,39 @@ fn get_password_works_while_another_option_is_invalid() {
     assert_eq!(u.model().action_failed, None);
     assert_eq!(u.model().action_results.get("password").map(String::len), Some(32));
 }
+
+/// A non-leader holds a copy of the peer application bag; a password the leader changes there reaches the
+/// unit's clients in the unit's next update-status and peer relation hook (Juju runs no other hook on a
+/// non-leader for a change of the application bag), and a hook that must not re-read it keeps its copy.
+#[test]
+fn a_password_changed_in_the_peer_bag_reaches_a_non_leaders_clients_in_update_status_and_peer_hooks() {
+    let u = Unit::new("redis-k8s/1", false);
+    let set_bag_password = |pw: &str| {
+        let mut m = u.model();
+        let peers = m.relations.get_mut("redis-peers:0").unwrap();
+        peers.local_app.insert("password".into(), pw.into());
+        peers.units.entry("redis-k8s/0".into()).or_default();
+    };
+    let published = |rid: &str| u.model().relations[rid].local.get("password").cloned().unwrap_or_default();
+    set_bag_password("first-password-0123456789abcdef");
+    u.deploy();
+    let env = u.relate("db:6");
+    u.hook_env("db-relation-joined", &env).0.unwrap();
+    assert!(published("db:6").contains("first-password-0123456789abcdef"), "{}", published("db:6"));
+
+    set_bag_password("second-password-0123456789abcde");
+    u.hook("config-changed").0.unwrap();
+    assert!(published("db:6").contains("first-password"), "config-changed keeps the copy it has");
+    u.hook("update-status").0.unwrap();
+    assert!(published("db:6").contains("second-password-0123456789abcde"), "{}", published("db:6"));
+
+    set_bag_password("third-password-0123456789abcdef");
+    let peer_env = HookEnv {
+        relation: Some("redis-peers".into()),
+        relation_id: Some("redis-peers:0".into()),
+        remote_app: Some("redis-k8s".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("redis-peers-relation-changed", &peer_env).0.unwrap();
+    assert!(published("db:6").contains("third-password-0123456789abcdef"), "{}", published("db:6"));
+}
