@@ -292,6 +292,35 @@ fn resource_without_registrypath_blocks_naming_the_resource_and_the_problem() {
 }
 
 #[test]
+fn an_image_path_that_is_not_a_reference_blocks_and_is_never_sent() {
+    for (path, why) in [
+        ("'redis:7.0$(reboot)'", "registrypath \"redis:7.0$(reboot)\" in content.yaml is not an image reference"),
+        ("'--privileged'", "registrypath \"--privileged\" in content.yaml is not an image reference"),
+        ("\"redis\\u200b:7.0\"", "registrypath \"redis\\u{200b}:7.0\" in content.yaml is not an image reference"),
+    ] {
+        let u = Unit::new("redis-k8s/0", true);
+        u.set_image(&format!("registrypath: {path}\n"));
+        let (r, calls) = u.hook("install");
+        r.unwrap();
+        assert!(
+            !calls.contains(&"pod-spec-set".to_string()) && !calls.contains(&"application-version-set".to_string())
+        );
+        let m = u.model();
+        let (s, msg) = m.last_status().unwrap();
+        assert_eq!(s, "blocked");
+        assert!(msg.starts_with(&format!("unable to fetch resource: redis-image: {why}: ")), "{msg}");
+    }
+    let u = Unit::new("redis-k8s/0", true);
+    u.set_image(&format!("registrypath: redis/{}\n", "a".repeat(60_000)));
+    let (r, _) = u.hook("install");
+    r.unwrap();
+    let m = u.model();
+    let (s, msg) = m.last_status().unwrap();
+    assert_eq!(s, "blocked");
+    assert!(msg.len() < 200 && msg.ends_with("the repository name is longer than 255 characters"), "{msg}");
+}
+
+#[test]
 fn missing_resource_fails_the_hook_with_one_line_and_commits_nothing() {
     let u = Unit::new("redis-k8s/0", true);
     u.model().resources.insert("redis-image".into(), Err("resource#redis-k8s/redis-image not found".into()));

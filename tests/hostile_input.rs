@@ -126,7 +126,9 @@ fn resource_content() -> BoxedStrategy<Vec<u8>> {
     ];
     let value = prop_oneof![
         Just(json!("redis:7.0")),
+        Just(json!(format!("registry.example.com/redis@sha256:{}", "0123abcd".repeat(8)))),
         Just(json!("registry.example.com/redis@sha256:0123abcd")),
+        Just(json!("redis:7.0$(reboot)")),
         Just(json!(SECRET)),
         Just(json!("")),
         Just(json!("a b")),

@@ -7,8 +7,10 @@
 //! (`layer.docker-resource.<name>.`): `fetched`, `available`, `failed`, `changed`.
 //!
 //! Deliberate differences from the original (listed in the README):
-//! - a `content.yaml` that cannot be used (no `registrypath`, wrong types, not YAML, huge) gives
-//!   `blocked "unable to fetch resource: <name>: <what is wrong>"` naming the problem;
+//! - a `content.yaml` that cannot be used (no `registrypath`, wrong types, not YAML, huge, an image path that
+//!   is not an OCI image reference, see [`image_ref`]) gives `blocked "unable to fetch resource: <name>: <what
+//!   is wrong>"` naming the problem. YAML errors give only the line and column: the parser's own text quotes
+//!   the offending value, which may be the registry password (`password: !!int <secret>`);
 //! - `resource-get` itself failing is a tool failure and fails the hook (Juju retries it with backoff)
 //!   instead of being mistaken for a bad resource;
 //! - `.changed` lives for the hook in which the image changed (cleared at its end), so it cannot keep
@@ -20,7 +22,7 @@ use std::io::Read;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, METADATA_YAML, Options, State, status};
+use super::{Ctx, METADATA_YAML, Options, State, image_ref, status};
 use crate::juju::LogLevel;
 use crate::reactive::Registry;
 
@@ -58,10 +60,10 @@ pub fn get_info(ctx: &Ctx<'_>, name: &str) -> Option<ImageInfo> {
 }
 
 /// Reads a resource's `content.yaml` leniently: extra keys (Juju 2.9 adds some) are ignored; a
-/// missing or empty `registrypath`, or non-string credentials, are errors that say so.
+/// missing or empty `registrypath`, one that is not an image reference, or non-string credentials, are
+/// errors that say so. No error quotes the parser or a credential.
 pub fn parse_content(text: &str) -> std::result::Result<ImageInfo, String> {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| format!("content.yaml is not valid YAML ({e})"))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(&e))?;
     let map = doc.as_mapping().ok_or("content.yaml is not a mapping")?;
     let field = |k: &str| -> std::result::Result<String, String> {
         match map.get(k) {
@@ -74,10 +76,20 @@ pub fn parse_content(text: &str) -> std::result::Result<ImageInfo, String> {
     if registry_path.trim().is_empty() {
         return Err("content.yaml has no registrypath".into());
     }
-    if registry_path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("registrypath in content.yaml contains whitespace".into());
+    if let Err(why) = image_ref::parse(&registry_path) {
+        let shown = image_ref::shown(&registry_path);
+        return Err(format!("registrypath \"{shown}\" in content.yaml is not an image reference: {why}"));
     }
     Ok(ImageInfo { registry_path, username: field("username")?, password: field("password")? })
+}
+
+/// What is wrong with YAML that does not parse: where, never serde_yaml's text, which quotes the offending
+/// scalar (`invalid value: string "<password>", expected i64` for `password: !!int <password>`).
+fn yaml_error(e: &serde_yaml::Error) -> String {
+    match e.location() {
+        Some(at) => format!("content.yaml is not valid YAML (line {}, column {})", at.line(), at.column()),
+        None => "content.yaml is not valid YAML".into(),
+    }
 }
 
 /// `oci-image` resources with `auto-fetch: true` in metadata.yaml.
@@ -198,12 +210,33 @@ pub fn finalize(ctx: &mut Ctx<'_>) {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "s3cret-registry-token-0123456789";
+
+    #[test]
+    fn a_tagged_or_repeated_password_never_reaches_the_error() {
+        for doc in [
+            format!("registrypath: redis:7.0\npassword: !!int {SECRET}\n"),
+            format!("registrypath: redis:7.0\npassword: !!float {SECRET}\n"),
+            format!("registrypath: redis:7.0\npassword: !!bool {SECRET}\n"),
+            format!("registrypath: redis:7.0\npassword: !!null {SECRET}\n"),
+            format!("registrypath: redis:7.0\npassword: {SECRET}\npassword: {SECRET}\n"),
+            format!("registrypath: redis:7.0\n{SECRET}: 1\n{SECRET}: 2\n"),
+            format!("registrypath: redis:7.0\npassword: [{SECRET}\n"),
+        ] {
+            let e = parse_content(&doc).expect_err(&doc);
+            assert!(!e.contains(SECRET) && !e.contains("s3cret"), "{doc:?} gave {e}");
+            assert!(e.starts_with("content.yaml is not valid YAML (line ") || e.contains("is not a string"), "{e}");
+        }
+        let e = parse_content(&format!("registrypath: redis:7.0\npassword: !!int {SECRET}\n")).unwrap_err();
+        assert_eq!(e, "content.yaml is not valid YAML (line 2, column 11)");
+    }
+
     #[test]
     fn content_is_read_leniently_and_rejected_clearly() {
         let ok =
             parse_content("registrypath: redis:7.0\nusername: ''\npassword: ''\nrepository: x\nauth: y\n").unwrap();
         assert_eq!(ok.registry_path, "redis:7.0");
-        let ok = parse_content("registrypath: reg.io/redis@sha256:abc\n").unwrap();
+        let ok = parse_content(&format!("registrypath: reg.io/redis@sha256:{}\n", "ab".repeat(32))).unwrap();
         assert_eq!((ok.username.as_str(), ok.password.as_str()), ("", ""));
         for (text, why) in [
             ("username: u\n", "no registrypath"),
@@ -212,7 +245,8 @@ mod tests {
             ("registrypath: r\npassword: 12\n", "password in content.yaml is not a string"),
             ("- a\n", "not a mapping"),
             ("a: [\n", "not valid YAML"),
-            ("registrypath: 'a b'\n", "whitespace"),
+            ("registrypath: 'a b'\n", "character"),
+            ("registrypath: 'redis:$(id)'\n", "registrypath \"redis:$(id)\" in content.yaml is not an image"),
         ] {
             let e = parse_content(text).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");

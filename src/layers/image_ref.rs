@@ -221,6 +221,8 @@ mod tests {
             "quay.io/opstree/redis:v7.0.5-alpine".into(),
             "gcr.io/my-project/redis__x.y-z---w:latest_1".into(),
             "[::1]:5000/redis:7".into(),
+            // Not a registry (the '_'), so the whole name is the path: the grammar allows it.
+            "a.a_a/0".into(),
             "Registry.Example.COM/redis".into(),
             format!("redis@sha512:{}", "a".repeat(128)),
             format!("redis:{}", "t".repeat(128)),
