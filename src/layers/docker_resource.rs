@@ -11,8 +11,14 @@
 //!   is not an OCI image reference, see [`image_ref`]) gives `blocked "unable to fetch resource: <name>: <what
 //!   is wrong>"` naming the problem. YAML errors give only the line and column: the parser's own text quotes
 //!   the offending value, which may be the registry password (`password: !!int <secret>`);
-//! - `resource-get` itself failing is a tool failure and fails the hook (Juju retries it with backoff)
-//!   instead of being mistaken for a bad resource;
+//! - as in the original, a resource that `resource-get` cannot download (exit 1, `ERROR could not download
+//!   resource: …`) or that does not come within the tool's time limit sets `.failed` and
+//!   `blocked "unable to fetch resource: <name>: <the tool's error line>"`, and the hook succeeds. Other
+//!   failures of the tool itself (missing, usage error, killed, unusable output) fail the hook: they are not
+//!   about the resource, and Juju retries the hook;
+//! - a failed resource is fetched again in `update-status` and `upgrade-charm` (which `juju attach-resource`
+//!   fires), not in every hook as in the original: a download that hangs then delays only those hooks. Other
+//!   hooks queue the same `blocked` status again without calling `resource-get`, so the status stays true;
 //! - `.changed` lives for the hook in which the image changed (cleared at its end), so it cannot keep
 //!   re-sending the pod spec in every later hook as it did in the original charm.
 
@@ -23,13 +29,16 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, METADATA_YAML, Options, State, image_ref, status};
-use crate::juju::LogLevel;
+use crate::juju::{LogLevel, ToolError};
 use crate::reactive::Registry;
 
 const PENDING_KEY: &str = "layer.docker-resource.pending";
 const AUTO_FETCHED: &str = "layer.docker-resource.auto-fetched";
-/// The most of a `content.yaml` that is read; a real one is a few hundred bytes.
+/// The most of a `content.yaml` that is read; a real one is a few hundred bytes, a few KiB with a long
+/// registry token.
 const MAX_CONTENT: u64 = 64 * 1024;
+/// The hooks in which a resource whose fetch failed is fetched again.
+pub const RETRY_HOOKS: [&str; 2] = ["update-status", "upgrade-charm"];
 
 /// Where and how to pull an image (`get_info` in the original).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,21 +153,33 @@ pub fn register(reg: &mut Registry<State>) {
     });
 }
 
+fn failure_key(name: &str) -> String {
+    format!("{}.failure", prefix(name))
+}
+
 fn fetch_pending(ctx: &mut Ctx<'_>) -> Result<()> {
     let set_status = Options::shipped().docker_resource_set_status;
     let pending: Vec<String> = ctx.kv.get_as(PENDING_KEY).unwrap_or_default();
+    let retry = RETRY_HOOKS.contains(&ctx.hook);
     let mut failed: Vec<(String, String)> = Vec::new();
     for name in &pending {
         let p = prefix(name);
+        if ctx.flags.is_set(&format!("{p}.failed")) && !retry {
+            // Not fetched again in this hook: the unit is still blocked for the same reason.
+            let why: String = ctx.kv.get_as(&failure_key(name)).unwrap_or_else(|| "the last fetch failed".into());
+            ctx.trace.push(format!("resource {name} failed before: fetched again in update-status or upgrade-charm"));
+            failed.push((name.clone(), why));
+            continue;
+        }
         if set_status {
             status::maintenance(ctx, &format!("fetching resource: {name}"))?;
         }
-        let path = ctx.tools.resource_get(name)?;
-        match read_content(&path).and_then(|t| parse_content(&t)) {
+        match fetch_one(ctx, name)? {
             Ok(info) => {
                 let was_available = ctx.flags.is_set(&format!("{p}.available"));
                 let is_changed = ctx.kv.data_changed(&p, &info);
                 ctx.kv.set_as(&format!("{p}.image-info"), &info);
+                ctx.kv.unset(&failure_key(name));
                 ctx.flags.set(&format!("{p}.available"));
                 ctx.flags.clear(&format!("{p}.failed"));
                 ctx.flags.toggle(&format!("{p}.changed"), was_available && is_changed);
@@ -167,6 +188,7 @@ fn fetch_pending(ctx: &mut Ctx<'_>) -> Result<()> {
                 ctx.tools
                     .log(LogLevel::Error, &format!("unable to fetch docker resource {name}: {why}"))
                     .context("logging a resource failure")?;
+                ctx.kv.set_as(&failure_key(name), &why);
                 ctx.flags.set(&format!("{p}.failed"));
                 ctx.flags.clear(&format!("{p}.available"));
                 ctx.flags.clear(&format!("{p}.changed"));
@@ -189,6 +211,21 @@ fn fetch_pending(ctx: &mut Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Fetches and reads one resource. `Ok(Err(why))`: it could not be downloaded in time or used (the unit
+/// blocks and tries again later); `Err`: `resource-get` itself could not be run as its contract says (the
+/// hook fails, and Juju retries it).
+fn fetch_one(ctx: &mut Ctx<'_>, name: &str) -> Result<std::result::Result<ImageInfo, String>> {
+    let path = match ctx.tools.resource_get(name) {
+        Ok(path) => path,
+        // Exit 1: `ERROR could not download resource: <cause>` (reference: juju-podspec-charms §3.1).
+        Err(ToolError::Runtime { message, .. }) => return Ok(Err(message)),
+        // A download that hangs is still a download that failed: block, and try again later.
+        Err(e @ ToolError::Timeout { .. }) => return Ok(Err(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(read_content(&path).and_then(|t| parse_content(&t)))
+}
+
 fn read_content(path: &std::path::Path) -> std::result::Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {} ({e})", path.display()))?;
     let mut buf = Vec::new();
@@ -209,8 +246,60 @@ pub fn finalize(ctx: &mut Ctx<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::juju::fake::{FakeJuju, FakeModel, Fault, timeout_fault};
+    use crate::juju::{HookEnv, HookTools};
+    use crate::reactive::{Flags, Kv, UnitState};
+    use std::path::PathBuf;
 
     const SECRET: &str = "s3cret-registry-token-0123456789";
+
+    /// A scratch directory for one test.
+    fn scratch(label: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let d = std::env::temp_dir().join(format!("redis-k8s-dr-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A fake whose `redis-image` is `content` (written under `dir`).
+    fn fake_with(dir: &std::path::Path, content: &[u8]) -> FakeJuju {
+        let fake = FakeJuju::new(FakeModel::new("redis-k8s/0"));
+        set_image(&fake, dir, content);
+        fake
+    }
+
+    fn set_image(fake: &FakeJuju, dir: &std::path::Path, content: &[u8]) {
+        let p = dir.join("content.yaml");
+        std::fs::write(&p, content).unwrap();
+        fake.model.borrow_mut().resources.insert("redis-image".into(), Ok(p));
+    }
+
+    /// Runs `f` in a context for `hook` over `state`, and returns the state it leaves and what it queued.
+    fn in_hook(
+        hook: &str,
+        fake: &FakeJuju,
+        state: UnitState,
+        f: impl FnOnce(&mut Ctx<'_>) -> Result<()>,
+    ) -> (Result<()>, UnitState, Option<(String, String)>) {
+        let env = HookEnv::default();
+        let mut tools = HookTools::new(Box::new(fake.clone()));
+        let mut ctx =
+            Ctx::new(hook, &env, &mut tools, Flags::new(state.flags, Vec::new()), Kv::new(state.kv), State::default());
+        let r = f(&mut ctx);
+        let queued = ctx.charm.status.winner().map(|(s, m)| (s.as_str().to_string(), m.to_string()));
+        let state = UnitState { flags: ctx.flags.into_map(), kv: ctx.kv.into_map() };
+        (r, state, queued)
+    }
+
+    fn queue_and_fetch(ctx: &mut Ctx<'_>) -> Result<()> {
+        fetch(ctx, "redis-image");
+        fetch_pending(ctx)
+    }
+
+    const AVAILABLE: &str = "layer.docker-resource.redis-image.available";
+    const FAILED: &str = "layer.docker-resource.redis-image.failed";
 
     #[test]
     fn a_tagged_or_repeated_password_never_reaches_the_error() {
@@ -229,6 +318,89 @@ mod tests {
         }
         let e = parse_content(&format!("registrypath: redis:7.0\npassword: !!int {SECRET}\n")).unwrap_err();
         assert_eq!(e, "content.yaml is not valid YAML (line 2, column 11)");
+    }
+
+    #[test]
+    fn a_resource_that_cannot_be_downloaded_blocks_and_heals_in_update_status() {
+        let dir = scratch("download");
+        let fake = FakeJuju::new(FakeModel::new("redis-k8s/0"));
+        fake.model
+            .borrow_mut()
+            .resources
+            .insert("redis-image".into(), Err("resource#redis-k8s/redis-image not found".into()));
+        let (r, state, queued) = in_hook("install", &fake, UnitState::default(), queue_and_fetch);
+        r.unwrap();
+        let line = "ERROR could not download resource: resource#redis-k8s/redis-image not found";
+        let expected = format!("unable to fetch resource: redis-image: {line}");
+        assert_eq!(queued, Some(("blocked".into(), expected.clone())));
+        assert!(state.flags.contains_key(FAILED) && !state.flags.contains_key(AVAILABLE));
+        assert!(state.flags.contains_key(PENDING_KEY), "still queued");
+        // Other hooks keep the unit blocked for the same reason without downloading again.
+        for hook in ["config-changed", "leader-elected", "start", "db-relation-joined"] {
+            let (r, again, queued) = in_hook(hook, &fake, state.clone(), fetch_pending);
+            r.unwrap();
+            assert_eq!(queued, Some(("blocked".into(), expected.clone())), "{hook}");
+            assert_eq!(again, state, "{hook}");
+        }
+        assert_eq!(fake.model.borrow().count("resource-get"), 1);
+        // update-status tries again: still failing, then the resource appears.
+        let (r, state, queued) = in_hook("update-status", &fake, state, fetch_pending);
+        r.unwrap();
+        assert_eq!(queued, Some(("blocked".into(), expected)));
+        assert_eq!(fake.model.borrow().count("resource-get"), 2);
+        set_image(&fake, &dir, b"registrypath: redis:7.0\n");
+        let (r, state, queued) = in_hook("update-status", &fake, state, fetch_pending);
+        r.unwrap();
+        assert_eq!(queued, None, "nothing blocks any more");
+        assert!(state.flags.contains_key(AVAILABLE));
+        assert!(!state.flags.contains_key(FAILED) && !state.flags.contains_key(PENDING_KEY));
+        assert!(!state.kv.contains_key(&failure_key("redis-image")));
+        let logs = fake.model.borrow().logs.clone();
+        assert_eq!(logs.iter().filter(|(l, m)| l == "ERROR" && m.contains(line)).count(), 2, "{logs:?}");
+    }
+
+    #[test]
+    fn a_download_that_times_out_blocks_and_heals_in_upgrade_charm() {
+        let dir = scratch("timeout");
+        let fake = fake_with(&dir, b"registrypath: redis:7.0\n");
+        fake.model.borrow_mut().faults.push(Fault {
+            tool: "resource-get".into(),
+            nth: 0,
+            error: timeout_fault("resource-get"),
+        });
+        let (r, state, queued) = in_hook("install", &fake, UnitState::default(), queue_and_fetch);
+        r.unwrap();
+        let (s, m) = queued.unwrap();
+        assert_eq!(s, "blocked");
+        assert_eq!(m, "unable to fetch resource: redis-image: resource-get did not finish within 300s and was killed");
+        assert!(state.flags.contains_key(FAILED));
+        let (r, state, queued) = in_hook("upgrade-charm", &fake, state, fetch_pending);
+        r.unwrap();
+        assert_eq!(queued, None);
+        assert!(state.flags.contains_key(AVAILABLE) && !state.flags.contains_key(FAILED));
+    }
+
+    #[test]
+    fn resource_get_itself_failing_fails_the_hook() {
+        for error in [
+            ToolError::Missing { tool: "resource-get".into() },
+            ToolError::Usage { tool: "resource-get".into(), message: "ERROR unrecognized args".into() },
+            ToolError::Failed {
+                tool: "resource-get".into(),
+                status: "killed by a signal".into(),
+                message: String::new(),
+            },
+            ToolError::BadOutput { tool: "resource-get".into(), detail: "path is not UTF-8".into() },
+            ToolError::Io { tool: "resource-get".into(), message: "broken pipe".into() },
+        ] {
+            let dir = scratch("toolfail");
+            let fake = fake_with(&dir, b"registrypath: redis:7.0\n");
+            fake.model.borrow_mut().faults.push(Fault { tool: "resource-get".into(), nth: 0, error: error.clone() });
+            let (r, state, _) = in_hook("install", &fake, UnitState::default(), queue_and_fetch);
+            let e = r.expect_err(&error.to_string());
+            assert_eq!(e.to_string(), error.to_string());
+            assert!(!state.flags.contains_key(FAILED), "{error}");
+        }
     }
 
     #[test]
