@@ -248,7 +248,7 @@ mod tests {
     use super::*;
     use crate::juju::fake::{FakeJuju, FakeModel, Fault, timeout_fault};
     use crate::juju::{HookEnv, HookTools};
-    use crate::reactive::{Flags, Kv, UnitState};
+    use crate::reactive::{AutoSpec, Engine, Flags, Kv, Store, UnitState};
     use std::path::PathBuf;
 
     const SECRET: &str = "s3cret-registry-token-0123456789";
@@ -300,6 +300,7 @@ mod tests {
 
     const AVAILABLE: &str = "layer.docker-resource.redis-image.available";
     const FAILED: &str = "layer.docker-resource.redis-image.failed";
+    const CHANGED: &str = "layer.docker-resource.redis-image.changed";
 
     #[test]
     fn a_tagged_or_repeated_password_never_reaches_the_error() {
@@ -318,6 +319,42 @@ mod tests {
         }
         let e = parse_content(&format!("registrypath: redis:7.0\npassword: !!int {SECRET}\n")).unwrap_err();
         assert_eq!(e, "content.yaml is not valid YAML (line 2, column 11)");
+    }
+
+    #[test]
+    fn a_registry_token_of_a_few_kib_is_read_and_the_limit_is_64_kib() {
+        let dir = scratch("size");
+        let token = "t".repeat(4096);
+        let p = dir.join("content.yaml");
+        std::fs::write(&p, format!("registrypath: registry.example.com/redis:7.0\nusername: bot\npassword: {token}\n"))
+            .unwrap();
+        let info = read_content(&p).and_then(|t| parse_content(&t)).unwrap();
+        assert_eq!(info.password, token);
+        // At the limit still read, one byte over refused, without reading on.
+        let mut at = format!("registrypath: redis:7.0\npassword: {token}\n# ").into_bytes();
+        at.resize(64 * 1024 - 1, b'x');
+        at.push(b'\n');
+        std::fs::write(&p, &at).unwrap();
+        assert_eq!(read_content(&p).and_then(|t| parse_content(&t)).unwrap().password, token);
+        at.insert(0, b'\n');
+        std::fs::write(&p, &at).unwrap();
+        assert_eq!(read_content(&p).unwrap_err(), "content.yaml is larger than 65536 bytes");
+    }
+
+    #[test]
+    fn queueing_a_resource_twice_fetches_it_once() {
+        let dir = scratch("dedup");
+        let fake = fake_with(&dir, b"registrypath: redis:7.0\n");
+        let (r, state, _) = in_hook("upgrade-charm", &fake, UnitState::default(), |ctx| {
+            fetch(ctx, "redis-image");
+            fetch(ctx, "redis-image");
+            assert_eq!(ctx.kv.get_as::<Vec<String>>(PENDING_KEY).unwrap(), ["redis-image"]);
+            fetch_pending(ctx)
+        });
+        r.unwrap();
+        assert_eq!(fake.model.borrow().count("resource-get"), 1);
+        assert!(state.flags.contains_key(AVAILABLE));
+        assert!(!state.flags.contains_key(PENDING_KEY));
     }
 
     #[test]
@@ -400,6 +437,48 @@ mod tests {
             let e = r.expect_err(&error.to_string());
             assert_eq!(e.to_string(), error.to_string());
             assert!(!state.flags.contains_key(FAILED), "{error}");
+        }
+    }
+
+    /// The charm's own engine with only this layer, a probe that records every hook in which `.changed` is
+    /// set, and this layer's end-of-hook work.
+    fn probe_engine() -> Engine<State> {
+        let mut reg = Registry::new();
+        register(&mut reg);
+        reg.handler("probe").when(CHANGED).run(|ctx| {
+            ctx.trace.push("probe: image changed".into());
+            Ok(())
+        });
+        Engine::new(reg, AutoSpec::default(), |ctx| {
+            finalize(ctx);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn changed_lasts_exactly_the_hook_in_which_the_image_changed() {
+        let dir = scratch("changed");
+        let fake = fake_with(&dir, b"registrypath: redis:7.0\n");
+        let store = Store::at(dir.join("state"));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let engine = probe_engine();
+        let env = HookEnv { unit_name: "redis-k8s/0".into(), ..HookEnv::default() };
+        let run = |hook: &str| {
+            let mut tools = HookTools::new(Box::new(fake.clone()));
+            let out = engine.run_hook(hook, &env, &mut tools, &store, State::default()).unwrap();
+            fake.model.borrow_mut().end_hook(true);
+            (out.trace.iter().any(|l| l == "probe: image changed"), out.flags)
+        };
+        let (seen, flags) = run("install");
+        assert!(!seen, "the first fetch is no change");
+        assert!(flags.iter().any(|f| f == AVAILABLE));
+        set_image(&fake, &dir, b"registrypath: registry.example.com/redis:7.2\n");
+        let (seen, flags) = run("upgrade-charm");
+        assert!(seen, "handlers see .changed in the hook where the image changed");
+        assert!(!flags.iter().any(|f| f == CHANGED), "committed: {flags:?}");
+        for hook in ["config-changed", "update-status", "upgrade-charm"] {
+            let (seen, flags) = run(hook);
+            assert!(!seen && !flags.iter().any(|f| f == CHANGED), "{hook}: {flags:?}");
         }
     }
 
