@@ -45,7 +45,7 @@ pub fn parse(text: &str) -> Result<ImageRef<'_>, &'static str> {
         return Err("it is empty");
     }
     if !text.chars().all(allowed_char) {
-        return Err("it holds a character no image reference has (only letters, digits and . _ - : / @ are allowed)");
+        return Err("it holds a character other than letters, digits and . _ - : / @");
     }
     let (rest, digest) = match text.split_once('@') {
         Some((_, d)) if d.contains('@') => return Err("it has more than one '@'"),
@@ -85,9 +85,7 @@ pub fn parse(text: &str) -> Result<ImageRef<'_>, &'static str> {
         _ => (None, name),
     };
     if !path.split('/').all(valid_path_component) {
-        return Err(
-            "a repository path component is not lowercase letters and digits separated by '.', '_', '__' or '-'",
-        );
+        return Err("a path component is not lowercase letters and digits joined by '.', '_', '__' or '-'");
     }
     Ok(ImageRef { domain, path, tag, digest })
 }
