@@ -13,6 +13,10 @@
 //! - and, retried without the fault, reach exactly the state of a run that never failed, then finish the
 //!   lifecycle in exactly the clean run's end state.
 //!
+//! One exception, layer:docker-resource's contract: `resource-get` exiting 1 (`could not download resource`) or
+//! hanging is the resource failing, not the hook. The hook succeeds with `blocked "unable to fetch resource:
+//! redis-image: …"`, no secret anywhere, and the next update-status fetches it again and heals the unit.
+//!
 //! The bulk runs in-process through the recording fake; a slice runs the real binary (`support::sim`): exit 1
 //! at every call site, each tool missing in each hook, and exit 2, a hang and garbage output once per tool.
 //! With `REDIS_K8S_LONG_TESTS=1` the real binary runs the whole matrix too. Both print their case counts.

@@ -3,7 +3,9 @@
 //! Nothing here names the tools a hook calls or their order: that is the charm's business and changes with
 //! it. The fault matrix is generated from the calls a clean run records, so a new call site is covered as soon
 //! as it exists: for every tool a hook calls, that tool failing (exit 1, exit 2), missing from PATH, printing
-//! output that breaks its contract, or hanging must fail the hook with exactly one stderr line naming the tool.
+//! output that breaks its contract, or hanging must fail the hook with exactly one stderr line naming the tool;
+//! except `resource-get` exiting 1 or hanging, a download that failed, which blocks the unit with the tool's
+//! error and lets the hook succeed (layer:docker-resource's contract).
 
 mod support;
 
