@@ -283,24 +283,115 @@ fn resource_without_registrypath_blocks_naming_the_resource_and_the_problem() {
     );
     assert!(m.logs.iter().any(|(l, msg)| l == "ERROR" && msg.contains("unable to fetch docker resource redis-image")));
     drop(m);
-    // Retried in the next hook, and a good resource recovers.
+    // Fetched again in update-status (or upgrade-charm, which attach-resource fires), and a good resource recovers.
     u.set_image("registrypath: redis:7.0\n");
     let (r, calls) = u.hook("config-changed");
+    r.unwrap();
+    assert!(!calls.contains(&"resource-get".to_string()), "{calls:?}");
+    assert_eq!(u.model().last_status().map(|(s, _)| s), Some("blocked"));
+    let (r, calls) = u.hook("update-status");
     r.unwrap();
     assert!(calls.contains(&"pod-spec-set".to_string()));
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
 }
 
 #[test]
-fn missing_resource_fails_the_hook_with_one_line_and_commits_nothing() {
+fn an_image_path_that_is_not_a_reference_blocks_and_is_never_sent() {
+    for (path, why) in [
+        ("'redis:7.0$(reboot)'", "registrypath \"redis:7.0$(reboot)\" in content.yaml is not an image reference"),
+        ("'--privileged'", "registrypath \"--privileged\" in content.yaml is not an image reference"),
+        ("\"redis\\u200b:7.0\"", "registrypath \"redis\\u{200b}:7.0\" in content.yaml is not an image reference"),
+    ] {
+        let u = Unit::new("redis-k8s/0", true);
+        u.set_image(&format!("registrypath: {path}\n"));
+        let (r, calls) = u.hook("install");
+        r.unwrap();
+        assert!(
+            !calls.contains(&"pod-spec-set".to_string()) && !calls.contains(&"application-version-set".to_string())
+        );
+        let m = u.model();
+        let (s, msg) = m.last_status().unwrap();
+        assert_eq!(s, "blocked");
+        assert!(msg.starts_with(&format!("unable to fetch resource: redis-image: {why}: ")), "{msg}");
+    }
+    let u = Unit::new("redis-k8s/0", true);
+    u.set_image(&format!("registrypath: redis/{}\n", "a".repeat(60_000)));
+    let (r, _) = u.hook("install");
+    r.unwrap();
+    let m = u.model();
+    let (s, msg) = m.last_status().unwrap();
+    assert_eq!(s, "blocked");
+    assert!(msg.len() < 200 && msg.ends_with("the repository name is longer than 255 characters"), "{msg}");
+}
+
+/// layer:docker-resource's contract: a resource that fails to download sets `.failed` and blocks; the hook
+/// succeeds, and the fetch is tried again (update-status, upgrade-charm) until it heals.
+#[test]
+fn missing_resource_blocks_with_the_tools_error_and_heals_by_itself() {
     let u = Unit::new("redis-k8s/0", true);
     u.model().resources.insert("redis-image".into(), Err("resource#redis-k8s/redis-image not found".into()));
+    let expected = "unable to fetch resource: redis-image: \
+                    ERROR could not download resource: resource#redis-k8s/redis-image not found";
+    for h in ["install", "leader-elected", "config-changed", "start"] {
+        let (r, calls) = u.hook(h);
+        r.unwrap_or_else(|e| panic!("{h}: {e}"));
+        assert!(!calls.contains(&"pod-spec-set".to_string()), "{h}");
+        assert_eq!(u.model().last_status(), Some(("blocked", expected)), "{h}");
+    }
+    assert_eq!(u.model().count("resource-get"), 1, "only install tried; the next try is update-status");
+    let store = String::from_utf8(u.store_bytes()).unwrap();
+    assert!(store.contains("layer.docker-resource.redis-image.failed"), "{store}");
+    // Still missing in update-status: tried again, still blocked.
+    let (r, calls) = u.hook("update-status");
+    r.unwrap();
+    assert!(calls.contains(&"resource-get".to_string()));
+    assert_eq!(u.model().last_status(), Some(("blocked", expected)));
+    // Attached: the next update-status heals the unit.
+    u.set_image("registrypath: redis:7.0\n");
+    let (r, calls) = u.hook("update-status");
+    r.unwrap();
+    assert!(calls.contains(&"pod-spec-set".to_string()), "{calls:?}");
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+    let store = String::from_utf8(u.store_bytes()).unwrap();
+    assert!(!store.contains("layer.docker-resource.redis-image.failed"), "{store}");
+}
+
+#[test]
+fn a_download_that_hangs_blocks_and_upgrade_charm_heals_it() {
+    let u = Unit::new("redis-k8s/0", true);
+    u.deploy();
+    let n = u.model().count("resource-get");
+    u.model().faults.push(Fault {
+        tool: "resource-get".into(),
+        nth: n,
+        error: redis_k8s::juju::fake::timeout_fault("resource-get"),
+    });
+    let (r, _) = u.hook("upgrade-charm");
+    r.unwrap();
+    assert_eq!(
+        u.model().last_status(),
+        Some((
+            "blocked",
+            "unable to fetch resource: redis-image: resource-get did not finish within 300s and was killed"
+        ))
+    );
+    let (r, calls) = u.hook("upgrade-charm");
+    r.unwrap();
+    assert!(calls.contains(&"resource-get".to_string()));
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+}
+
+#[test]
+fn resource_get_missing_from_path_still_fails_the_hook_and_commits_nothing() {
+    let u = Unit::new("redis-k8s/0", true);
+    u.model().faults.push(Fault {
+        tool: "resource-get".into(),
+        nth: 0,
+        error: ToolError::Missing { tool: "resource-get".into() },
+    });
     let (r, _) = u.hook("install");
     let err = r.unwrap_err();
-    assert!(
-        err.starts_with("handler docker-resource:fetch: resource-get failed: ERROR could not download resource"),
-        "{err}"
-    );
+    assert!(err.starts_with("handler docker-resource:fetch: resource-get not found on PATH"), "{err}");
     assert!(!err.contains('\n'));
     assert!(!u.dir.join("state").join(redis_k8s::reactive::store::FILE_NAME).exists());
     assert!(u.model().state.is_empty(), "the state-set mirror was discarded with the failed hook");

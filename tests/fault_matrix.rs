@@ -13,6 +13,10 @@
 //! - and, retried without the fault, reach exactly the state of a run that never failed, then finish the
 //!   lifecycle in exactly the clean run's end state.
 //!
+//! One exception, layer:docker-resource's contract: `resource-get` exiting 1 (`could not download resource`) or
+//! hanging is the resource failing, not the hook. The hook succeeds with `blocked "unable to fetch resource:
+//! redis-image: …"`, no secret anywhere, and the next update-status fetches it again and heals the unit.
+//!
 //! The bulk runs in-process through the recording fake; a slice runs the real binary (`support::sim`): exit 1
 //! at every call site, each tool missing in each hook, and exit 2, a hang and garbage output once per tool.
 //! With `REDIS_K8S_LONG_TESTS=1` the real binary runs the whole matrix too. Both print their case counts.
@@ -67,6 +71,12 @@ impl Kind {
             Kind::PathWithNewline => tool == "resource-get",
             _ => true,
         }
+    }
+
+    /// Whether this is `resource-get` failing to download (exit 1) or hanging: the resource, not the hook,
+    /// fails (the unit blocks and fetches it again later; see `fetch_failure_case`).
+    fn is_fetch_failure(self, tool: &str) -> bool {
+        tool == "resource-get" && matches!(self, Kind::Exit1 | Kind::Hang)
     }
 
     /// The fake's version of the fault: an injected error or replaced output.
@@ -126,6 +136,9 @@ fn fake_case(clean: &fake_unit::CleanRun, i: usize, tool: &str, nth: usize, kind
 
     let (faults, tamper) = kind.inject(tool, nth);
     let r = u.run(step.hook(), &env, faults, tamper);
+    if kind.is_fetch_failure(tool) {
+        return fetch_failure_case(clean, i, &case, u, r.result);
+    }
     let err = match r.result {
         Ok(()) => return Err(format!("{case} the hook succeeded despite the fault; calls: {:?}", r.calls)),
         Err(e) => e,
@@ -178,6 +191,48 @@ fn fake_case(clean: &fake_unit::CleanRun, i: usize, tool: &str, nth: usize, kind
     let end = u.end_state();
     if end != clean.end {
         return Err(format!("{case} the lifecycle ended elsewhere: {}", fake_unit::diff_end(&clean.end, &end)));
+    }
+    Ok(())
+}
+
+/// layer:docker-resource's contract for a download that fails or hangs: the hook succeeds, blocked naming the
+/// resource, no secret anywhere; the next update-status tries again and the rest of the lifecycle ends where
+/// the clean run did.
+fn fetch_failure_case(
+    clean: &fake_unit::CleanRun,
+    i: usize,
+    case: &str,
+    mut u: FakeUnit,
+    result: Result<(), String>,
+) -> Result<(), String> {
+    result.map_err(|e| format!("{case} a failed download must not fail the hook: {e}"))?;
+    {
+        let m = u.model();
+        match m.last_status() {
+            Some(("blocked", msg)) if msg.starts_with("unable to fetch resource: redis-image: ") => {}
+            other => return Err(format!("{case} expected blocked naming redis-image, got {other:?}")),
+        }
+        let leaked = m.logs.iter().chain(&m.statuses).any(|(_, msg)| has_secret(msg));
+        if leaked || u.history.iter().any(|c| c.args.iter().any(|a| has_secret(a))) {
+            return Err(format!("{case} a secret reached a log line, a status or argv"));
+        }
+    }
+    let heal = u.run("update-status", &u.env_for(Step::UpdateStatus), Vec::new(), None);
+    heal.result.map_err(|e| format!("{case} the update-status after it failed: {e}"))?;
+    if !heal.calls.iter().any(|c| c.tool == "resource-get") {
+        return Err(format!("{case} update-status did not fetch the resource again"));
+    }
+    if u.model().last_status().map(|(s, _)| s) == Some("blocked") {
+        return Err(format!("{case} still blocked once the resource came back: {:?}", u.model().last_status()));
+    }
+    for &s in &Step::LIFECYCLE[i + 1..] {
+        if let Err(e) = u.step(s, Vec::new(), None).result {
+            return Err(format!("{case} the rest of the lifecycle failed at {}: {e}", s.label()));
+        }
+    }
+    let (end, want) = (u.end_state(), &clean.end);
+    if end.pod_spec != want.pod_spec || end.relations != want.relations || end.last_status != want.last_status {
+        return Err(format!("{case} the lifecycle ended elsewhere: {}", fake_unit::diff_end(want, &end)));
     }
     Ok(())
 }
@@ -274,6 +329,22 @@ fn sim_case(clean: &sim::SimCleanRun, i: usize, n: usize, tool: &str, kind: Kind
         _ => s.fault_at(n, &kind.snippet(tool)),
     }
     let run = s.run(step.hook(), step.relation(), &extra);
+    if kind.is_fetch_failure(tool) {
+        // The resource fails, not the hook: exit 0, blocked naming it, healed by the next update-status.
+        if run.code != Some(0) || has_secret(&run.stderr) || has_secret(&run.stdout) {
+            return Err(format!("{case} a failed download must not fail the hook\n{}", run.describe()));
+        }
+        match s.model.statuses.last() {
+            Some((st, msg)) if st == "blocked" && msg.starts_with("unable to fetch resource: redis-image: ") => {}
+            other => return Err(format!("{case} expected blocked naming redis-image, got {other:?}")),
+        }
+        let heal = s.run("update-status", None, &[]);
+        let healed = s.model.statuses.last().is_some_and(|(st, _)| st != "blocked");
+        if heal.code != Some(0) || !healed {
+            return Err(format!("{case} update-status did not heal it\n{}", heal.describe()));
+        }
+        return Ok(());
+    }
     check_one_line_naming(&run, tool, kind.says()).map_err(|e| format!("{case} {e}\n{}", run.describe()))?;
     let after = s.end_state();
     if after.store != before.store || files(&s) != files0 {
@@ -371,7 +442,8 @@ fn generated_password_path_fails_cleanly_and_converges_but_for_the_password() {
     drop(probe);
     let mut cases: Vec<(String, usize, Kind)> = Vec::new();
     for (tool, nth) in install.call_sites() {
-        for kind in Kind::ALL.into_iter().filter(|k| k.applies(&tool)) {
+        // A download that fails or hangs blocks instead of failing install (the main matrix covers it).
+        for kind in Kind::ALL.into_iter().filter(|k| k.applies(&tool) && !k.is_fetch_failure(&tool)) {
             cases.push((tool.clone(), nth, kind));
         }
     }

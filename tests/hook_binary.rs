@@ -3,7 +3,9 @@
 //! Nothing here names the tools a hook calls or their order: that is the charm's business and changes with
 //! it. The fault matrix is generated from the calls a clean run records, so a new call site is covered as soon
 //! as it exists: for every tool a hook calls, that tool failing (exit 1, exit 2), missing from PATH, printing
-//! output that breaks its contract, or hanging must fail the hook with exactly one stderr line naming the tool.
+//! output that breaks its contract, or hanging must fail the hook with exactly one stderr line naming the tool;
+//! except `resource-get` exiting 1 or hanging, a download that failed, which blocks the unit with the tool's
+//! error and lets the hook succeed (layer:docker-resource's contract).
 //!
 //! A hostile environment and command line are covered too: unrelated variables holding any bytes are ignored,
 //! while a variable the charm needs that is not UTF-8, a tool time limit out of range, no hook named, or a
@@ -63,6 +65,24 @@ fn check_fails_naming(run: &HookRun, tool: &str, also: &str, case: &str) -> Resu
     }
     if let Some(t) = PANIC_TEXT.iter().find(|t| run.stderr.contains(*t) || run.stdout.contains(*t)) {
         return fail(format!("panic text {t:?}"));
+    }
+    Ok(())
+}
+
+/// `resource-get` failed to download (exit 1) or hung: the hook succeeds and the last status set is blocked
+/// with the tool's error, `why`.
+fn check_blocks_on_download_failure(run: &HookRun, why: &str) -> Result<(), String> {
+    let fail = |e: &str| Err(format!("[{why}: resource-get in {}] {e}\n{}", run.hook, run.describe()));
+    if run.code != Some(0) {
+        return fail("a download that fails must not fail the hook");
+    }
+    let last = run.calls.iter().rev().find(|c| c.tool == "status-set").map(|c| c.args.join(" "));
+    let want = format!("blocked unable to fetch resource: redis-image: {why}");
+    if !last.as_deref().is_some_and(|l| l.contains(&want)) {
+        return fail(&format!("the last status must end with {want:?}, got {last:?}"));
+    }
+    if let Some(t) = PANIC_TEXT.iter().find(|t| run.stderr.contains(*t) || run.stdout.contains(*t)) {
+        return fail(&format!("panic text {t:?}"));
     }
     Ok(())
 }
@@ -219,7 +239,12 @@ fn fault_matrix_every_called_tool_failing_fails_the_hook_on_one_line() {
         for tool in &tools {
             let h = Harness::new("fault-exit1");
             h.override_tool(tool, &format!("echo 'ERROR boom from {tool}' >&2; exit 1"));
-            results.push(check_fails_naming(&h.dispatch(hook), tool, &format!("boom from {tool}"), "exit 1"));
+            if tool == "resource-get" {
+                // A download that fails blocks the unit (layer:docker-resource's contract): not a failed hook.
+                results.push(check_blocks_on_download_failure(&h.dispatch(hook), "ERROR boom from resource-get"));
+            } else {
+                results.push(check_fails_naming(&h.dispatch(hook), tool, &format!("boom from {tool}"), "exit 1"));
+            }
 
             let h = Harness::new("fault-exit2");
             h.override_tool(
@@ -268,7 +293,12 @@ fn fault_matrix_a_hung_tool_is_killed_and_named() {
                     h.override_tool(tool, "exec sleep 30");
                     let started = std::time::Instant::now();
                     let run = h.dispatch(hook);
-                    check_fails_naming(&run, tool, "did not finish", "hangs")?;
+                    if tool == "resource-get" {
+                        // A download that hangs is a download that failed: the unit blocks, the hook succeeds.
+                        check_blocks_on_download_failure(&run, "resource-get did not finish within 3s")?;
+                    } else {
+                        check_fails_naming(&run, tool, "did not finish", "hangs")?;
+                    }
                     match started.elapsed().as_secs() {
                         s if s < 20 => Ok(()),
                         s => Err(format!("[hangs: {tool} in {hook}] the hook took {s} s: the limit was not enforced")),

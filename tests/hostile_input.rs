@@ -7,6 +7,9 @@
 //! - **resource content.yaml** (random bytes, non-UTF-8, YAML of any shape, missing keys, wrong types, over
 //!   the 64 KiB the charm reads, a billion-laughs bomb): the hook succeeds; unusable content gives
 //!   `blocked "unable to fetch resource: redis-image: …"`, never the registry password;
+//! - **the image path** (real references, with a shell payload, an invisible character or an argument spliced
+//!   in, 70 KB long, any string): a reference goes into the spec's `imagePath` unchanged; anything else blocks
+//!   with a short message, no spec and no workload version;
 //! - **tool output** (any bytes, JSON of any shape) of every tool whose output the charm reads, in every hook
 //!   that calls it, and of every parsing wrapper in `HookTools`: either it is accepted, or the hook fails with
 //!   an error naming the tool, the store untouched;
@@ -126,7 +129,9 @@ fn resource_content() -> BoxedStrategy<Vec<u8>> {
     ];
     let value = prop_oneof![
         Just(json!("redis:7.0")),
+        Just(json!(format!("registry.example.com/redis@sha256:{}", "0123abcd".repeat(8)))),
         Just(json!("registry.example.com/redis@sha256:0123abcd")),
+        Just(json!("redis:7.0$(reboot)")),
         Just(json!(SECRET)),
         Just(json!("")),
         Just(json!("a b")),
@@ -148,6 +153,43 @@ fn resource_content() -> BoxedStrategy<Vec<u8>> {
             d.push(b'\n');
             d
         }),
+    ]
+    .boxed()
+}
+
+/// Image paths: real references, references with a shell payload, an invisible character or an argument
+/// spliced in, very long ones, and any string.
+fn image_path() -> BoxedStrategy<String> {
+    let real = prop::sample::select(vec![
+        "redis:7.0".to_string(),
+        "docker.io/library/redis:7.0".into(),
+        "localhost:5000/x/y:tag".into(),
+        format!("ghcr.io/a/b@sha256:{}", "0123abcd".repeat(8)),
+        format!("registry.example.com:443/a/b:tag@sha256:{}", "0123abcd".repeat(8)),
+    ]);
+    let payload = prop::sample::select(vec![
+        "$(reboot)",
+        "`id`",
+        "\"",
+        "'",
+        " --privileged",
+        "\u{200b}",
+        ";rm -rf /",
+        "\n",
+        "|",
+        "&&",
+        "${IFS}",
+    ]);
+    prop_oneof![
+        2 => real.clone(),
+        3 => (real.clone(), payload, any::<prop::sample::Index>()).prop_map(|(r, p, i)| {
+            let at = i.index(r.len() + 1);
+            format!("{}{p}{}", &r[..at], &r[at..])
+        }),
+        1 => (real, 200usize..70_000).prop_map(|(r, n)| format!("{}{r}", "a/".repeat(n / 2))),
+        1 => Just("--privileged".to_string()),
+        2 => any::<String>(),
+        2 => "[a-zA-Z0-9._:/@-]{1,40}",
     ]
     .boxed()
 }
@@ -239,6 +281,32 @@ proptest! {
         }
         let leaked = m.statuses.iter().chain(&m.logs).any(|(_, l)| l.contains(SECRET));
         prop_assert!(!leaked, "the registry password reached a status or a log line");
+    }
+
+    #[test]
+    fn any_image_path_is_a_reference_in_the_spec_or_blocks_without_reaching_it(path in image_path()) {
+        let clean = clean();
+        let mut u = FakeUnit::restore("hostile-image-path", &clean.before[index(Step::Install)]);
+        let doc = serde_yaml::to_string(&json!({"registrypath": path, "username": "", "password": ""})).unwrap();
+        u.set_image(doc.as_bytes());
+        let r = u.run("install", &u.env.clone(), Vec::new(), None);
+        prop_assert!(r.result.is_ok(), "the hook failed: {:?}", r.result);
+        let m = u.model();
+        let (status, msg) = m.last_status().unwrap();
+        let is_ref = redis_k8s::layers::image_ref::parse(&path).is_ok();
+        if status == "blocked" {
+            prop_assert!(!is_ref || path.trim().is_empty(), "a valid reference was refused: {}", msg);
+            prop_assert!(msg.starts_with("unable to fetch resource: redis-image: "), "{}", msg);
+            prop_assert!(msg.chars().count() <= 240 && !msg.contains('\n'), "status message too long: {:?}", msg);
+            prop_assert!(m.pod_spec.is_none() && m.version.is_none());
+        } else {
+            prop_assert!(is_ref, "{:?} was accepted: {} {}", path, status, msg);
+            let spec: serde_yaml::Value = serde_yaml::from_str(m.pod_spec.as_deref().unwrap_or_default()).unwrap();
+            let sent = spec["containers"][0]["imageDetails"]["imagePath"].as_str().map(str::to_string);
+            prop_assert_eq!(sent, Some(path.clone()), "not the spec's imagePath");
+            let version = m.version.clone().unwrap_or_default();
+            prop_assert!(version.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/@[]".contains(c)), "{:?}", version);
+        }
     }
 
     #[test]
@@ -477,5 +545,11 @@ fn the_generators_reach_both_outcomes() {
         if ok { good += 1 } else { bad += 1 }
     }
     assert!(good >= 5 && bad >= 5, "content.yaml: {good} usable, {bad} unusable");
-    eprintln!("hostile input: {} cases per property x 7 properties = {} generated cases", cases(), cases() * 7);
+    let (mut good, mut bad) = (0, 0);
+    for _ in 0..400 {
+        let p = image_path().new_tree(&mut runner).unwrap().current();
+        if redis_k8s::layers::image_ref::parse(&p).is_ok() { good += 1 } else { bad += 1 }
+    }
+    assert!(good >= 5 && bad >= 5, "image paths: {good} references, {bad} not");
+    eprintln!("hostile input: {} cases per property x 8 properties = {} generated cases", cases(), cases() * 8);
 }

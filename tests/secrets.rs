@@ -186,6 +186,81 @@ fn binary_lifecycle_with_a_configured_redis_password_leaks_nothing() {
     assert!(published, "the password was not published on db: {:?}", s.model.relations);
 }
 
+/// content.yaml documents whose parser error would quote the registry password: the password under each YAML
+/// tag that does not fit it, or a repeated key. serde_yaml's text for these is `invalid value: string
+/// "<password>", …`; the charm must say only where the problem is.
+fn tagged_password_documents() -> Vec<(&'static str, String)> {
+    let head = "registrypath: registry.example.com/redis:7.2.4\nusername: bot\n";
+    let mut docs: Vec<(&'static str, String)> = ["!!int", "!!float", "!!bool", "!!null"]
+        .into_iter()
+        .map(|tag| (tag, format!("{head}password: {tag} {SECRET}\n")))
+        .collect();
+    docs.push(("a repeated key", format!("{head}password: {SECRET}\npassword: {SECRET}\n")));
+    docs.push(("a repeated key, quoted", format!("{head}password: '{SECRET}'\npassword: \"{SECRET}\"\n")));
+    docs
+}
+
+/// The leak checks for a content.yaml the charm refuses: it blocks naming the resource, and the registry
+/// password is nowhere (status, log, trace, argv, stdin of any tool; no pod spec at all).
+#[test]
+fn a_content_yaml_the_parser_refuses_never_shows_the_registry_password() {
+    for (what, doc) in tagged_password_documents() {
+        let mut u = FakeUnit::fresh("secrets-tagged");
+        u.set_image(doc.as_bytes());
+        let r = u.step(Step::Install, Vec::new(), None);
+        assert!(r.result.is_ok(), "{what}: {:?}", r.result);
+        let m = u.model();
+        let (s, msg) = m.last_status().unwrap();
+        assert_eq!(s, "blocked", "{what}: {msg}");
+        assert!(
+            msg.starts_with("unable to fetch resource: redis-image: content.yaml is not valid YAML (line "),
+            "{what}: {msg}"
+        );
+        assert!(msg.ends_with(')') && msg.contains(", column "), "{what}: {msg}");
+        assert!(m.pod_spec.is_none(), "{what}");
+        for (level, line) in &m.logs {
+            assert!(!line.contains(SECRET), "{what}: juju-log {level}: {line}");
+        }
+        for (s, msg) in &m.statuses {
+            assert!(!msg.contains(SECRET), "{what}: status {s}: {msg}");
+        }
+        for line in &u.trace {
+            assert!(!line.contains(SECRET), "{what}: trace (stdout): {line}");
+        }
+        for c in &u.history {
+            assert!(!c.args.iter().any(|a| a.contains(SECRET)), "{what}: argv of {}: {:?}", c.tool, c.args);
+            assert!(!c.stdin.as_deref().unwrap_or_default().contains(SECRET), "{what}: stdin of {}", c.tool);
+        }
+    }
+}
+
+/// The same through the real binary: its stdout and stderr too.
+#[test]
+fn binary_with_a_content_yaml_the_parser_refuses_never_shows_the_registry_password() {
+    for (what, doc) in tagged_password_documents() {
+        let model = SimModel { image: doc, ..SimModel::default() };
+        let mut s = Sim::restore("secrets-tagged-bin", &SimSnapshot { model, store: None });
+        let run = s.step(Step::Install, &[]);
+        assert_eq!(run.code, Some(0), "{what}: {}", run.describe());
+        let (st, msg) = s.model.statuses.last().cloned().unwrap();
+        assert_eq!(st, "blocked", "{what}: {msg}");
+        assert!(msg.contains("content.yaml is not valid YAML (line "), "{what}: {msg}");
+        for out in &s.output {
+            assert!(!out.contains(SECRET), "{what}: the hook printed the password:\n{out}");
+        }
+        for line in &s.model.logs {
+            assert!(!line.contains(SECRET), "{what}: juju-log: {line}");
+        }
+        for (st, msg) in &s.model.statuses {
+            assert!(!msg.contains(SECRET), "{what}: status {st}: {msg}");
+        }
+        for c in &s.history {
+            assert!(!c.args.iter().any(|a| a.contains(SECRET)), "{what}: argv of {}: {:?}", c.tool, c.args);
+            assert!(!c.stdin.contains(SECRET), "{what}: stdin of {}", c.tool);
+        }
+    }
+}
+
 /// A Redis stand-in on 127.0.0.1 for `check-service`: answers every command with `reply`, or with `ECHO`
 /// an error quoting the command it got (password included).
 fn fake_redis(reply: &'static str) -> u16 {

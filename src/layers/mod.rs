@@ -3,7 +3,7 @@
 //! - [`status`]: maintenance goes out at once; blocked/waiting/active are queued and exactly one is sent
 //!   at the end of a successful hook (layer:status);
 //! - [`docker_resource`]: fetching `oci-image` resources into flags and image details
-//!   (layer:docker-resource);
+//!   (layer:docker-resource), with [`image_ref`] checking the image path against the OCI reference grammar;
 //! - [`caas_base`]: sending the pod spec, leader only and only when it changed (layer:caas-base).
 //!
 //! Their options come from the charm's `layer.yaml`, and which resources exist from `metadata.yaml`; both
@@ -11,6 +11,7 @@
 
 pub mod caas_base;
 pub mod docker_resource;
+pub mod image_ref;
 pub mod status;
 
 use serde::Deserialize;
