@@ -201,10 +201,24 @@ impl HookTools {
 
     // ---- relations ----------------------------------------------------------------------------
 
-    /// `relation-ids --format json <endpoint>`: ids like `db:3`, sorted by Juju.
+    /// `relation-ids --format json <endpoint>`: ids like `db:3`, sorted by Juju. Juju names each
+    /// `<endpoint>:<id>` (`state/relation.go`, the relation key of this side's endpoint); anything else is
+    /// refused here, naming this tool, rather than passed on to fail the next tool that is given it.
     pub fn relation_ids(&mut self, endpoint: &str) -> Result<Vec<String>, ToolError> {
         let v: Option<Vec<String>> = self.json("relation-ids", &["--format", "json", "--", endpoint])?;
-        Ok(v.unwrap_or_default())
+        let ids = v.unwrap_or_default();
+        let well_formed = |id: &String| {
+            id.strip_prefix(endpoint)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        match ids.iter().find(|id| !well_formed(id)) {
+            Some(bad_id) => {
+                let shown: String = bad_id.escape_debug().take(40).collect();
+                Err(bad("relation-ids", &format!("\"{shown}\" is not a relation id of {endpoint}")))
+            }
+            None => Ok(ids),
+        }
     }
 
     /// `relation-list --format json -r <id>`: remote unit names.
