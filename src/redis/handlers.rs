@@ -23,7 +23,7 @@ use super::auth;
 use super::config::RedisConfig;
 use super::live::{self, Desired, Health, Mode};
 use super::peers::{self, Shared};
-use super::podspec::{ImageDetails, Topology, image_version, render_pod_spec};
+use super::podspec::{Deployment, ImageDetails, image_version, render_pod_spec};
 use super::relation::{UNIT_KEYS, add_sentinels, app_data, unit_data, with_deletions};
 use super::topology::{self, Names};
 use crate::juju::LogLevel;
@@ -183,7 +183,7 @@ struct Plan {
     base: Shared,
     /// The bag to share after this hook.
     next: Shared,
-    topo: Topology,
+    topo: Deployment,
     inputs: serde_json::Value,
     render: bool,
 }
@@ -210,7 +210,7 @@ impl Plan {
         };
         let base = auth::promote(&committed);
         let next = auth::decide(cfg, &base, rotate)?;
-        let topo = Topology {
+        let topo = Deployment {
             app: app.clone(),
             units,
             password: next.password.clone(),

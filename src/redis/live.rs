@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::admin::{Admin, AdminError, Node, NodeKind, Replication, Role, cmd, pairs, text};
 use super::config::{RedisConfig, SENTINEL_PORT};
 use super::peers::Shared;
-use super::podspec::{pod_host, sentinel_quorum};
+use super::topology::{pod_host, sentinel_quorum};
 
 /// How long one session with a pod may take.
 pub const TIMEOUT: Duration = Duration::from_millis(2000);

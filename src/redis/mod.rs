@@ -27,7 +27,7 @@ pub mod resp;
 pub mod topology;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
-pub use podspec::{ImageDetails, Topology, image_version, redis_conf, render_pod_spec};
+pub use podspec::{Deployment, ImageDetails, image_version, redis_conf, render_pod_spec};
 
 /// What the Redis logic holds for the length of one hook: its handle on the running servers and what it read of
 /// the peer relation (read at most once per hook).

@@ -1,7 +1,7 @@
 //! The pod spec the leader sends to `pod-spec-set`, and the files inside it.
 //!
 //! The configure handler calls [`render_pod_spec`] with a validated [`RedisConfig`], the oci-image resource's
-//! details and the [`Topology`], and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
+//! details and the [`Deployment`], and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
 //! `application-version-set`.
 //!
 //! The spec is podspec version 3 (reference §5). Juju decodes it strictly and rejects unknown keys, so it is built
@@ -39,6 +39,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::config::{RedisConfig, SENTINEL_PORT, validate_password};
+use super::topology::sentinel_quorum;
 
 /// The Redis container's name, and the name of its port.
 const REDIS_CONTAINER: &str = "redis";
@@ -153,7 +154,7 @@ impl std::fmt::Debug for ImageDetails {
 
 /// The deployment the spec is for: what the config alone does not say.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Topology {
+pub struct Deployment {
     /// The Juju application name (`JUJU_UNIT_NAME` up to the `/`). Pods are `<app>-<n>`, the headless service is
     /// `<app>-endpoints`, the Sentinel master name is `<app>`.
     pub app: String,
@@ -168,31 +169,16 @@ pub struct Topology {
     pub previous_password: Option<String>,
 }
 
-/// Hides the passwords, so logging a `Topology` never leaks them.
-impl std::fmt::Debug for Topology {
+/// Hides the passwords, so logging a `Deployment` never leaks them.
+impl std::fmt::Debug for Deployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topology")
+        f.debug_struct("Deployment")
             .field("app", &self.app)
             .field("units", &self.units)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("previous_password", &self.previous_password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
-}
-
-/// The Sentinel quorum for `units` pods: a strict majority, ⌊units/2⌋+1 (1 for 0 or 1 unit).
-pub fn sentinel_quorum(units: u32) -> u32 {
-    units.max(1) / 2 + 1
-}
-
-/// The stable DNS name of pod `<app>-<ordinal>` inside the model's namespace.
-pub fn pod_host(app: &str, ordinal: u32) -> String {
-    format!("{app}-{ordinal}.{app}-endpoints")
-}
-
-/// `host:26379` of every pod's Sentinel.
-pub fn sentinel_addresses(app: &str, units: u32) -> Vec<String> {
-    (0..units.max(1)).map(|n| format!("{}:{SENTINEL_PORT}", pod_host(app, n))).collect()
 }
 
 #[derive(Serialize)]
@@ -309,7 +295,7 @@ struct Rendered {
 }
 
 impl Rendered {
-    fn new(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> anyhow::Result<Rendered> {
+    fn new(cfg: &RedisConfig, topo: &Deployment, layout: &Layout<'_>) -> anyhow::Result<Rendered> {
         check_app_name(&topo.app)?;
         if cfg.port == 0 || cfg.port == layout.sentinel_port || cfg.port == SENTINEL_PORT {
             bail!("port {} cannot be used: it is 0 or Sentinel's port", cfg.port);
@@ -371,7 +357,7 @@ fn check_app_name(app: &str) -> anyhow::Result<()> {
 /// If the topology cannot be rendered safely: `cfg.require_auth` without a valid `topo.password`, an application
 /// name Kubernetes would reject, or `cfg.port` equal to Sentinel's port (which [`RedisConfig::from_juju`] already
 /// refuses). Error messages never contain the password.
-pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Topology) -> anyhow::Result<String> {
+pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> anyhow::Result<String> {
     let rendered = Rendered::new(cfg, topo, &POD)?;
     let secret_name = format!("{}-auth", topo.app);
 
@@ -546,7 +532,7 @@ fn inline_script(source: &str, settings: &str) -> String {
 
 /// `settings.sh`: this deployment's values, sourced by the scripts. Every value is a number, `yes`/`no`, an
 /// absolute path or the application name (checked to be `[a-z0-9-]`), so none needs quoting.
-fn render_settings(cfg: &RedisConfig, topo: &Topology, layout: &Layout<'_>) -> String {
+fn render_settings(cfg: &RedisConfig, topo: &Deployment, layout: &Layout<'_>) -> String {
     // The address a script reaches its own pod's servers on: loopback in the pod, where they listen on every
     // address; the one address they listen on in the tests.
     let local = if layout.bind == "0.0.0.0" { "127.0.0.1" } else { layout.bind };

@@ -17,6 +17,16 @@ use super::resolve::ResolvConf;
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
+/// The Sentinel quorum for `units` pods: a strict majority, ⌊units/2⌋+1 (1 for 0 or 1 unit).
+pub fn sentinel_quorum(units: u32) -> u32 {
+    units.max(1) / 2 + 1
+}
+
+/// The stable DNS name of pod `<app>-<ordinal>` inside the model's namespace.
+pub fn pod_host(app: &str, ordinal: u32) -> String {
+    format!("{app}-{ordinal}.{app}-endpoints")
+}
+
 /// The pod name of ordinal `n`.
 pub fn pod_name(app: &str, n: u32) -> String {
     format!("{app}-{n}")
@@ -85,6 +95,11 @@ fn cluster_domain(resolv_conf: &str, namespace: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_host_is_the_name_inside_the_namespace() {
+        assert_eq!(pod_host("redis", 2), "redis-2.redis-endpoints");
+    }
 
     #[test]
     fn pod_names_from_answers() {

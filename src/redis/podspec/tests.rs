@@ -13,8 +13,8 @@ fn public_image(path: &str) -> ImageDetails {
     ImageDetails { image_path: path.to_owned(), username: String::new(), password: String::new() }
 }
 
-fn topo(units: u32) -> Topology {
-    Topology { app: "redis".to_owned(), units, password: Some(PW.to_owned()), previous_password: None }
+fn topo(units: u32) -> Deployment {
+    Deployment { app: "redis".to_owned(), units, password: Some(PW.to_owned()), previous_password: None }
 }
 
 fn cfg_port(port: u16) -> RedisConfig {
@@ -31,8 +31,8 @@ fn render(port: u16, image: &ImageDetails) -> String {
 
 /// The golden files are rendered for the charm's default application name, so the charm's own
 /// tests (tests/charm_hooks.rs) can compare what a deployed `redis-k8s` sends against them.
-fn golden_topo(units: u32) -> Topology {
-    Topology { app: "redis-k8s".to_owned(), ..topo(units) }
+fn golden_topo(units: u32) -> Deployment {
+    Deployment { app: "redis-k8s".to_owned(), ..topo(units) }
 }
 
 fn parse(yaml: &str) -> Value {
@@ -438,7 +438,7 @@ fn every_rendered_spec_obeys_juju_and_kubernetes_rules() {
     }
     for cfg in all_configs() {
         for app in ["redis", "a", "redis-k8s-2", &"x".repeat(53)] {
-            let topo = Topology { app: app.to_owned(), ..topo(3) };
+            let topo = Deployment { app: app.to_owned(), ..topo(3) };
             let yaml = render_pod_spec(&cfg, &images[0], &topo).unwrap();
             let problems = spec_problems(&yaml);
             assert!(problems.is_empty(), "{cfg:?}, {app}: {problems:#?}\n{yaml}");
@@ -567,9 +567,9 @@ fn the_pod_template_depends_only_on_the_image_and_the_port() {
     }
     let image = public_image("redis:7.0");
     let base = template(&render(6379, &image));
-    let rotating = Topology { previous_password: Some("an-older-password-0123456789".into()), ..topo(3) };
+    let rotating = Deployment { previous_password: Some("an-older-password-0123456789".into()), ..topo(3) };
     for cfg in all_configs().into_iter().map(|c| RedisConfig { port: 6379, ..c }) {
-        for t in [topo(1), topo(3), topo(5), rotating.clone(), Topology { password: None, ..topo(2) }] {
+        for t in [topo(1), topo(3), topo(5), rotating.clone(), Deployment { password: None, ..topo(2) }] {
             let Ok(yaml) = render_pod_spec(&cfg, &image, &t) else { continue };
             assert_eq!(template(&yaml), base, "{cfg:?} {t:?} changes the pod template");
         }
@@ -596,7 +596,7 @@ fn the_password_is_only_in_the_secret() {
     let special = "Pw!#$%&()*+,-./:;<=>?@[]^_`{|}~09";
     for password in [PW, special] {
         for units in [1, 3] {
-            let t = Topology { app: "redis".into(), units, password: Some(password.into()), previous_password: None };
+            let t = Deployment { app: "redis".into(), units, password: Some(password.into()), previous_password: None };
             let yaml = render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &t).unwrap();
             let mut spec = parse(&yaml);
             let data = &spec["kubernetesResources"]["secrets"][0]["stringData"];
@@ -625,14 +625,14 @@ fn without_auth_the_secret_holds_no_password() {
     assert!(yaml.contains("protected-mode no"), "{yaml}");
     assert!(yaml.contains("REQUIRE_AUTH=no"), "{yaml}");
     // The password is ignored, and not needed.
-    let t = Topology { password: None, ..topo(1) };
+    let t = Deployment { password: None, ..topo(1) };
     assert!(render_pod_spec(&no_auth(), &public_image("redis"), &t).is_ok());
 }
 
 #[test]
 fn during_a_rotation_both_passwords_are_accepted_and_the_new_one_is_used() {
     let old = "the-previous-password-0123";
-    let t = Topology { previous_password: Some(old.into()), ..topo(3) };
+    let t = Deployment { previous_password: Some(old.into()), ..topo(3) };
     let spec = parse(&render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &t).unwrap());
     let data = &spec["kubernetesResources"]["secrets"][0]["stringData"];
     assert_eq!(
@@ -641,7 +641,7 @@ fn during_a_rotation_both_passwords_are_accepted_and_the_new_one_is_used() {
     );
     assert_eq!(data["previous-password"], old);
     // The same password twice is no rotation.
-    let same = Topology { previous_password: Some(PW.into()), ..topo(3) };
+    let same = Deployment { previous_password: Some(PW.into()), ..topo(3) };
     let spec = parse(&render_pod_spec(&RedisConfig::default(), &public_image("redis:7.0"), &same).unwrap());
     assert_eq!(spec["kubernetesResources"]["secrets"][0]["stringData"]["previous-password"], "");
 }
@@ -649,20 +649,20 @@ fn during_a_rotation_both_passwords_are_accepted_and_the_new_one_is_used() {
 #[test]
 fn rendering_refuses_what_it_cannot_render_safely() {
     let image = public_image("redis:7.0");
-    let err = |cfg: &RedisConfig, t: &Topology| render_pod_spec(cfg, &image, t).unwrap_err().to_string();
-    let missing = Topology { password: None, ..topo(1) };
+    let err = |cfg: &RedisConfig, t: &Deployment| render_pod_spec(cfg, &image, t).unwrap_err().to_string();
+    let missing = Deployment { password: None, ..topo(1) };
     assert!(err(&RedisConfig::default(), &missing).contains("no password"));
-    let weak = Topology { password: Some("hunter2".into()), ..topo(1) };
+    let weak = Deployment { password: Some("hunter2".into()), ..topo(1) };
     let text = err(&RedisConfig::default(), &weak);
     assert!(text.contains("password must be 16-512") && !text.contains("hunter2"), "{text}");
-    let quoted = Topology { password: Some("has\"quote-and-more-chars".into()), ..topo(1) };
+    let quoted = Deployment { password: Some("has\"quote-and-more-chars".into()), ..topo(1) };
     assert!(!err(&RedisConfig::default(), &quoted).contains("quote-and"));
-    let bad_previous = Topology { previous_password: Some("short".into()), ..topo(1) };
+    let bad_previous = Deployment { previous_password: Some("short".into()), ..topo(1) };
     assert!(err(&RedisConfig::default(), &bad_previous).contains("previous password"));
     assert!(err(&cfg_port(26379), &topo(1)).contains("26379"));
     assert!(err(&cfg_port(0), &topo(1)).contains("port 0"));
     for app in ["", "Redis", "1redis", "redis-", "re dis", "re_dis", "redis;rm", "ré", &"x".repeat(54)] {
-        let t = Topology { app: app.to_owned(), ..topo(1) };
+        let t = Deployment { app: app.to_owned(), ..topo(1) };
         assert!(err(&RedisConfig::default(), &t).contains("application name"), "{app:?}");
     }
 }
@@ -777,7 +777,7 @@ fn golden_no_auth_spec() {
         ..RedisConfig::default()
     };
     let yaml =
-        render_pod_spec(&cfg, &public_image("redis:7.0"), &Topology { password: None, ..golden_topo(3) }).unwrap();
+        render_pod_spec(&cfg, &public_image("redis:7.0"), &Deployment { password: None, ..golden_topo(3) }).unwrap();
     check_golden("podspec-no-auth.yaml", &yaml);
 }
 
@@ -892,16 +892,6 @@ fn quorum_is_a_strict_majority() {
     }
     let settings = render_settings(&RedisConfig::default(), &topo(5), &POD);
     assert!(settings.contains("\nQUORUM=3\n") && settings.contains("\nUNITS=5\n"), "{settings}");
-}
-
-#[test]
-fn pod_names_and_sentinel_addresses() {
-    assert_eq!(pod_host("redis", 2), "redis-2.redis-endpoints");
-    assert_eq!(
-        sentinel_addresses("cache", 2),
-        ["cache-0.cache-endpoints:26379".to_owned(), "cache-1.cache-endpoints:26379".to_owned()]
-    );
-    assert_eq!(sentinel_addresses("cache", 0).len(), 1);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Writes the config volume's files for `layout` into its config dir, and the auth Secret into its auth dir.
-fn write_pod_files(cfg: &RedisConfig, t: &Topology, layout: &Layout<'_>) -> Rendered {
+fn write_pod_files(cfg: &RedisConfig, t: &Deployment, layout: &Layout<'_>) -> Rendered {
     let rendered = Rendered::new(cfg, t, layout).unwrap();
     for (name, text) in &rendered.files {
         std::fs::write(format!("{}/{name}", layout.config_dir), text).unwrap();
@@ -352,7 +352,7 @@ impl ThreePods {
         let port = free_port();
         let sentinel_port = free_port();
         let cfg = RedisConfig { port, save: vec![], ..RedisConfig::default() };
-        let t = Topology { app: app.to_owned(), units: 3, password: Some(pw.to_owned()), previous_password: None };
+        let t = Deployment { app: app.to_owned(), units: 3, password: Some(pw.to_owned()), previous_password: None };
         let pods: Vec<TestPod> = (0..3)
             .map(|ordinal| TestPod {
                 ordinal,
