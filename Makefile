@@ -2,7 +2,7 @@
 #
 #   make demo    set up, build redis-k8s.charm and run the local deploy demo (scripts/demo.sh)
 #   make test    set up, build redis-k8s.charm and run every test against it
-#   make lint    rustfmt, shellcheck, clippy and charm-proof on the unpacked .charm
+#   make lint    rustfmt, shellcheck, clippy, rustdoc (warnings denied) and charm-proof on the unpacked .charm
 #   make charm   build redis-k8s.charm (the static binary as ./dispatch, hooks/ as symlinks)
 #   make build   build the static, stripped release binary only
 #   make setup   install what the above need (Debian packages, charm-tools venv); idempotent
@@ -76,6 +76,7 @@ lint: setup charm
 	shellcheck -x -s sh $(filter src/redis/pod/%,$(SHELL_SCRIPTS))
 	shellcheck $(filter-out src/redis/pod/%,$(SHELL_SCRIPTS))
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
 	rm -rf $(PROOF_DIR) && mkdir -p $(PROOF_DIR)
 	unzip -q $(CHARM) -d $(PROOF_DIR)
 	$(PROOF) $(PROOF_DIR)

@@ -1,9 +1,9 @@
 //! Pod networking. Each model gets one /24 of 10.201.0.0/16 (index allocated machine-wide under
 //! /run/juju-local so parallel models never collide) and a host bridge `jlbr<index>` holding
-//! 10.201.<index>.1. Each pod gets its own network namespace `jl<index>-<app>-<n>` with a veth pair
+//! `10.201.<index>.1`. Each pod gets its own network namespace `jl<index>-<app>-<n>` with a veth pair
 //! (host end on the bridge, `eth0` inside) and one address; there is no default route, so pod traffic
 //! can only reach the bridge and the other pods of the model. Where namespaces are refused, the model
-//! falls back to distinct 127.201.<index>.x loopback addresses on the host network.
+//! falls back to distinct `127.201.<index>.x` loopback addresses on the host network.
 
 use crate::model::{NetMode, Network};
 use anyhow::{Context, Result, bail};

@@ -13,7 +13,7 @@
 
 use std::ffi::CString;
 
-/// The hidden subcommand name (argv[1]).
+/// The hidden subcommand name (`argv[1]`).
 pub const NAME: &str = "__ns-shim";
 
 /// What the shim was asked to do.

@@ -162,7 +162,7 @@ pub fn append_line(path: &Path, line: &str) {
     }
 }
 
-/// The start time (clock ticks since boot, field 22 of /proc/<pid>/stat) of a live, non-zombie process.
+/// The start time (clock ticks since boot, field 22 of `/proc/<pid>/stat`) of a live, non-zombie process.
 pub fn process_start_ticks(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;

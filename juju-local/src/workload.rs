@@ -78,7 +78,7 @@ pub struct Workload {
     pub partition: u32,
     /// `Parallel` (Juju's default) or `OrderedReady` (`service.scalePolicy: serial`).
     pub pod_management_policy: String,
-    /// volumeClaimTemplates: the charm's filesystem storage (mounted in containers[0] only).
+    /// volumeClaimTemplates: the charm's filesystem storage (mounted in `containers[0]` only).
     pub volume_claims: Vec<String>,
     pub annotations: BTreeMap<String, String>,
 }

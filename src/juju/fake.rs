@@ -5,7 +5,7 @@
 //! every call with its arguments and stdin. It keeps the reference's contracts: `--format json` output,
 //! exit-1 `ERROR` lines for runtime refusals (a non-leader's `pod-spec-set`), exit-2 usage errors, no
 //! newline from `resource-get`, and **deferred** changes (pod spec, relation-set, state-set/delete) that
-//! only [`FakeJuju::end_hook`] with success commits. Faults can be injected per call.
+//! only [`FakeModel::end_hook`] with success commits. Faults can be injected per call.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -50,7 +50,7 @@ fn symbols(bytes: impl IntoIterator<Item = u8>) -> impl Iterator<Item = char> {
 }
 
 /// A fresh password from `/dev/urandom`: letters and digits only, so it is safe in redis.conf, in a
-/// URL and in a shell, without quoting. Unbiased ([`symbols`]).
+/// URL and in a shell, without quoting. Unbiased (see `symbols`).
 pub fn generate() -> Result<String> {
     let mut rng = std::fs::File::open("/dev/urandom").context("opening the OS random number generator")?;
     let mut out = String::with_capacity(GENERATED_LEN);

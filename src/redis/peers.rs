@@ -134,7 +134,7 @@ pub fn shared(ctx: &mut Ctx<'_>) -> Result<Shared> {
 }
 
 /// The application bag as Juju holds it now: read once in this hook (an unchanged copy is not read again).
-/// Call it before the first [`write`] of a hook.
+/// Call it before the first [`write()`] of a hook.
 pub fn fresh(ctx: &mut Ctx<'_>) -> Result<Shared> {
     if ctx.charm.redis.shared_fresh {
         return shared(ctx);
@@ -179,7 +179,7 @@ pub fn write(ctx: &mut Ctx<'_>, new: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// End of a successful hook: one `relation-set --app` with the keys [`write`] changed (an empty value deletes
+/// End of a successful hook: one `relation-set --app` with the keys [`write()`] changed (an empty value deletes
 /// one). Nothing is sent when nothing changed.
 pub fn flush(ctx: &mut Ctx<'_>) -> Result<()> {
     let (Some(before), Some(now)) = (ctx.charm.redis.shared_as_read.take(), ctx.charm.redis.shared.clone()) else {

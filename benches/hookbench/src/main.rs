@@ -27,7 +27,7 @@ use stats::Sample;
 pub struct Step {
     /// What the tables call it.
     pub label: &'static str,
-    /// The hook name (JUJU_HOOK_NAME, hooks/<name>).
+    /// The hook name (`JUJU_HOOK_NAME`, `hooks/<name>`).
     pub hook: &'static str,
     /// The `port` config value config-get reports.
     pub port: u32,
