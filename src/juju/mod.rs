@@ -6,6 +6,7 @@
 
 pub mod env;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod hook_tools;
 pub mod runner;

@@ -10,6 +10,7 @@
 //! that refuses the connection is not running, and is not waited for (it reads its settings from its files when
 //! it starts); anything else from a running pod (a timeout, a refused password, an error reply) is a failure.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod replication;
 
