@@ -76,7 +76,8 @@ lint: setup charm
 	shellcheck -x -s sh $(filter src/redis/pod/%,$(SHELL_SCRIPTS))
 	shellcheck $(filter-out src/redis/pod/%,$(SHELL_SCRIPTS))
 	cargo clippy --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p redis-k8s --document-private-items --features testing --quiet
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --exclude redis-k8s --quiet
 	rm -rf $(PROOF_DIR) && mkdir -p $(PROOF_DIR)
 	unzip -q $(CHARM) -d $(PROOF_DIR)
 	$(PROOF) $(PROOF_DIR)

@@ -19,7 +19,7 @@ const SPEC_ID: &str = "caas-base.pod-spec";
 
 /// What [`pod_spec_set`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
+pub enum SpecSet {
     /// The spec was handed to Juju.
     Sent,
     /// It is the spec this unit sent last: nothing to do.
@@ -34,15 +34,15 @@ pub fn would_send(ctx: &Ctx<'_>, spec_yaml: &str) -> bool {
 }
 
 /// Sends `spec_yaml` if this unit is the leader and the spec changed.
-pub fn pod_spec_set(ctx: &mut Ctx<'_>, spec_yaml: &str) -> Result<Sent> {
+pub fn pod_spec_set(ctx: &mut Ctx<'_>, spec_yaml: &str) -> Result<SpecSet> {
     if !ctx.is_leader {
-        return Ok(Sent::NotLeader);
+        return Ok(SpecSet::NotLeader);
     }
     if !ctx.kv.is_data_changed(SPEC_ID, spec_yaml) {
-        return Ok(Sent::Unchanged);
+        return Ok(SpecSet::Unchanged);
     }
     ctx.tools.pod_spec_set(spec_yaml)?;
     ctx.kv.data_changed(SPEC_ID, spec_yaml);
     ctx.trace.push("pod-spec-set: spec sent".into());
-    Ok(Sent::Sent)
+    Ok(SpecSet::Sent)
 }

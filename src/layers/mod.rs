@@ -9,10 +9,10 @@
 //! Their options come from the charm's `layer.yaml`, and which resources exist from `metadata.yaml`; both
 //! files ship with the binary, so they are compiled in rather than read at every hook.
 
-pub mod caas_base;
+pub(crate) mod caas_base;
 pub mod docker_resource;
 pub mod image_ref;
-pub mod status;
+pub(crate) mod status;
 
 use serde::Deserialize;
 

@@ -13,18 +13,18 @@
 //! - [`topology`] names pods and says what clients are told; [`relation`] is the data published on `db`;
 //! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions.
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod admin;
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod handlers;
-pub mod live;
-pub mod peers;
-pub mod podspec;
-pub mod relation;
+pub(crate) mod handlers;
+pub(crate) mod live;
+pub(crate) mod peers;
+pub(crate) mod podspec;
+pub(crate) mod relation;
 pub mod resolve;
 pub mod resp;
-pub mod topology;
+pub(crate) mod topology;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
 pub use podspec::{Deployment, ImageDetails, image_version, redis_conf, render_pod_spec};

@@ -79,7 +79,8 @@ const START_REDIS_TEXT: &str = include_str!("pod/start-redis.sh");
 const START_SENTINEL_TEXT: &str = include_str!("pod/start-sentinel.sh");
 
 /// The shell sources under `src/redis/pod/`, by file name (what `make lint` runs shellcheck on).
-pub const SCRIPT_SOURCES: &[(&str, &str)] =
+#[cfg(test)]
+const SCRIPT_SOURCES: &[(&str, &str)] =
     &[(COMMON_SH, COMMON_SH_TEXT), (START_REDIS, START_REDIS_TEXT), (START_SENTINEL, START_SENTINEL_TEXT)];
 
 /// Sentinel timings, as in the Canonical charm (anchors §1.6).
