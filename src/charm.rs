@@ -3,24 +3,29 @@
 //! Registration order is invocation order: the layers' handlers first, then the Redis handlers, as the
 //! original charm's layers were merged below its own `reactive/redis.py`.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::dispatch::ENDPOINTS;
 use crate::juju::{HookEnv, HookTools};
 use crate::layers::{Ctx, State, docker_resource, status};
+use crate::meta::CharmMeta;
 use crate::reactive::{AutoSpec, Engine, Outcome, Registry, Store};
 use crate::redis::HookState;
 use crate::redis::admin::Admin;
 
-/// The charm's `config.yaml`, as shipped beside the binary.
-pub const CONFIG_YAML: &str = include_str!("../config.yaml");
+/// The charm's `config.yaml`, as shipped beside the binary (kept here for the tests that read it).
+pub use crate::meta::CONFIG_YAML;
 
-/// The whole charm: every handler in order, the automatic-flag spec, the finish step.
+/// The whole charm: every handler in order, the automatic-flag spec (from [`CharmMeta`]: config.yaml's
+/// defaults, metadata.yaml's endpoints), the finish step.
 pub fn engine() -> Result<Engine<State>> {
+    let meta = CharmMeta::shipped()?;
     let mut reg = Registry::new();
     docker_resource::register(&mut reg);
     crate::redis::handlers::register(&mut reg);
-    let auto = AutoSpec::from_config_yaml(CONFIG_YAML, ENDPOINTS).context("the charm's config.yaml")?;
+    let auto = AutoSpec {
+        config_defaults: meta.options.iter().map(|o| (o.name.clone(), o.default.clone())).collect(),
+        endpoints: meta.endpoint_names().into_iter().map(str::to_string).collect(),
+    };
     Ok(Engine::new(reg, auto, finish))
 }
 
@@ -28,7 +33,7 @@ pub fn engine() -> Result<Engine<State>> {
 /// the original's atexit order (status last).
 fn finish(ctx: &mut Ctx<'_>) -> Result<()> {
     crate::redis::peers::flush(ctx)?;
-    docker_resource::finalize(ctx);
+    docker_resource::finalize(ctx)?;
     status::finalize(ctx)
 }
 

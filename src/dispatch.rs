@@ -5,53 +5,16 @@
 //! the `hooks/<name>` symlink, so its basename names the hook. Anything else is not a hook: outside a hook
 //! context the binary is a plain CLI, inside one an unknown name is a usage error listing what it knows.
 //! A name that is not a hook is echoed back only as a short, escaped prefix ([`crate::juju::env::shown`]).
+//!
+//! Which hooks and actions the charm has is not written here: it is what [`CharmMeta`] derives from
+//! metadata.yaml and actions.yaml, so the two cannot drift apart.
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::juju::env::shown;
-
-/// Unit hooks every podspec charm may receive (reference §2), in the order `hooks/` lists them.
-pub const STANDARD_HOOKS: &[&str] = &[
-    "install",
-    "config-changed",
-    "start",
-    "stop",
-    "upgrade-charm",
-    "update-status",
-    "leader-elected",
-    "leader-deposed",
-    "leader-settings-changed",
-    "remove",
-];
-
-/// Relation endpoints declared in metadata.yaml (provides, then peers).
-pub const ENDPOINTS: &[&str] = &["db", "redis-peers"];
-
-/// Storage declared in metadata.yaml.
-pub const STORAGE: &[&str] = &["data"];
-
-/// The kinds of storage hook Juju runs for each storage.
-pub const STORAGE_KINDS: &[&str] = &["attached", "detaching"];
-
-/// The kinds of relation hook Juju runs for each endpoint.
-pub const RELATION_KINDS: &[&str] = &["created", "joined", "changed", "departed", "broken"];
-
-/// Actions declared in actions.yaml.
-pub const ACTIONS: &[&str] = &["get-password", "check-service", "rotate-password"];
-
-/// Every hook name this charm answers to.
-pub fn known_hooks() -> Vec<String> {
-    let mut hooks: Vec<String> = STANDARD_HOOKS.iter().map(|h| h.to_string()).collect();
-    for ep in ENDPOINTS {
-        hooks.extend(RELATION_KINDS.iter().map(|k| format!("{ep}-relation-{k}")));
-    }
-    for st in STORAGE {
-        hooks.extend(STORAGE_KINDS.iter().map(|k| format!("{st}-storage-{k}")));
-    }
-    hooks
-}
+use crate::meta::CharmMeta;
 
 /// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,18 +32,25 @@ pub struct UnknownHook {
     pub source: &'static str,
     /// The name as given, [`shown`]: quoted, escaped and cut short.
     pub shown: String,
+    /// The hooks the charm knows, comma-separated.
+    pub hooks: String,
+    /// The actions the charm knows, comma-separated (`none` when it has none).
+    pub actions: String,
+}
+
+impl UnknownHook {
+    fn new(meta: &CharmMeta, source: &'static str, shown: String) -> UnknownHook {
+        let actions = if meta.actions.is_empty() { "none".to_string() } else { meta.actions.join(", ") };
+        UnknownHook { source, shown, hooks: meta.hooks().join(", "), actions }
+    }
 }
 
 impl fmt::Display for UnknownHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let actions = if ACTIONS.is_empty() { "none".to_string() } else { ACTIONS.join(", ") };
         write!(
             f,
             "{} {} is not a hook this charm handles; known hooks: {}; known actions: {}",
-            self.source,
-            self.shown,
-            known_hooks().join(", "),
-            actions
+            self.source, self.shown, self.hooks, self.actions
         )
     }
 }
@@ -90,23 +60,28 @@ impl std::error::Error for UnknownHook {}
 /// Names under which the binary is the charm's entry point rather than a hook.
 const ENTRY_NAMES: &[&str] = &["dispatch", "redis-k8s"];
 
-/// Decides what to run. `dispatch_path` is `JUJU_DISPATCH_PATH` (if set and non-empty), `argv0` is the
-/// program path as exec'd (any bytes), `in_hook_context` whether `JUJU_UNIT_NAME` is set.
-pub fn resolve(dispatch_path: Option<&str>, argv0: &OsStr, in_hook_context: bool) -> Result<Invocation, UnknownHook> {
+/// Decides what to run, for the charm `meta` describes. `dispatch_path` is `JUJU_DISPATCH_PATH` (if set and
+/// non-empty), `argv0` is the program path as exec'd (any bytes), `in_hook_context` whether `JUJU_UNIT_NAME` is set.
+pub fn resolve(
+    meta: &CharmMeta,
+    dispatch_path: Option<&str>,
+    argv0: &OsStr,
+    in_hook_context: bool,
+) -> Result<Invocation, UnknownHook> {
     if let Some(path) = dispatch_path {
         return match path.split_once('/') {
-            Some(("hooks", name)) if known_hooks().iter().any(|h| h == name) => Ok(Invocation::Hook(name.into())),
-            Some(("actions", name)) if ACTIONS.contains(&name) => Ok(Invocation::Action(name.into())),
-            _ => Err(UnknownHook { source: "JUJU_DISPATCH_PATH", shown: shown(OsStr::new(path)) }),
+            Some(("hooks", name)) if meta.is_hook(name) => Ok(Invocation::Hook(name.into())),
+            Some(("actions", name)) if meta.is_action(name) => Ok(Invocation::Action(name.into())),
+            _ => Err(UnknownHook::new(meta, "JUJU_DISPATCH_PATH", shown(OsStr::new(path)))),
         };
     }
     let base = OsStr::from_bytes(argv0.as_bytes().rsplit(|b| *b == b'/').next().unwrap_or_default());
     // Every name this charm answers to is ASCII: one that is not UTF-8 is simply not among them.
     if let Some(name) = base.to_str() {
-        if known_hooks().iter().any(|h| h == name) {
+        if meta.is_hook(name) {
             return Ok(Invocation::Hook(name.to_string()));
         }
-        if ACTIONS.contains(&name) {
+        if meta.is_action(name) {
             return Ok(Invocation::Action(name.to_string()));
         }
         if ENTRY_NAMES.contains(&name) {
@@ -116,15 +91,19 @@ pub fn resolve(dispatch_path: Option<&str>, argv0: &OsStr, in_hook_context: bool
     if !in_hook_context {
         return Ok(Invocation::Cli);
     }
-    Err(UnknownHook { source: "the program name", shown: shown(base) })
+    Err(UnknownHook::new(meta, "the program name", shown(base)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn meta() -> &'static CharmMeta {
+        CharmMeta::shipped().unwrap()
+    }
+
     fn resolve(dispatch_path: Option<&str>, argv0: &str, in_hook_context: bool) -> Result<Invocation, UnknownHook> {
-        super::resolve(dispatch_path, OsStr::new(argv0), in_hook_context)
+        super::resolve(meta(), dispatch_path, OsStr::new(argv0), in_hook_context)
     }
 
     #[test]
@@ -159,9 +138,9 @@ mod tests {
         let long = format!("hooks/{}\n", "x".repeat(120_000));
         let e = resolve(Some(&long), "dispatch", true).unwrap_err();
         assert_eq!(e.shown, format!("\"hooks/{}\"…", "x".repeat(58)));
-        let e = super::resolve(None, OsStr::from_bytes(b"/charm/hooks/inst\xffall"), true).unwrap_err();
+        let e = super::resolve(meta(), None, OsStr::from_bytes(b"/charm/hooks/inst\xffall"), true).unwrap_err();
         assert_eq!(e.shown, r#""inst\xffall""#);
-        assert_eq!(super::resolve(None, OsStr::from_bytes(b"/tmp/\xff"), false), Ok(Invocation::Cli));
+        assert_eq!(super::resolve(meta(), None, OsStr::from_bytes(b"/tmp/\xff"), false), Ok(Invocation::Cli));
     }
 
     #[test]
@@ -173,15 +152,16 @@ mod tests {
 
     #[test]
     fn every_relation_hook_of_db_is_known() {
-        let hooks = known_hooks();
-        for k in RELATION_KINDS {
-            assert!(hooks.contains(&format!("db-relation-{k}")));
+        use crate::meta::{RelationHook, StorageHook, UNIT_HOOKS};
+        let m = meta();
+        for k in RelationHook::ALL {
+            assert_eq!(resolve(Some(&format!("hooks/db-relation-{}", k.as_str())), "dispatch", true).map(drop), Ok(()));
         }
-        assert!(hooks.contains(&"redis-peers-relation-changed".to_string()));
-        assert!(hooks.contains(&"data-storage-attached".to_string()));
+        assert!(m.is_hook("redis-peers-relation-changed"));
+        assert!(m.is_hook("data-storage-attached"));
         assert_eq!(
-            hooks.len(),
-            STANDARD_HOOKS.len() + ENDPOINTS.len() * RELATION_KINDS.len() + STORAGE.len() * STORAGE_KINDS.len()
+            m.hooks().len(),
+            UNIT_HOOKS.len() + m.endpoints.len() * RelationHook::ALL.len() + m.storage.len() * StorageHook::ALL.len()
         );
     }
 }

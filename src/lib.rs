@@ -2,6 +2,8 @@
 //!
 //! Data flows one way through the crate:
 //!
+//! - [`meta`] is what the charm's metadata.yaml, config.yaml and actions.yaml say, parsed once: its endpoints,
+//!   storage, resources, actions, config options and the hook names they give;
 //! - [`dispatch`] decides which hook Juju is running (`JUJU_DISPATCH_PATH`, else `argv[0]`);
 //! - [`charm`] runs that hook: it builds the handler registry and hands it to the reactive engine;
 //! - [`reactive`] is the engine: flags, handlers, the dispatch loop and the crash-safe flag store;
@@ -21,6 +23,7 @@ pub mod charm;
 pub mod dispatch;
 pub mod juju;
 pub mod layers;
+pub mod meta;
 pub mod reactive;
 pub mod redis;
 

@@ -19,6 +19,7 @@ use clap::Parser;
 use redis_k8s::dispatch::{self, Invocation};
 use redis_k8s::juju::env::{self, shown};
 use redis_k8s::juju::{HookEnv, HookTools, LogLevel, ProcessRunner};
+use redis_k8s::meta::CharmMeta;
 
 /// What the one-line error names: `redis-k8s: <hook>: …`.
 static CURRENT: OnceLock<String> = OnceLock::new();
@@ -63,9 +64,16 @@ fn main() -> ExitCode {
         }
     };
     let in_context = std::env::var_os("JUJU_UNIT_NAME").is_some_and(|u| !u.is_empty());
+    let meta = match CharmMeta::shipped() {
+        Ok(meta) => meta,
+        Err(e) => {
+            eprintln!("redis-k8s: {}", one_line(&format!("{e:#}")));
+            return ExitCode::from(1);
+        }
+    };
 
-    match dispatch::resolve(dispatch_path.as_deref(), &argv0, in_context) {
-        Ok(Invocation::Cli) => cli(in_context, &argv0),
+    match dispatch::resolve(meta, dispatch_path.as_deref(), &argv0, in_context) {
+        Ok(Invocation::Cli) => cli(meta, in_context, &argv0),
         Ok(Invocation::Hook(hook)) => run_hook(&hook),
         Ok(Invocation::Action(action)) => run_action(&action),
         Err(e) => {
@@ -75,13 +83,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn cli(in_context: bool, argv0: &OsStr) -> ExitCode {
+fn cli(meta: &CharmMeta, in_context: bool, argv0: &OsStr) -> ExitCode {
     let cli = Cli::parse();
     if cli.list_hooks {
-        for h in dispatch::known_hooks() {
+        for h in meta.hooks() {
             println!("{h}");
         }
-        for a in dispatch::ACTIONS {
+        for a in &meta.actions {
             println!("actions/{a}");
         }
         return ExitCode::SUCCESS;

@@ -1,10 +1,11 @@
 //! layer:docker-resource: turns `oci-image` resources into flags and image details (reference §6).
 //!
 //! Handlers, in the original's order: `auto_fetch` (once per unit: queue every `oci-image` resource
-//! marked `auto-fetch: true` in metadata.yaml), `fetch` (when `layer.docker-resource.pending`: run
+//! marked `auto-fetch: true` in metadata.yaml, as [`CharmMeta`] read it: the original re-read the file in
+//! every hook, this reads the copy compiled into the binary, once per process), `fetch` (when `layer.docker-resource.pending`: run
 //! `resource-get`, read its `content.yaml`), `check_updates` (in `upgrade-charm`, which a new
 //! `juju attach-resource` fires: re-queue every fetched resource). Flags per resource
-//! (`layer.docker-resource.<name>.`): `fetched`, `available`, `failed`, `changed`.
+//! (`layer.docker-resource.<name>.`, named by [`flag`]): `fetched`, `available`, `failed`, `changed`.
 //!
 //! Deliberate differences from the original (listed in the README):
 //! - a `content.yaml` that cannot be used (no `registrypath`, wrong types, not YAML, huge, an image path that
@@ -22,14 +23,14 @@
 //! - `.changed` lives for the hook in which the image changed (cleared at its end), so it cannot keep
 //!   re-sending the pod spec in every later hook as it did in the original charm.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, METADATA_YAML, Options, State, image_ref, status};
+use super::{Ctx, Options, State, image_ref, status};
 use crate::juju::{LogLevel, ToolError};
+use crate::meta::{CharmMeta, hook};
 use crate::reactive::Registry;
 
 const PENDING_KEY: &str = "layer.docker-resource.pending";
@@ -38,7 +39,7 @@ const AUTO_FETCHED: &str = "layer.docker-resource.auto-fetched";
 /// registry token.
 const MAX_CONTENT: u64 = 64 * 1024;
 /// The hooks in which a resource whose fetch failed is fetched again.
-pub const RETRY_HOOKS: [&str; 2] = ["update-status", "upgrade-charm"];
+pub const RETRY_HOOKS: [&str; 2] = [hook::UPDATE_STATUS, hook::UPGRADE_CHARM];
 
 /// Where and how to pull an image (`get_info` in the original).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,14 +59,49 @@ impl std::fmt::Debug for ImageInfo {
     }
 }
 
-/// The flag prefix of a resource.
-pub fn prefix(name: &str) -> String {
+/// The flags this layer keeps per resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceFlag {
+    /// Asked for (queued at least once).
+    Fetched,
+    /// Fetched and usable: [`get_info`] has its details.
+    Available,
+    /// The last fetch failed; the unit is blocked until one succeeds.
+    Failed,
+    /// The image changed in this hook (cleared at its end).
+    Changed,
+}
+
+/// The flag `layer.docker-resource.<name>.<which>`.
+pub fn flag(name: &str, which: ResourceFlag) -> String {
+    let which = match which {
+        ResourceFlag::Fetched => "fetched",
+        ResourceFlag::Available => "available",
+        ResourceFlag::Failed => "failed",
+        ResourceFlag::Changed => "changed",
+    };
+    format!("{}.{which}", prefix(name))
+}
+
+/// A resource's namespace, `layer.docker-resource.<name>`: its flags and kv keys are under it, and it is the
+/// `data_changed` id of its image details.
+fn prefix(name: &str) -> String {
     format!("layer.docker-resource.{name}")
+}
+
+/// The kv key of a resource's image details.
+fn info_key(name: &str) -> String {
+    format!("{}.image-info", prefix(name))
+}
+
+/// The kv key of why a resource's last fetch failed.
+fn failure_key(name: &str) -> String {
+    format!("{}.failure", prefix(name))
 }
 
 /// The image details of a fetched resource, if it is available.
 pub fn get_info(ctx: &Ctx<'_>, name: &str) -> Option<ImageInfo> {
-    ctx.kv.get_as(&format!("{}.image-info", prefix(name)))
+    ctx.kv.get_as(&info_key(name))
 }
 
 /// Reads a resource's `content.yaml` leniently: extra keys (Juju 2.9 adds some) are ignored; a
@@ -101,25 +137,9 @@ fn yaml_error(e: &serde_yaml::Error) -> String {
     }
 }
 
-/// `oci-image` resources with `auto-fetch: true` in metadata.yaml.
-pub fn auto_fetch_resources(metadata_yaml: &str) -> Vec<String> {
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(default)]
-        resources: BTreeMap<String, Res>,
-    }
-    #[derive(Deserialize)]
-    struct Res {
-        #[serde(rename = "type", default)]
-        kind: String,
-        #[serde(rename = "auto-fetch", default)]
-        auto_fetch: bool,
-    }
-    serde_yaml::from_str::<Meta>(metadata_yaml)
-        .map(|m| {
-            m.resources.into_iter().filter(|(_, r)| r.kind == "oci-image" && r.auto_fetch).map(|(n, _)| n).collect()
-        })
-        .unwrap_or_default()
+/// The `oci-image` resources with `auto-fetch: true` in the shipped metadata.yaml.
+fn auto_fetch_resources() -> Result<impl Iterator<Item = &'static str>> {
+    Ok(CharmMeta::shipped()?.auto_fetch_images())
 }
 
 /// Queues `name` for fetching (the original's `fetch(name)`).
@@ -129,32 +149,28 @@ pub fn fetch(ctx: &mut Ctx<'_>, name: &str) {
         pending.push(name.to_string());
     }
     ctx.kv.set_as(PENDING_KEY, &pending);
-    ctx.flags.set(&format!("{}.fetched", prefix(name)));
+    ctx.flags.set(&flag(name, ResourceFlag::Fetched));
     ctx.flags.set(PENDING_KEY);
 }
 
 /// Registers the layer's handlers.
 pub fn register(reg: &mut Registry<State>) {
     reg.handler("docker-resource:auto_fetch").when_not(AUTO_FETCHED).run(|ctx| {
-        for name in auto_fetch_resources(METADATA_YAML) {
-            fetch(ctx, &name);
+        for name in auto_fetch_resources()? {
+            fetch(ctx, name);
         }
         ctx.flags.set(AUTO_FETCHED);
         Ok(())
     });
     reg.handler("docker-resource:fetch").when(PENDING_KEY).run(fetch_pending);
-    reg.handler("docker-resource:check_updates").hook(&["upgrade-charm"]).run(|ctx| {
-        for name in auto_fetch_resources(METADATA_YAML) {
-            if ctx.flags.is_set(&format!("{}.fetched", prefix(&name))) {
-                fetch(ctx, &name);
+    reg.handler("docker-resource:check_updates").hook(&[hook::UPGRADE_CHARM]).run(|ctx| {
+        for name in auto_fetch_resources()? {
+            if ctx.flags.is_set(&flag(name, ResourceFlag::Fetched)) {
+                fetch(ctx, name);
             }
         }
         Ok(())
     });
-}
-
-fn failure_key(name: &str) -> String {
-    format!("{}.failure", prefix(name))
 }
 
 fn fetch_pending(ctx: &mut Ctx<'_>) -> Result<()> {
@@ -163,8 +179,9 @@ fn fetch_pending(ctx: &mut Ctx<'_>) -> Result<()> {
     let retry = RETRY_HOOKS.contains(&ctx.hook);
     let mut failed: Vec<(String, String)> = Vec::new();
     for name in &pending {
-        let p = prefix(name);
-        if ctx.flags.is_set(&format!("{p}.failed")) && !retry {
+        let [available, failed_flag, changed] =
+            [ResourceFlag::Available, ResourceFlag::Failed, ResourceFlag::Changed].map(|f| flag(name, f));
+        if ctx.flags.is_set(&failed_flag) && !retry {
             // Not fetched again in this hook: the unit is still blocked for the same reason.
             let why: String = ctx.kv.get_as(&failure_key(name)).unwrap_or_else(|| "the last fetch failed".into());
             ctx.trace.push(format!("resource {name} failed before: fetched again in update-status or upgrade-charm"));
@@ -176,22 +193,22 @@ fn fetch_pending(ctx: &mut Ctx<'_>) -> Result<()> {
         }
         match fetch_one(ctx, name)? {
             Ok(info) => {
-                let was_available = ctx.flags.is_set(&format!("{p}.available"));
-                let is_changed = ctx.kv.data_changed(&p, &info);
-                ctx.kv.set_as(&format!("{p}.image-info"), &info);
+                let was_available = ctx.flags.is_set(&available);
+                let is_changed = ctx.kv.data_changed(&prefix(name), &info);
+                ctx.kv.set_as(&info_key(name), &info);
                 ctx.kv.unset(&failure_key(name));
-                ctx.flags.set(&format!("{p}.available"));
-                ctx.flags.clear(&format!("{p}.failed"));
-                ctx.flags.toggle(&format!("{p}.changed"), was_available && is_changed);
+                ctx.flags.set(&available);
+                ctx.flags.clear(&failed_flag);
+                ctx.flags.toggle(&changed, was_available && is_changed);
             }
             Err(why) => {
                 ctx.tools
                     .log(LogLevel::Error, &format!("unable to fetch docker resource {name}: {why}"))
                     .context("logging a resource failure")?;
                 ctx.kv.set_as(&failure_key(name), &why);
-                ctx.flags.set(&format!("{p}.failed"));
-                ctx.flags.clear(&format!("{p}.available"));
-                ctx.flags.clear(&format!("{p}.changed"));
+                ctx.flags.set(&failed_flag);
+                ctx.flags.clear(&available);
+                ctx.flags.clear(&changed);
                 failed.push((name.clone(), why));
             }
         }
@@ -237,10 +254,11 @@ fn read_content(path: &std::path::Path) -> std::result::Result<String, String> {
 }
 
 /// End of a successful hook: `.changed` flags last one hook.
-pub fn finalize(ctx: &mut Ctx<'_>) {
-    for name in auto_fetch_resources(METADATA_YAML) {
-        ctx.flags.clear(&format!("{}.changed", prefix(&name)));
+pub fn finalize(ctx: &mut Ctx<'_>) -> Result<()> {
+    for name in auto_fetch_resources()? {
+        ctx.flags.clear(&flag(name, ResourceFlag::Changed));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -449,10 +467,7 @@ mod tests {
             ctx.trace.push("probe: image changed".into());
             Ok(())
         });
-        Engine::new(reg, AutoSpec::default(), |ctx| {
-            finalize(ctx);
-            Ok(())
-        })
+        Engine::new(reg, AutoSpec::default(), finalize)
     }
 
     #[test]
@@ -506,9 +521,19 @@ mod tests {
 
     #[test]
     fn metadata_resources_with_auto_fetch() {
-        assert_eq!(auto_fetch_resources(METADATA_YAML), ["redis-image"]);
-        let m = "resources:\n  a: {type: oci-image}\n  b: {type: file, filename: x, auto-fetch: true}\n  c: {type: oci-image, auto-fetch: true}\n";
-        assert_eq!(auto_fetch_resources(m), ["c"]);
+        assert_eq!(auto_fetch_resources().unwrap().collect::<Vec<_>>(), ["redis-image"]);
+        let m = "name: x\nresources:\n  a: {type: oci-image}\n  b: {type: file, filename: x, auto-fetch: true}\n  c: {type: oci-image, auto-fetch: true}\n";
+        assert_eq!(CharmMeta::parse(m, "", "").unwrap().auto_fetch_images().collect::<Vec<_>>(), ["c"]);
+    }
+
+    #[test]
+    fn flag_names() {
+        assert_eq!(flag("redis-image", ResourceFlag::Available), AVAILABLE);
+        assert_eq!(flag("redis-image", ResourceFlag::Failed), FAILED);
+        assert_eq!(flag("redis-image", ResourceFlag::Changed), CHANGED);
+        assert_eq!(flag("x", ResourceFlag::Fetched), "layer.docker-resource.x.fetched");
+        assert_eq!(info_key("x"), "layer.docker-resource.x.image-info");
+        assert_eq!(failure_key("x"), "layer.docker-resource.x.failure");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //!   (layer:docker-resource), with [`image_ref`] checking the image path against the OCI reference grammar;
 //! - [`caas_base`]: sending the pod spec, leader only and only when it changed (layer:caas-base).
 //!
-//! Their options come from the charm's `layer.yaml`, and which resources exist from `metadata.yaml`; both
-//! files ship with the binary, so they are compiled in rather than read at every hook.
+//! Their options come from the charm's `layer.yaml`, which ships with the binary, so it is compiled in rather
+//! than read at every hook; which resources exist comes from [`crate::meta::CharmMeta`] (metadata.yaml, compiled
+//! in the same way and parsed once per process).
 
 pub(crate) mod caas_base;
 pub mod docker_resource;
@@ -31,8 +32,6 @@ pub type Ctx<'h> = reactive::Ctx<'h, State>;
 
 /// The charm's `layer.yaml`, as shipped beside the binary.
 pub const LAYER_YAML: &str = include_str!("../../layer.yaml");
-/// The charm's `metadata.yaml`.
-pub const METADATA_YAML: &str = include_str!("../../metadata.yaml");
 
 /// Layer options (`options:` in layer.yaml), with the layers' defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,8 +36,80 @@ use serde_json::{Map, Value};
 
 use super::context::Ctx;
 use super::handler::Registry;
+use super::kv::{DATA_CHANGED_PREFIX, data_changed_key};
+use crate::meta::RelationHook;
 
 const CONFIG_SNAPSHOT: &str = "reactive.config.snapshot";
+
+/// Set while the unit is the leader.
+pub const LEADER_FLAG: &str = "leadership.is_leader";
+
+/// Which automatic flag of a config option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFlag {
+    /// `config.changed.<opt>`.
+    Changed,
+    /// `config.set.<opt>`.
+    Set,
+    /// `config.default.<opt>`.
+    Default,
+}
+
+/// The automatic flag `config.<which>.<opt>`.
+pub fn config_flag(which: ConfigFlag, opt: &str) -> String {
+    let which = match which {
+        ConfigFlag::Changed => "changed",
+        ConfigFlag::Set => "set",
+        ConfigFlag::Default => "default",
+    };
+    format!("config.{which}.{opt}")
+}
+
+/// Which automatic flag of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointFlag<'a> {
+    /// `endpoint.<ep>.joined`.
+    Joined,
+    /// `endpoint.<ep>.changed`.
+    Changed,
+    /// `endpoint.<ep>.changed.<key>`.
+    ChangedKey(&'a str),
+    /// `endpoint.<ep>.departed`.
+    Departed,
+}
+
+/// The automatic flag `endpoint.<ep>.<which>`.
+pub fn endpoint_flag(ep: &str, which: EndpointFlag<'_>) -> String {
+    match which {
+        EndpointFlag::Joined => format!("endpoint.{ep}.joined"),
+        EndpointFlag::Changed => format!("endpoint.{ep}.changed"),
+        EndpointFlag::ChangedKey(key) => format!("endpoint.{ep}.changed.{key}"),
+        EndpointFlag::Departed => format!("endpoint.{ep}.departed"),
+    }
+}
+
+/// The kv key of an endpoint's recorded membership (relation id → remote units).
+fn units_key(endpoint: &str) -> String {
+    format!("reactive.endpoints.{endpoint}.units")
+}
+/// The kv key of the units that departed an endpoint since it last had none departing.
+fn departed_key(endpoint: &str) -> String {
+    format!("reactive.endpoints.departed.{endpoint}")
+}
+
+/// The `data_changed` id of a remote unit's settings on one relation of an endpoint, or of one key of them
+/// (the engine's namespace: see [`Watch::drop_stale_hashes`]).
+fn remote_data_id(ep: &str, rid: &str, unit: &str, key: Option<&str>) -> String {
+    match key {
+        None => format!("{}{rid}.{unit}", remote_data_prefix(ep)),
+        Some(k) => format!("{}{rid}.{unit}.{k}", remote_data_prefix(ep)),
+    }
+}
+
+/// What every [`remote_data_id`] of `ep` starts with.
+fn remote_data_prefix(ep: &str) -> String {
+    format!("endpoint.{ep}.")
+}
 
 /// What the automatic flags are computed from: the charm's config options with their defaults, and
 /// its relation endpoints.
@@ -84,17 +156,17 @@ pub fn begin<S>(spec: &AutoSpec, registry: &Registry<S>, ctx: &mut Ctx<'_, S>) -
             Some(prev) => !same(prev.get(opt).unwrap_or(&Value::Null), current),
         };
         any_changed |= changed;
-        ctx.flags.toggle(&format!("config.changed.{opt}"), changed);
-        ctx.flags.toggle(&format!("config.set.{opt}"), truthy(current));
+        ctx.flags.toggle(&config_flag(ConfigFlag::Changed, opt), changed);
+        ctx.flags.toggle(&config_flag(ConfigFlag::Set, opt), truthy(current));
         let default = spec.config_defaults.get(opt).unwrap_or(&Value::Null);
-        ctx.flags.toggle(&format!("config.default.{opt}"), same(current, default));
+        ctx.flags.toggle(&config_flag(ConfigFlag::Default, opt), same(current, default));
     }
     ctx.flags.toggle("config.changed", any_changed);
     ctx.kv.set(CONFIG_SNAPSHOT, Value::Object(config.clone()));
     ctx.config = config;
 
     ctx.is_leader = ctx.tools.is_leader()?;
-    ctx.flags.toggle("leadership.is_leader", ctx.is_leader);
+    ctx.flags.toggle(LEADER_FLAG, ctx.is_leader);
 
     let watched = registry.watched_flags();
     for ep in &spec.endpoints {
@@ -118,17 +190,13 @@ pub fn joined_units<S>(ctx: &Ctx<'_, S>, endpoint: &str) -> BTreeMap<String, Vec
     ctx.kv.get_as(&units_key(endpoint)).unwrap_or_default()
 }
 
-fn units_key(endpoint: &str) -> String {
-    format!("reactive.endpoints.{endpoint}.units")
-}
-
 fn endpoint<S>(ep: &str, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S>) -> Result<()> {
-    let prefix = format!("{ep}-relation-");
+    let kind = RelationHook::of(ep, ctx.hook);
     // Actions refresh membership too: they start from Juju's copy of the state, which may be a hook behind.
-    let relation_hook = ctx.hook.starts_with(&prefix) || ctx.is_action;
-    let kind = ctx.hook.strip_prefix(&prefix).unwrap_or_default().to_string();
+    let relation_hook = kind.is_some() || ctx.is_action;
     let key = units_key(ep);
-    let was_joined = ctx.flags.is_set(&format!("endpoint.{ep}.joined"));
+    let joined = endpoint_flag(ep, EndpointFlag::Joined);
+    let was_joined = ctx.flags.is_set(&joined);
 
     let mut units: BTreeMap<String, Vec<String>> = match ctx.kv.get_as(&key) {
         Some(u) if !relation_hook => u,
@@ -143,7 +211,7 @@ fn endpoint<S>(ep: &str, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S>) -> Re
     };
     if relation_hook {
         let rid = ctx.env.relation_id.clone().unwrap_or_default();
-        if kind == "broken" {
+        if kind == Some(RelationHook::Broken) {
             units.remove(&rid);
         }
         if let (Some(gone), Some(list)) = (ctx.env.departing_unit.clone(), units.get_mut(&rid)) {
@@ -152,38 +220,42 @@ fn endpoint<S>(ep: &str, watched: &BTreeSet<String>, ctx: &mut Ctx<'_, S>) -> Re
     }
     let any = units.values().any(|l| !l.is_empty());
     ctx.kv.set_as(&key, &units);
-    ctx.flags.toggle(&format!("endpoint.{ep}.joined"), any);
+    ctx.flags.toggle(&joined, any);
 
     // .departed: set in -departed; cleared by a later hook while units remain.
-    let departed = format!("endpoint.{ep}.departed");
-    if kind == "departed" {
-        let mut gone: Vec<String> = ctx.kv.get_as(&format!("reactive.endpoints.departed.{ep}")).unwrap_or_default();
+    let departed = endpoint_flag(ep, EndpointFlag::Departed);
+    if kind == Some(RelationHook::Departed) {
+        let mut gone: Vec<String> = ctx.kv.get_as(&departed_key(ep)).unwrap_or_default();
         if let Some(u) = ctx.env.departing_unit.clone().or(ctx.env.remote_unit.clone()) {
             gone.push(u);
         }
-        ctx.kv.set_as(&format!("reactive.endpoints.departed.{ep}"), &gone);
+        ctx.kv.set_as(&departed_key(ep), &gone);
         ctx.flags.set(&departed);
     } else if any && ctx.flags.is_set(&departed) {
         ctx.flags.clear(&departed);
-        ctx.kv.unset(&format!("reactive.endpoints.departed.{ep}"));
+        ctx.kv.unset(&departed_key(ep));
     }
 
     // .changed: the remote unit this hook is about, in joined/changed hooks (or on first join), and only the
     // flags a handler watches (see the module doc).
     let watch = Watch::of(ep, watched);
     watch.forget_unwatched(ep, ctx);
-    let about = ctx.env.remote_unit.clone().filter(|_| kind == "joined" || kind == "changed" || (!was_joined && any));
+    let about = ctx
+        .env
+        .remote_unit
+        .clone()
+        .filter(|_| matches!(kind, Some(RelationHook::Joined | RelationHook::Changed)) || (!was_joined && any));
     if let (Some(unit), Some(rid), false) = (about, ctx.env.relation_id.clone(), watch.is_empty()) {
         let data = ctx.tools.relation_get(&rid, &unit)?;
-        let mut changed = watch.whole && ctx.kv.data_changed(&format!("endpoint.{ep}.{rid}.{unit}"), &data);
+        let mut changed = watch.whole && ctx.kv.data_changed(&remote_data_id(ep, &rid, &unit, None), &data);
         for (k, v) in data.iter().filter(|(k, _)| watch.keys.contains(k.as_str())) {
-            if ctx.kv.data_changed(&format!("endpoint.{ep}.{rid}.{unit}.{k}"), v) {
-                ctx.flags.set(&format!("endpoint.{ep}.changed.{k}"));
+            if ctx.kv.data_changed(&remote_data_id(ep, &rid, &unit, Some(k)), v) {
+                ctx.flags.set(&endpoint_flag(ep, EndpointFlag::ChangedKey(k)));
                 changed = true;
             }
         }
         if changed && watch.whole {
-            ctx.flags.set(&format!("endpoint.{ep}.changed"));
+            ctx.flags.set(&endpoint_flag(ep, EndpointFlag::Changed));
         }
     }
     watch.drop_stale_hashes(ep, &units, ctx);
@@ -209,7 +281,7 @@ fn forget_broken_relations<S>(ep: &str, prefixes: &[&str], ctx: &mut Ctx<'_, S>)
         .as_map()
         .keys()
         .filter(|k| {
-            let k = k.strip_prefix("reactive.data_changed.").unwrap_or(k);
+            let k = k.strip_prefix(DATA_CHANGED_PREFIX).unwrap_or(k);
             prefixes.iter().any(|p| k.strip_prefix(p).is_some_and(is_gone_rid))
         })
         .cloned()
@@ -229,9 +301,10 @@ struct Watch {
 
 impl Watch {
     fn of(ep: &str, watched: &BTreeSet<String>) -> Watch {
-        let prefix = format!("endpoint.{ep}.changed.");
+        let whole = endpoint_flag(ep, EndpointFlag::Changed);
+        let prefix = endpoint_flag(ep, EndpointFlag::ChangedKey(""));
         Watch {
-            whole: watched.contains(&format!("endpoint.{ep}.changed")),
+            whole: watched.contains(&whole),
             keys: watched.iter().filter_map(|f| f.strip_prefix(&prefix)).map(str::to_string).collect(),
         }
     }
@@ -243,8 +316,8 @@ impl Watch {
     /// Clears the `.changed` flags nobody watches (a store written before the watched set existed has one per
     /// key any client ever sent). No trigger can fire: a trigger's source is a watched flag.
     fn forget_unwatched<S>(&self, ep: &str, ctx: &mut Ctx<'_, S>) {
-        let whole = format!("endpoint.{ep}.changed");
-        let prefix = format!("{whole}.");
+        let whole = endpoint_flag(ep, EndpointFlag::Changed);
+        let prefix = endpoint_flag(ep, EndpointFlag::ChangedKey(""));
         let stale: Vec<String> = ctx
             .flags
             .list()
@@ -264,14 +337,13 @@ impl Watch {
     /// departed unit's, a broken relation's, and those of keys nobody watches. The `endpoint.<ep>.` namespace of
     /// `data_changed` ids is the engine's: charm code must not record its own hashes there.
     fn drop_stale_hashes<S>(&self, ep: &str, units: &BTreeMap<String, Vec<String>>, ctx: &mut Ctx<'_, S>) {
-        let prefix = format!("reactive.data_changed.endpoint.{ep}.");
+        let prefix = data_changed_key(&remote_data_prefix(ep));
         let mut keep = BTreeSet::new();
         for (rid, list) in units {
             for unit in list {
-                let base = format!("{prefix}{rid}.{unit}");
-                keep.extend(self.keys.iter().map(|k| format!("{base}.{k}")));
+                keep.extend(self.keys.iter().map(|k| data_changed_key(&remote_data_id(ep, rid, unit, Some(k)))));
                 if self.whole {
-                    keep.insert(base);
+                    keep.insert(data_changed_key(&remote_data_id(ep, rid, unit, None)));
                 }
             }
         }
@@ -300,5 +372,29 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are charms.reactive's, and persisted in the store: pinned.
+    #[test]
+    fn key_names() {
+        assert_eq!(config_flag(ConfigFlag::Changed, "port"), "config.changed.port");
+        assert_eq!(config_flag(ConfigFlag::Set, "port"), "config.set.port");
+        assert_eq!(config_flag(ConfigFlag::Default, "port"), "config.default.port");
+        assert_eq!(endpoint_flag("db", EndpointFlag::Joined), "endpoint.db.joined");
+        assert_eq!(endpoint_flag("db", EndpointFlag::Changed), "endpoint.db.changed");
+        assert_eq!(endpoint_flag("db", EndpointFlag::ChangedKey("host")), "endpoint.db.changed.host");
+        assert_eq!(endpoint_flag("db", EndpointFlag::ChangedKey("")), "endpoint.db.changed.");
+        assert_eq!(endpoint_flag("db", EndpointFlag::Departed), "endpoint.db.departed");
+        assert_eq!(units_key("db"), "reactive.endpoints.db.units");
+        assert_eq!(departed_key("db"), "reactive.endpoints.departed.db");
+        assert_eq!(remote_data_id("db", "db:1", "c/0", None), "endpoint.db.db:1.c/0");
+        assert_eq!(remote_data_id("db", "db:1", "c/0", Some("k")), "endpoint.db.db:1.c/0.k");
+        assert!(remote_data_id("db", "db:1", "c/0", None).starts_with(&remote_data_prefix("db")));
+        assert_eq!(super::super::run::action_flag("get-password"), "actions.get-password");
     }
 }

@@ -45,7 +45,7 @@ impl Kv {
     /// Whether `data` differs from the last value recorded under `id`; records it (charms.reactive
     /// `data_changed`, reference §1.4). The first call for an id returns true. Only a hash is stored.
     pub fn data_changed<T: Serialize + ?Sized>(&mut self, id: &str, data: &T) -> bool {
-        let key = format!("reactive.data_changed.{id}");
+        let key = data_changed_key(id);
         let new = Value::String(hash_json(data));
         let changed = self.map.get(&key) != Some(&new);
         self.map.insert(key, new);
@@ -54,7 +54,7 @@ impl Kv {
 
     /// Like [`Kv::data_changed`] without recording.
     pub fn is_data_changed<T: Serialize + ?Sized>(&self, id: &str, data: &T) -> bool {
-        self.map.get(&format!("reactive.data_changed.{id}")) != Some(&Value::String(hash_json(data)))
+        self.map.get(&data_changed_key(id)) != Some(&Value::String(hash_json(data)))
     }
 
     pub fn as_map(&self) -> &BTreeMap<String, Value> {
@@ -65,6 +65,14 @@ impl Kv {
         self.map
     }
 }
+
+/// Where [`Kv::data_changed`] keeps the hash of `id`: `reactive.data_changed.<id>` (charms.reactive's key).
+pub fn data_changed_key(id: &str) -> String {
+    format!("{DATA_CHANGED_PREFIX}{id}")
+}
+
+/// The prefix of every [`data_changed_key`].
+pub const DATA_CHANGED_PREFIX: &str = "reactive.data_changed.";
 
 /// A stable hash of `data`'s canonical JSON (object keys sorted): FNV-1a 64-bit, hex. Stable across Rust
 /// versions and platforms (it is persisted), and only used to notice change, never for security.
@@ -92,6 +100,8 @@ mod tests {
         assert!(kv.is_data_changed("spec", "b"));
         assert!(!kv.data_changed("spec", "a"), "is_data_changed must not record");
         assert!(kv.data_changed("spec", "b"));
+        assert!(kv.as_map().contains_key("reactive.data_changed.spec"));
+        assert_eq!(data_changed_key("spec"), "reactive.data_changed.spec");
     }
 
     #[test]

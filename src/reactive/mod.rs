@@ -13,11 +13,11 @@ mod kv;
 mod run;
 pub mod store;
 
-pub use automatic::{AutoSpec, joined_units};
+pub use automatic::{AutoSpec, ConfigFlag, EndpointFlag, LEADER_FLAG, config_flag, endpoint_flag, joined_units};
 pub use bus::{MAX_ITERATIONS, Report, dispatch};
 pub use context::Ctx;
 pub use flags::{Flags, Trigger};
 pub use handler::{HandlerBuilder, Registry, hook_matches};
-pub use kv::{Kv, hash_json};
-pub use run::{Engine, Finish, Outcome};
+pub use kv::{Kv, data_changed_key, hash_json};
+pub use run::{Engine, Finish, Outcome, action_flag};
 pub use store::{Store, UnitState};

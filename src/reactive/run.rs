@@ -21,6 +21,11 @@ use super::kv::Kv;
 use super::store::{Store, UnitState};
 use crate::juju::{HookEnv, HookTools, LogLevel};
 
+/// The flag set for the length of an action: `actions.<action>`.
+pub fn action_flag(action: &str) -> String {
+    format!("actions.{action}")
+}
+
 /// What a successful hook leaves for the caller.
 pub struct Outcome<S> {
     pub report: Report,
@@ -103,7 +108,7 @@ impl<S> Engine<S> {
         let mut ctx = Ctx::new(action, env, tools, flags, kv, charm);
         ctx.is_action = true;
         automatic::begin(&self.auto, &self.registry, &mut ctx)?;
-        let flag = format!("actions.{action}");
+        let flag = action_flag(action);
         ctx.flags.set(&flag);
         let report = bus::dispatch(&self.registry, &mut ctx)?;
         (self.finish)(&mut ctx).context("finishing the action")?;

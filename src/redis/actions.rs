@@ -20,15 +20,16 @@ use super::config::{RedisConfig, SENTINEL_PORT};
 use super::peers;
 use crate::juju::Settings;
 use crate::layers::{Ctx, State};
-use crate::reactive::Registry;
+use crate::meta::action;
+use crate::reactive::{Registry, action_flag};
 
 /// How long `check-service` waits for Redis and Sentinel.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Registers the read-only actions' handlers.
 pub fn register(reg: &mut Registry<State>) {
-    reg.handler("redis:get-password").when("actions.get-password").run(get_password);
-    reg.handler("redis:check-service").when("actions.check-service").run(check_service);
+    reg.handler("redis:get-password").when(&action_flag(action::GET_PASSWORD)).run(get_password);
+    reg.handler("redis:check-service").when(&action_flag(action::CHECK_SERVICE)).run(check_service);
 }
 
 fn get_password(ctx: &mut Ctx<'_>) -> Result<()> {

@@ -18,6 +18,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::meta::OptionType;
+
 /// The default of the `port` option, as in `config.yaml`.
 pub const DEFAULT_PORT: u16 = 6379;
 
@@ -168,6 +170,8 @@ impl MaxmemoryPolicy {
 /// One config option: its name in `config.yaml`, and how a value given for it is checked and stored.
 struct OptionSpec {
     name: &'static str,
+    /// Its type in `config.yaml` (what Juju checks `juju config` values against).
+    kind: OptionType,
     /// Validates `value` and stores it in the config. `Err` holds the problem, worded to follow the option's
     /// name: "must be 1-65535, got 70000".
     apply: fn(&mut RedisConfig, &Value) -> Result<(), String>,
@@ -177,6 +181,7 @@ struct OptionSpec {
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "port",
+        kind: OptionType::Int,
         apply: |cfg, value| {
             let port = integer_in(value, 1, u16::MAX.into())?;
             let port = u16::try_from(port).map_err(|_| range_problem(1, u16::MAX.into(), value))?;
@@ -189,6 +194,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "require-auth",
+        kind: OptionType::Boolean,
         apply: |cfg, value| {
             if let Some(b) = boolean(value)? {
                 cfg.require_auth = b;
@@ -198,6 +204,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "password",
+        kind: OptionType::String,
         apply: |cfg, value| {
             // Never show the value: it is a secret, even when it is wrong.
             let text = match value {
@@ -216,6 +223,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "appendonly",
+        kind: OptionType::Boolean,
         apply: |cfg, value| {
             if let Some(b) = boolean(value)? {
                 cfg.appendonly = b;
@@ -225,6 +233,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "appendfsync",
+        kind: OptionType::String,
         apply: |cfg, value| {
             if let Some(text) = string(value)? {
                 cfg.appendfsync = one_of(&AppendFsync::ALL, AppendFsync::as_str, text, value)?;
@@ -234,6 +243,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "save",
+        kind: OptionType::String,
         apply: |cfg, value| {
             if let Some(text) = string(value)? {
                 cfg.save = parse_save(text).ok_or_else(|| {
@@ -249,6 +259,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "maxmemory",
+        kind: OptionType::String,
         apply: |cfg, value| {
             if let Some(text) = string(value)? {
                 cfg.maxmemory = parse_size(text).map_err(|problem| format!("{problem}, got {}", shown(value)))?;
@@ -258,6 +269,7 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "maxmemory-policy",
+        kind: OptionType::String,
         apply: |cfg, value| {
             if let Some(text) = string(value)? {
                 cfg.maxmemory_policy = one_of(&MaxmemoryPolicy::ALL, MaxmemoryPolicy::as_str, text, value)?;
@@ -266,6 +278,11 @@ const OPTIONS: &[OptionSpec] = &[
         },
     },
 ];
+
+/// Every option [`RedisConfig::from_juju`] reads, with the type it expects config.yaml to declare for it.
+pub fn options() -> impl Iterator<Item = (&'static str, OptionType)> {
+    OPTIONS.iter().map(|o| (o.name, o.kind))
+}
 
 /// Checks a password against the charm's rules: 16-512 characters, printable ASCII, no whitespace and none of
 /// `"` `'` `\`, so that it can be written into redis.conf and sentinel.conf without quoting.
@@ -975,26 +992,23 @@ mod tests {
         }
     }
 
-    /// The defaults here and in config.yaml must agree, and every option in config.yaml must be validated.
+    /// The defaults here and in config.yaml must agree, every option in config.yaml must be validated, and each
+    /// with the type config.yaml declares.
     #[test]
     fn defaults_and_options_match_config_yaml() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
-        let text = std::fs::read_to_string(path).unwrap();
-        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        let options = yaml["options"].as_mapping().unwrap();
-        let mut names: Vec<&str> = options.keys().map(|k| k.as_str().unwrap()).collect();
+        let meta = crate::meta::CharmMeta::shipped().unwrap();
+        let mut names: Vec<&str> = meta.options.iter().map(|o| o.name.as_str()).collect();
         names.sort_unstable();
         let mut ours: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
         ours.sort_unstable();
         assert_eq!(names, ours, "config.yaml options and OPTIONS differ");
+        for (name, kind) in options() {
+            assert_eq!(meta.option(name).map(|o| o.kind), Some(kind), "type of {name}");
+        }
 
         // Feeding config.yaml's defaults through the validators gives RedisConfig::default().
-        let mut defaults = Map::new();
-        for (name, option) in options {
-            let default = serde_json::to_value(&option["default"]).unwrap();
-            defaults.insert(name.as_str().unwrap().to_owned(), default);
-        }
+        let defaults: Map<String, Value> = meta.options.iter().map(|o| (o.name.clone(), o.default.clone())).collect();
         assert_eq!(RedisConfig::from_juju(&defaults).unwrap(), RedisConfig::default());
-        assert_eq!(options["port"]["default"].as_u64(), Some(u64::from(DEFAULT_PORT)));
+        assert_eq!(meta.option("port").unwrap().default.as_u64(), Some(u64::from(DEFAULT_PORT)));
     }
 }

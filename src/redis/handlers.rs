@@ -27,15 +27,20 @@ use super::podspec::{Deployment, ImageDetails, image_version, render_pod_spec};
 use super::relation::{UNIT_KEYS, add_sentinels, app_data, unit_data, with_deletions};
 use super::topology::{self, Names};
 use crate::juju::LogLevel;
-use crate::layers::{Ctx, State, caas_base, docker_resource, status};
-use crate::reactive::{Registry, joined_units};
+use crate::layers::docker_resource::{self, ResourceFlag};
+use crate::layers::{Ctx, State, caas_base, status};
+use crate::meta::{self, RelationHook, action, hook};
+use crate::reactive::{EndpointFlag, LEADER_FLAG, Registry, action_flag, endpoint_flag, joined_units};
 
 /// The image resource the charm runs.
-pub const IMAGE: &str = "redis-image";
+pub const IMAGE: &str = meta::REDIS_IMAGE.name;
 /// The relation endpoint clients use.
-pub const ENDPOINT: &str = "db";
-/// Set in the `rotate-password` action.
-pub const ROTATE_ACTION: &str = "actions.rotate-password";
+pub const ENDPOINT: &str = meta::DB.name;
+
+/// The flag set in the `rotate-password` action.
+fn rotate_flag() -> String {
+    action_flag(action::ROTATE_PASSWORD)
+}
 
 const CONFIGURED: &str = "redis.configured";
 const INVALID: &str = "redis.config.invalid";
@@ -58,16 +63,16 @@ const DEPARTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// Registers the Redis handlers (after the layers' own, as the original's `reactive/redis.py` was).
 pub fn register(reg: &mut Registry<State>) {
-    let available = format!("{}.available", docker_resource::prefix(IMAGE));
-    reg.handler("redis:rotate-password-check").when(ROTATE_ACTION).run(rotate_password_check);
+    let available = docker_resource::flag(IMAGE, ResourceFlag::Available);
+    reg.handler("redis:rotate-password-check").when(&rotate_flag()).run(rotate_password_check);
     reg.handler("redis:configure").when(&available).run(configure);
-    reg.handler("redis:publish-db").when(&format!("endpoint.{ENDPOINT}.joined")).run(publish_db);
+    reg.handler("redis:publish-db").when(&endpoint_flag(ENDPOINT, EndpointFlag::Joined)).run(publish_db);
     reg.per_relation(ENDPOINT, &["redis.db.published.", "redis.db.published-app."]);
     reg.handler("redis:acknowledge").when(CONFIGURED).run(acknowledge);
-    reg.handler("redis:finish-rotation").when_all(&[CONFIGURED, "leadership.is_leader"]).run(finish_rotation);
+    reg.handler("redis:finish-rotation").when_all(&[CONFIGURED, LEADER_FLAG]).run(finish_rotation);
     reg.handler("redis:reconfigure").when(RECONFIGURE).run(reconfigure);
-    reg.handler("redis:peer-departed").hook(&["redis-peers-relation-departed"]).run(peer_departed);
-    reg.handler("redis:rotate-password-done").when(ROTATE_ACTION).run(|ctx| {
+    reg.handler("redis:peer-departed").hook(&[&meta::PEERS.hook(RelationHook::Departed)]).run(peer_departed);
+    reg.handler("redis:rotate-password-done").when(&rotate_flag()).run(|ctx| {
         let mut results = crate::juju::Settings::new();
         results.insert("rotated".into(), "true".into());
         results.insert("generation".into(), peers::shared(ctx)?.generation.to_string());
@@ -81,7 +86,7 @@ pub fn register(reg: &mut Registry<State>) {
 /// (the others only read). The unit being removed does none.
 fn works(ctx: &Ctx<'_>) -> bool {
     if ctx.is_action {
-        return ctx.flags.is_set(ROTATE_ACTION);
+        return ctx.flags.is_set(&rotate_flag());
     }
     !departing_self(ctx)
 }
@@ -110,7 +115,7 @@ fn rotate_password_check(ctx: &mut Ctx<'_>) -> Result<()> {
     };
     if let Some(why) = refusal {
         ctx.tools.action_fail(&why)?;
-        ctx.flags.clear(ROTATE_ACTION);
+        ctx.flags.clear(&rotate_flag());
     }
     Ok(())
 }
@@ -137,7 +142,7 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         // A store that says "available" without the details (older or damaged): fetch it again rather than
         // fail every hook. The fetch handler runs in the next iteration, then this one again.
         ctx.trace.push(format!("{IMAGE} is flagged available but its details are missing: fetching it again"));
-        ctx.flags.clear(&format!("{}.available", docker_resource::prefix(IMAGE)));
+        ctx.flags.clear(&docker_resource::flag(IMAGE, ResourceFlag::Available));
         docker_resource::fetch(ctx, IMAGE);
         return Ok(());
     };
@@ -166,7 +171,7 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     } else {
         message.push_str(" (pod spec set by the leader)");
     }
-    if cfg.require_auth && ctx.flags.is_set(&format!("endpoint.{ENDPOINT}.joined")) {
+    if cfg.require_auth && ctx.flags.is_set(&endpoint_flag(ENDPOINT, EndpointFlag::Joined)) {
         message.push_str("; auth on: ops-library clients cannot connect");
     }
     status::active(ctx, &message);
@@ -195,13 +200,13 @@ impl Plan {
         // Nothing reaches the servers that Juju has not committed (see auth): with auth on and no password
         // committed yet, there is nothing to apply. In install no pod of the application runs yet (the first spec
         // creates them, with the files it carries).
-        let live = if ctx.hook == "install" || (cfg.require_auth && committed.password.is_none()) {
+        let live = if ctx.hook == hook::INSTALL || (cfg.require_auth && committed.password.is_none()) {
             None
         } else {
             let desired = Desired::new(&app, cfg, &committed, units);
             let mode = if ctx.kv.get_as::<String>(APPLIED_KEY).as_deref() != Some(desired.fingerprint().as_str()) {
                 Some(Mode::Apply)
-            } else if ctx.hook == "update-status" || ctx.hook.starts_with("redis-peers-relation-") {
+            } else if ctx.hook == hook::UPDATE_STATUS || meta::PEERS.hook_kind(ctx.hook).is_some() {
                 Some(Mode::Verify)
             } else {
                 None
@@ -227,7 +232,7 @@ impl Plan {
             "password": &topo.password,
             "previous": &topo.previous_password,
         });
-        let render = ctx.hook == "upgrade-charm" || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs);
+        let render = ctx.hook == hook::UPGRADE_CHARM || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs);
         Ok(Plan { committed, live, base, next, topo, inputs, render })
     }
 
@@ -238,7 +243,7 @@ impl Plan {
 
 /// The leader's part of configure: the running pods, the password, the spec, and what it finds out about them.
 fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()> {
-    let rotate = ctx.flags.is_set(ROTATE_ACTION);
+    let rotate = ctx.flags.is_set(&rotate_flag());
     let committed = peers::shared(ctx)?;
     let mut plan = Plan::new(ctx, cfg, image, committed, rotate)?;
     // Acting on a stale copy of the bag could undo what an action changed: read it first.
@@ -254,7 +259,7 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()
                     live::converge(admin, desired, Mode::Apply).context("applying the config to the running pods")?
                 }
                 // In update-status, a check that finds something wrong looks again (bounded) before saying so.
-                Mode::Verify if ctx.hook == "update-status" => {
+                Mode::Verify if ctx.hook == hook::UPDATE_STATUS => {
                     live::verify_settled(admin, desired, VERIFY_ATTEMPTS, VERIFY_PAUSE)
                         .context("checking the running pods")?
                 }
@@ -282,7 +287,7 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()
             ctx.trace.push(format!("password generation {} shared", plan.next.generation));
         }
     }
-    if ctx.hook == "install" {
+    if ctx.hook == hook::INSTALL {
         // The pods this spec creates start with what it gives them: that is what is applied.
         let applied = Desired::new(ctx.env.app_name(), cfg, &plan.next, peers::units(ctx));
         ctx.kv.set_as(APPLIED_KEY, &applied.fingerprint());
@@ -299,7 +304,9 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()
         ctx.kv.data_changed(SPEC_INPUTS, &plan.inputs);
     }
     match (health, plan.live.as_ref().map(|(_, m)| *m)) {
-        (Some(h), Some(mode)) => note_health(ctx, &h, &plan.next, mode == Mode::Verify && ctx.hook == "update-status"),
+        (Some(h), Some(mode)) => {
+            note_health(ctx, &h, &plan.next, mode == Mode::Verify && ctx.hook == hook::UPDATE_STATUS)
+        }
         _ => Ok(()),
     }
 }
@@ -333,8 +340,8 @@ fn note_health(ctx: &mut Ctx<'_>, health: &Health, shared: &Shared, settled: boo
 
 /// This unit's ingress address: asked in the hooks where it can change, remembered otherwise.
 fn ingress_address(ctx: &mut Ctx<'_>) -> Result<String> {
-    let refresh = ctx.hook.starts_with(&format!("{ENDPOINT}-relation-"))
-        || matches!(ctx.hook, "config-changed" | "upgrade-charm" | "leader-elected" | "start");
+    let refresh = meta::DB.hook_kind(ctx.hook).is_some()
+        || [hook::CONFIG_CHANGED, hook::UPGRADE_CHARM, hook::LEADER_ELECTED, hook::START].contains(&ctx.hook);
     let cached: Option<String> = ctx.kv.get_as(ADDRESS_KEY);
     match cached {
         Some(h) if !refresh => Ok(h),
@@ -411,7 +418,7 @@ fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
             ctx.tools.relation_set(rid, &app_data, true)?;
         }
     }
-    if ctx.hook == format!("{ENDPOINT}-relation-joined") && cfg.require_auth {
+    if meta::DB.hook_kind(ctx.hook) == Some(RelationHook::Joined) && cfg.require_auth {
         let rid = ctx.env.relation_id.clone().unwrap_or_default();
         let msg = format!(
             "a client joined {rid} while require-auth is on: clients built on the ops redis_k8s library \
@@ -441,7 +448,7 @@ fn acknowledge(ctx: &mut Ctx<'_>) -> Result<()> {
 /// new one: clients learn the new password from their relation-changed hooks, which run as the units publish it,
 /// and get until then (at most one update-status interval, 5 minutes by default) to move.
 fn finish_rotation(ctx: &mut Ctx<'_>) -> Result<()> {
-    if !works(ctx) || ctx.hook != "update-status" || ctx.charm.redis.promoted || peers::relation_id(ctx).is_none() {
+    if !works(ctx) || ctx.hook != hook::UPDATE_STATUS || ctx.charm.redis.promoted || peers::relation_id(ctx).is_none() {
         return Ok(());
     }
     let shared = peers::shared(ctx)?;

@@ -27,10 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::juju::Settings;
 use crate::layers::Ctx;
+use crate::meta::{self, hook};
 use crate::reactive::joined_units;
 
 /// The peer endpoint, as declared in metadata.yaml.
-pub const ENDPOINT: &str = "redis-peers";
+pub const ENDPOINT: &str = meta::PEERS.name;
 
 const KEY_PASSWORD: &str = "password";
 const KEY_PREVIOUS: &str = "previous-password";
@@ -111,8 +112,8 @@ pub fn units(ctx: &Ctx<'_>) -> u32 {
     u32::try_from(other_units(ctx).len() + 1).unwrap_or(u32::MAX)
 }
 
-fn refresh_hook(hook: &str) -> bool {
-    hook.starts_with("redis-peers-relation-") || matches!(hook, "update-status" | "upgrade-charm")
+fn refresh_hook(name: &str) -> bool {
+    meta::PEERS.hook_kind(name).is_some() || name == hook::UPDATE_STATUS || name == hook::UPGRADE_CHARM
 }
 
 /// What the application bag holds: this unit's copy, re-read in the hooks where the bag may have changed unseen
