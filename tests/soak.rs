@@ -220,11 +220,23 @@ impl Model {
         support::local::action_result(&self.ok(&["run-action", unit, action]), unit)
     }
 
+    /// get-password's answer. Actions run in the workload pod: one whose pod is replaced while it runs (a rolling
+    /// update) is `failed` with "action terminated", as on Juju, and an operator runs it again; so does this, at
+    /// most twice, after the application settles.
     fn password(&self, unit: &str) -> String {
-        let r = self.action(unit, "get-password");
-        match r["results"]["password"].as_str() {
-            Some(p) => p.to_string(),
-            None => self.fail(&format!("get-password on {unit} gave {r:?}")),
+        let mut tries = 0;
+        loop {
+            let r = self.action(unit, "get-password");
+            if let Some(p) = r["results"]["password"].as_str() {
+                return p.to_string();
+            }
+            let terminated =
+                r["status"].as_str() == Some("failed") && r["message"].as_str() == Some("action terminated");
+            if !terminated || tries == 2 {
+                self.fail(&format!("get-password on {unit} gave {r:?}"));
+            }
+            tries += 1;
+            let _ = self.run(&["wait", APP, "--timeout", "60"]);
         }
     }
 
