@@ -104,14 +104,16 @@ bench-quick:
 # Mutation testing (cargo-mutants) of the engine, the layers, the Redis config/relation/auth logic and the tool
 # runner, against the fast suites. Not part of `make test`: about 90 s a mutant here (hours in all). Narrow it with
 # MUTANT_FILES='-f src/juju/runner.rs'; the report is in mutants.out/ (outcomes.json, missed.txt, caught.txt).
-# The podspec tests that run real processes and the test that needs .venv-tools (not copied) are skipped.
+# The podspec tests that run real processes and the test that needs .venv-tools (not copied) are skipped, and so
+# are the suite binary's crash_points, fault_matrix and packaging modules (the fast suites are the rest).
 MUTANT_FILES ?= -f 'src/reactive/*.rs' -f 'src/layers/*.rs' -f src/redis/config.rs -f src/redis/relation.rs \
   -f src/redis/auth.rs -f src/juju/runner.rs
-MUTANT_TESTS := --lib --test reactive_engine --test charm_hooks --test store_compat --test store_budget \
-  --test hook_binary --test secrets --test call_budget --test hostile_input
+MUTANT_TESTS := --lib --test suite
+MUTANT_SKIP := --skip podspec::tests:: --skip one_unit_both_families \
+  --skip crash_points:: --skip fault_matrix:: --skip packaging::
 mutants: setup
 	@command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
-	cargo mutants $(MUTANT_FILES) -- $(MUTANT_TESTS) -- --skip podspec::tests:: --skip one_unit_both_families
+	cargo mutants $(MUTANT_FILES) -- $(MUTANT_TESTS) -- $(MUTANT_SKIP)
 
 # Writes benches/DAY2.md; DAY2_ROUNDS=N repeats every operation N times.
 bench-day2: setup charm

@@ -1,9 +1,10 @@
 //! The built `redis-k8s.charm` on the local agent (`juju-local`), exactly as an operator drives Juju:
 //! deploy, config, relate, attach-resource, scale, remove; and a real redis-server answering where the
-//! charm said. Needs root (network namespaces), `redis-server` and `bwrap` (`make setup`), the charm
+//! charm said. Needs root (network namespaces), `redis-server`, `bwrap` and `ip` (`make setup`), the charm
 //! (`make charm`, or `REDIS_K8S_CHARM`) and the juju-local binary (`cargo build -p juju-local`, or
-//! `JUJU_LOCAL_BIN`). Every test uses its own model directory and destroys it, processes and
-//! namespaces included, even when it fails.
+//! `JUJU_LOCAL_BIN`), so it is a test target of its own: on a machine lacking any of them every test fails
+//! first with one line naming what is missing (`support::local::require_pods`). Every test uses its own
+//! model directory and destroys it, processes and namespaces included, even when it fails.
 
 mod support;
 
@@ -29,7 +30,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Model {
+    /// Fails the test with one line first when the machine cannot run pods (`support::local::require_pods`).
     fn new(tag: &str) -> Model {
+        support::local::require_pods("e2e_local");
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("redis-k8s-e2e-{tag}-{}-{n}", std::process::id()));
         let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

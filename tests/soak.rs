@@ -43,7 +43,8 @@
 //! The seed is printed first (`soak: seed 0x…`) and in every failure; `REDIS_K8S_SOAK_SEED=0x…` replays
 //! a run step for step, `REDIS_K8S_SOAK_STEPS=N` overrides the number of steps, `REDIS_K8S_SOAK_KEEP=1` keeps
 //! a failed run's model directory (as `<dir>.kept`). Needs root, redis-server,
-//! bwrap and ip, like `tests/e2e_local.rs`; each run uses its own model dir and destroys it, even when
+//! bwrap and ip, like `tests/e2e_local.rs`, so it is a test target of its own: without them every test fails
+//! first with one line naming what is missing; each run uses its own model dir and destroys it, even when
 //! it fails.
 
 mod support;
@@ -118,7 +119,9 @@ struct Model {
 }
 
 impl Model {
+    /// Fails the test with one line first when the machine cannot run pods (`support::local::require_pods`).
     fn new(tag: &str, seed: u64) -> Model {
+        support::local::require_pods("soak");
         let dir = std::env::temp_dir().join(format!("redis-k8s-soak-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let files = dir.with_extension("files");

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::TempDir;
 
-/// The registry password the private image carries; it must never leak (see `tests/secrets.rs`).
+/// The registry password the private image carries; it must never leak (see `tests/suite/secrets.rs`).
 pub const SECRET: &str = "s3cret-registry-pw";
 /// The image a unit is deployed with.
 pub const PUBLIC_IMAGE: &str = "registrypath: redis:7.0\nusername: ''\npassword: ''\n";
@@ -37,7 +37,7 @@ pub const INGRESS: &str = "10.152.183.7";
 /// The peer relation, there from the first hook (Juju creates peer relations with the application).
 pub const PEER_RID: &str = "redis-peers:1";
 /// The Redis password a previous leader shared in the peer application bag. Fixed, so every run of the
-/// lifecycle is deterministic (a generated one differs per run: see `tests/secrets.rs` for that path).
+/// lifecycle is deterministic (a generated one differs per run: see `tests/suite/secrets.rs` for that path).
 pub const REDIS_PW: &str = "s3cretRedisSharedPassword0123456";
 
 /// Every secret the lifecycle carries: none may reach a log line, a status, argv or the binary's output.

@@ -1,30 +1,91 @@
-//! Where the end-to-end suites find what they drive: the built `.charm` and the juju-local binary.
+//! Where the end-to-end suites find what they drive: the built `.charm` and the juju-local binary; and what
+//! those root-only suites (`e2e_local`, `soak`) check before they start, so that on a machine lacking
+//! something they fail with one line naming it ([`require_pods`]) instead of somewhere inside juju-local.
 
 use std::path::{Path, PathBuf};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The commands juju-local runs a pod with: bubblewrap for its mount namespace, `ip` for its network
+/// namespace's links, and the machine's redis-server as the `redis` image.
+pub const POD_COMMANDS: &[&str] = &["bwrap", "ip", "redis-server"];
+
+/// Where the built charm is looked for: `REDIS_K8S_CHARM`, else `<repo>/redis-k8s.charm`.
+pub fn charm_path() -> PathBuf {
+    std::env::var_os("REDIS_K8S_CHARM").map(PathBuf::from).unwrap_or_else(|| Path::new(REPO).join("redis-k8s.charm"))
+}
+
 /// The built charm: `REDIS_K8S_CHARM`, else `<repo>/redis-k8s.charm`; fails clearly when missing.
 pub fn charm() -> PathBuf {
-    let p = std::env::var_os("REDIS_K8S_CHARM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join("redis-k8s.charm"));
+    let p = charm_path();
     assert!(p.is_file(), "{} is missing: build it with `make charm`", p.display());
     p
 }
 
+/// Where the juju-local binary is: `JUJU_LOCAL_BIN` (as given), else the workspace's debug or release build;
+/// `None` when neither is set or built.
+pub fn juju_local_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("JUJU_LOCAL_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    ["debug", "release"]
+        .iter()
+        .map(|profile| Path::new(REPO).join("target").join(profile).join("juju-local"))
+        .find(|p| p.is_file())
+}
+
 /// The juju-local binary: `JUJU_LOCAL_BIN`, else the workspace's debug or release build.
 pub fn juju_local() -> PathBuf {
-    if let Some(p) = std::env::var_os("JUJU_LOCAL_BIN") {
-        return PathBuf::from(p);
+    juju_local_path()
+        .unwrap_or_else(|| panic!("juju-local is not built: run `cargo build -p juju-local` (make test does)"))
+}
+
+/// What a suite running real pods on juju-local needs and the machine lacks, one phrase each (empty when
+/// nothing): root (`euid` 0, for network namespaces), every [`POD_COMMANDS`] entry `on_path`, the charm at
+/// `charm`, the juju-local binary at `juju_local`.
+pub fn missing_for_pods(
+    euid: u32,
+    on_path: impl Fn(&str) -> bool,
+    charm: &Path,
+    juju_local: Option<&Path>,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    if euid != 0 {
+        missing.push("root (network namespaces)".to_string());
     }
-    for profile in ["debug", "release"] {
-        let p = Path::new(REPO).join("target").join(profile).join("juju-local");
-        if p.is_file() {
-            return p;
-        }
+    let commands: Vec<&str> = POD_COMMANDS.iter().copied().filter(|c| !on_path(c)).collect();
+    match commands.as_slice() {
+        [] => {}
+        [one] => missing.push(format!("{one} on PATH (`make setup`)")),
+        [init @ .., last] => missing.push(format!("{} and {last} on PATH (`make setup`)", init.join(", "))),
     }
-    panic!("juju-local is not built: run `cargo build -p juju-local` (make test does)");
+    if !charm.is_file() {
+        missing.push(format!("the charm at {} (`make charm`, or set REDIS_K8S_CHARM)", charm.display()));
+    }
+    match juju_local {
+        Some(p) if p.is_file() => {}
+        Some(p) => missing.push(format!("juju-local at {} (JUJU_LOCAL_BIN names no file)", p.display())),
+        None => missing.push("juju-local (`cargo build -p juju-local`, or set JUJU_LOCAL_BIN)".to_string()),
+    }
+    missing
+}
+
+/// The one line a root-only suite fails with when the machine lacks `missing` (from [`missing_for_pods`]).
+pub fn needs_line(suite: &str, missing: &[String]) -> String {
+    format!("{suite} needs {}: `make test` as root provides all of it", missing.join(", "))
+}
+
+/// Fails the calling test with one line naming everything `suite` needs and this machine lacks (see
+/// [`missing_for_pods`]); every test of a root-only suite calls it first, through its model's constructor.
+pub fn require_pods(suite: &str) {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let charm = charm_path();
+    let juju_local = juju_local_path();
+    let missing = missing_for_pods(euid, |c| which::which(c).is_ok(), &charm, juju_local.as_deref());
+    if !missing.is_empty() {
+        panic!("{}", needs_line(suite, &missing));
+    }
 }
 
 /// A unit's entry in `juju-local run-action` output (`unit-<app>-<n>: {status, results, …}`, as

@@ -4,8 +4,7 @@
 //! workload container is not running (§5e); and a committed relation change fires relation-changed on
 //! the units Juju's watchers would wake (§6), after hooks and actions alike.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const ACTIONS: &str =
     "probe:\n  description: p\nchange:\n  description: c\n  params:\n    mode: {type: string, default: ok}\n";

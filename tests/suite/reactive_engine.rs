@@ -563,13 +563,15 @@ fn crash_between_temp_write_and_rename_keeps_the_old_store() {
     if std::env::var_os("ENGINE_CRASH_CHILD").is_some() {
         return;
     }
+    // The child's full name in the suite binary (tests/suite/main.rs), as `--exact` wants it.
+    const CHILD: &str = "reactive_engine::crash_child";
     let dir = std::env::temp_dir().join(format!("redis-k8s-engine-crash-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     for point in ["store-before-rename", "store-after-rename"] {
         let _ = fs::remove_dir_all(&dir);
         // First commit, uncrashed.
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args(["--exact", CHILD, "--nocapture", "--test-threads=1"])
             .env("ENGINE_CRASH_DIR", &dir)
             .env("ENGINE_CRASH_PORT", "6379")
             .output()
@@ -577,7 +579,7 @@ fn crash_between_temp_write_and_rename_keeps_the_old_store() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let before = fs::read(dir.join(redis_k8s::reactive::store::FILE_NAME)).unwrap();
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args(["--exact", CHILD, "--nocapture", "--test-threads=1"])
             .env("ENGINE_CRASH_DIR", &dir)
             .env("ENGINE_CRASH_PORT", "7000")
             .env("REDIS_K8S_CRASH_AT", point)

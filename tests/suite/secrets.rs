@@ -10,14 +10,12 @@
 //! The same checks run inside the fault matrix and the crash points (every failure path there); this file
 //! runs whole lifecycles with the secrets present from the first hook.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use support::fake_unit::{FakeUnit, PEER_RID, PRIVATE_IMAGE, REDIS_PW, SECRET, Step};
-use support::sim::{Sim, SimModel, SimSnapshot};
+use crate::support::fake_unit::{FakeUnit, PEER_RID, PRIVATE_IMAGE, REDIS_PW, SECRET, Step};
+use crate::support::sim::{Sim, SimModel, SimSnapshot};
 
 /// Every regular file under `root` that contains `needle`, with its mode.
 fn files_containing(root: &Path, needle: &str) -> Vec<(PathBuf, u32)> {

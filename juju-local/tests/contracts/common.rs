@@ -17,8 +17,39 @@ pub struct TestModel {
     pub env: Vec<(String, String)>,
 }
 
+/// The commands juju-local runs pods with: bubblewrap, `ip` for the network namespaces, and the machine's
+/// redis-server as the `redis` image.
+pub const POD_COMMANDS: &[&str] = &["bwrap", "ip", "redis-server"];
+
+/// What running pods needs and the machine lacks, one phrase each (empty when nothing): root (`euid` 0)
+/// and every [`POD_COMMANDS`] entry `on_path`.
+pub fn missing_for_pods(euid: u32, on_path: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut missing = Vec::new();
+    if euid != 0 {
+        missing.push("root (network namespaces, /run/juju-local)".to_string());
+    }
+    let commands: Vec<&str> = POD_COMMANDS.iter().copied().filter(|c| !on_path(c)).collect();
+    match commands.as_slice() {
+        [] => {}
+        [one] => missing.push(format!("{one} on PATH (`make setup`)")),
+        [init @ .., last] => missing.push(format!("{} and {last} on PATH (`make setup`)", init.join(", "))),
+    }
+    missing
+}
+
+/// Fails the calling test with one line naming everything missing (see [`missing_for_pods`]), instead of
+/// somewhere inside juju-local; [`TestModel::new`] calls it first.
+pub fn require_pods() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let missing = missing_for_pods(unsafe { libc::geteuid() }, |c| which::which(c).is_ok());
+    if !missing.is_empty() {
+        panic!("juju-local's tests need {}: `make test` as root provides all of it", missing.join(", "));
+    }
+}
+
 impl TestModel {
     pub fn new(name: &str) -> TestModel {
+        require_pods();
         let work = std::env::temp_dir().join(format!("jl-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("create test dir");

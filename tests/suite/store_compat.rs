@@ -4,16 +4,14 @@
 //!
 //! The unit test in `src/reactive/store.rs` proves the fixture decodes; this proves the charm can run on it.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::sim::{Sim, SimModel, SimSnapshot};
 use redis_k8s::reactive::store::decode;
-use support::sim::{Sim, SimModel, SimSnapshot};
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(Path::new(support::REPO).join("tests/fixtures/store-schema-1.json")).unwrap()
+    std::fs::read(Path::new(crate::support::REPO).join("tests/fixtures/store-schema-1.json")).unwrap()
 }
 
 fn flags(bytes: &[u8]) -> BTreeMap<String, serde_json::Value> {

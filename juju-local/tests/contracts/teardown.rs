@@ -3,8 +3,7 @@
 //! when redis-server refuses to exit on SIGTERM; and the kubelet tears a model down by itself when its
 //! model dir is deleted.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 const STATEFUL_SPEC: &str = "version: 3

@@ -5,8 +5,7 @@
 //! file added to a `files` set never reaches a pod. Template labels and `kubernetesResources.pod`
 //! fields other than annotations are ignored after the first deploy in every version.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A StatefulSet spec; `files` is the files set's list, `extra` more volumeConfig entries, `top` more
 /// top-level keys.

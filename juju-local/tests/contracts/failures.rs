@@ -2,8 +2,7 @@
 //! shows `error hook failed`; a retry after the fix commits; a spec with an unknown key fails the
 //! hook with the tool's error; a spec Kubernetes would reject shows as application status error.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn failed_hook_discards_deferred_changes_and_retry_succeeds() {

@@ -3,8 +3,7 @@
 //! a charm can learn the cluster domain; `<pod>.<app>-endpoints`, `<app>` and their fully qualified
 //! forms resolve everywhere; a pod's own hostname resolves only in that pod (kubelet's hosts file).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const ARM: &str = r#"  update-status)
     {

@@ -2,8 +2,7 @@
 //! data; attach-resource runs upgrade-charm + config-changed and re-sends the spec; storage is
 //! attached after start; remove and destroy leave no process, namespace or bridge behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn relate_gives_the_client_the_providers_data() {

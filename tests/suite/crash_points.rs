@@ -22,10 +22,8 @@
 //! `store-after-rename` point separately from the rest and check that the lifecycle still converges to the
 //! fault-free end state: what the killed hook sent is sent again by its retry.
 
-mod support;
-
-use support::fake_unit::{SECRET, Step, has_secret};
-use support::sim::{self, Sim, SimCleanRun};
+use crate::support::fake_unit::{SECRET, Step, has_secret};
+use crate::support::sim::{self, Sim, SimCleanRun};
 
 /// Where a hook is killed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +85,7 @@ fn points(clean: &SimCleanRun, store_points: &[&'static str]) -> Vec<(usize, Poi
 }
 
 fn run_points(what: &str, clean: &SimCleanRun, points: &[(usize, Point)]) {
-    let results = support::parallel(points, 4, |(i, p)| crash_case(clean, *i, p));
+    let results = crate::support::parallel(points, 4, |(i, p)| crash_case(clean, *i, p));
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     assert!(
         failures.is_empty(),
@@ -127,7 +125,7 @@ fn sigkill_after_the_store_rename_leaves_a_valid_store_and_working_hooks() {
     let clean = sim::sim_clean_run("crash-window-valid");
     let points = window_points(&clean);
     eprintln!("crash points in the known window: {} store-after-rename kills", points.len());
-    let results = support::parallel(&points, 4, |(i, p)| match crash_case(&clean, *i, p) {
+    let results = crate::support::parallel(&points, 4, |(i, p)| match crash_case(&clean, *i, p) {
         // Only the end state may differ (the next test); anything else is a failure here.
         Err(e) if e.contains("the lifecycle ended elsewhere") => Ok(()),
         other => other,

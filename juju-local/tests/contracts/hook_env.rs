@@ -2,8 +2,7 @@
 //! built from scratch (no HOME/USER), argv0/cwd/stdin, exit codes 0/1/2 with `ERROR` lines, gnuflag
 //! forms, output formats, and resource-get's missing trailing newline.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Shell run in install: each probe writes `<name>=<exit code>:<stdout>|<stderr>` lines to probes.txt.
 const PROBES: &str = r#"

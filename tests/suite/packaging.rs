@@ -3,8 +3,6 @@
 //! The archive comes from `REDIS_K8S_CHARM`, else `<repo>/redis-k8s.charm`; `make test` builds it first. A
 //! missing archive fails these tests: a packaging test that passes without a package proves nothing.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
@@ -12,7 +10,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use support::{REPO, TempDir};
+use crate::support::{REPO, TempDir};
 
 /// Files the archive holds besides `dispatch` and `hooks/*` (plus actions.yaml once the charm has one).
 /// `copyright` is there because charm-proof warns without it.
@@ -149,7 +147,7 @@ fn every_hook_is_a_symlink_to_dispatch_and_matches_the_binary() {
         assert_eq!(e.data, b"../dispatch", "{} points at {:?}", e.name, String::from_utf8_lossy(&e.data));
         archived.insert(e.name["hooks/".len()..].to_string());
     }
-    let listed: BTreeSet<String> = support::listed_hooks().into_iter().collect();
+    let listed: BTreeSet<String> = crate::support::listed_hooks().into_iter().collect();
     assert_eq!(archived, listed, "hooks/ in the archive vs the binary's --list-hooks");
     assert_eq!(repo_hooks(), listed, "hooks/ in the repo vs the binary's --list-hooks");
 }
@@ -299,7 +297,7 @@ fn which_on_path(name: &str) -> bool {
 /// The check above is not vacuous: the test build of the binary is dynamic and unstripped.
 #[test]
 fn the_static_check_rejects_a_dynamic_binary() {
-    let bytes = fs::read(support::BIN).unwrap();
+    let bytes = fs::read(crate::support::BIN).unwrap();
     let result = std::panic::catch_unwind(|| check_static_stripped("the test binary", &bytes));
-    assert!(result.is_err(), "{} passed the static check", support::BIN);
+    assert!(result.is_err(), "{} passed the static check", crate::support::BIN);
 }

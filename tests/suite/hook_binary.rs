@@ -11,14 +11,12 @@
 //! while a variable the charm needs that is not UTF-8, a tool time limit out of range, no hook named, or a
 //! 120 KB program name or dispatch path each fail on one bounded line that says what is wrong, with no panic.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use support::{BIN, FAKE_TOOLS, Harness, HookRun, JSON_TOOLS, TempDir};
+use crate::support::{BIN, FAKE_TOOLS, Harness, HookRun, JSON_TOOLS, TempDir};
 
 /// The hooks the fault matrix starts from: the two every deployment runs first and that do the most.
 const MATRIX_HOOKS: &[&str] = &["install", "config-changed"];
@@ -115,7 +113,7 @@ fn config_changed_through_dispatch() {
 #[test]
 fn every_known_hook_runs_cleanly_through_dispatch() {
     let h = Harness::new("every-hook");
-    for hook in support::listed_hooks() {
+    for hook in crate::support::listed_hooks() {
         let run = h.dispatch(&hook);
         assert_ran(&run);
     }
@@ -146,7 +144,7 @@ fn an_unknown_hook_is_a_usage_error_listing_the_known_ones() {
     assert_eq!(lines.len(), 1, "{}", run.describe());
     assert!(lines[0].starts_with("redis-k8s: "), "{}", run.describe());
     assert!(lines[0].contains("frobnicate") && lines[0].contains("known hooks"), "{}", run.describe());
-    for hook in support::listed_hooks() {
+    for hook in crate::support::listed_hooks() {
         assert!(lines[0].contains(&hook), "{hook} missing from the list: {}", lines[0]);
     }
     assert!(run.calls.is_empty(), "no tool may run for an unknown hook:\n{}", run.describe());
@@ -184,7 +182,7 @@ fn outside_a_hook_context_it_is_a_cli() {
 /// "not found on PATH" as its only behaviour.
 #[test]
 fn every_tool_in_hook_tools_has_a_fake() {
-    let src = std::fs::read_to_string(Path::new(support::REPO).join("src/juju/hook_tools.rs")).unwrap();
+    let src = std::fs::read_to_string(Path::new(crate::support::REPO).join("src/juju/hook_tools.rs")).unwrap();
     let mut named = BTreeSet::new();
     for pat in ["self.run(\"", "self.json(\""] {
         for (i, _) in src.match_indices(pat) {
@@ -213,7 +211,7 @@ fn the_fakes_keep_the_contract() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let calls = support::parse_log(&std::fs::read_to_string(&h.log).unwrap());
+    let calls = crate::support::parse_log(&std::fs::read_to_string(&h.log).unwrap());
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].args, ["--", "redis-image"]);
     assert!(calls[1].stdin.contains("name: redis-k8s"), "{:?}", calls[1]);
@@ -341,7 +339,7 @@ fn run_raw(h: &Harness, label: &str, program: &Path, argv0: Option<&OsStr>, env:
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        calls: support::parse_log(&std::fs::read_to_string(&h.log).unwrap_or_default()),
+        calls: crate::support::parse_log(&std::fs::read_to_string(&h.log).unwrap_or_default()),
     }
 }
 

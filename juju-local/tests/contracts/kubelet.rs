@@ -4,8 +4,7 @@
 //! unhealthy container restarts in place with CrashLoopBackOff; deletion is SIGTERM to each PID 1,
 //! then SIGKILL after the grace period; and none of it needs a juju-local command to run.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 /// A StatefulSet spec for the test charm: `v` goes into the env (a template field), `content` into a

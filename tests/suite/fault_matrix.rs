@@ -25,15 +25,13 @@
 //! The path where the leader generates one (a different one per run) has its own matrix over install's
 //! call sites, compared with the clean run but for the password itself.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::fake_unit::{self, FakeUnit, Step, Tamper, has_secret};
+use crate::support::sim::{self, Sim};
+use crate::support::{HookRun, JSON_TOOLS};
 use redis_k8s::juju::ToolError;
 use redis_k8s::juju::fake::{Fault, timeout_fault};
-use support::fake_unit::{self, FakeUnit, Step, Tamper, has_secret};
-use support::sim::{self, Sim};
-use support::{HookRun, JSON_TOOLS};
 
 /// `REDIS_K8S_LONG_TESTS=1`: the real binary gets the whole matrix, not a slice.
 fn long_run() -> bool {
@@ -263,7 +261,7 @@ fn fake_every_call_of_every_hook_failing_every_way_commits_nothing_and_converges
             }
         }
     }
-    let results = support::parallel(&cases, 8, |(i, tool, nth, kind)| fake_case(&clean, *i, tool, *nth, *kind));
+    let results = crate::support::parallel(&cases, 8, |(i, tool, nth, kind)| fake_case(&clean, *i, tool, *nth, *kind));
     eprintln!(
         "fault matrix (in-process fake): {} hooks x {sites} call sites x up to {} fault kinds = {} cases {per_kind:?}",
         Step::LIFECYCLE.len(),
@@ -404,7 +402,7 @@ fn binary_slice_of_the_matrix_fails_on_one_line_commits_nothing_and_converges() 
             }
         }
     }
-    let results = support::parallel(&cases, 8, |(i, n, tool, kind)| sim_case(&clean, *i, *n, tool, *kind));
+    let results = crate::support::parallel(&cases, 8, |(i, n, tool, kind)| sim_case(&clean, *i, *n, tool, *kind));
     let sites: usize = clean.calls.iter().map(Vec::len).sum();
     let mut per_kind = BTreeMap::<String, usize>::new();
     for (_, _, _, k) in &cases {
@@ -447,7 +445,7 @@ fn generated_password_path_fails_cleanly_and_converges_but_for_the_password() {
             cases.push((tool.clone(), nth, kind));
         }
     }
-    let results = support::parallel(&cases, 8, |(tool, nth, kind)| -> Result<(), String> {
+    let results = crate::support::parallel(&cases, 8, |(tool, nth, kind)| -> Result<(), String> {
         let case = format!("[generated password / install / {tool}#{nth} / {kind:?}]");
         let mut u = fresh("gen-fault");
         let (faults, tamper) = kind.inject(tool, *nth);
@@ -645,7 +643,7 @@ fn admin_matrix(what: &str, start: &fake_unit::Snapshot, steps: &[AdminStep]) {
     }
     eprintln!("{what}: {} cases; sessions per step: {}", cases.len(), per_step.join(", "));
     assert!(cases.len() >= 16, "{what}: the lifecycle must reach the pods: {per_step:?}");
-    let results = support::parallel(&cases, 8, |(i, session, kind)| admin_case(&run, steps, *i, session, kind));
+    let results = crate::support::parallel(&cases, 8, |(i, session, kind)| admin_case(&run, steps, *i, session, kind));
     report(what, results);
 }
 

@@ -6,12 +6,10 @@
 //! must be under budget, not much bigger than before the client came, and mirrored byte for byte; once the
 //! relation is gone, nothing in the store is named after it.
 
-mod support;
-
+use crate::support::fake_unit::{FakeUnit, REMOTE, RID, Step};
 use redis_k8s::juju::HookEnv;
 use redis_k8s::juju::Settings;
 use redis_k8s::juju::fake::FakeRelation;
-use support::fake_unit::{FakeUnit, REMOTE, RID, Step};
 
 /// The store's budget: Juju's limit for one `state-set` value.
 const BUDGET: usize = 64 * 1024;

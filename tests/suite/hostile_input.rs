@@ -22,17 +22,15 @@
 //! Each property runs [`cases()`] cases: 64 by default (the whole file takes a few seconds), 4096 with
 //! `REDIS_K8S_LONG_TESTS=1`. Failures are not persisted to files; proptest prints the minimal input.
 
-mod support;
-
 use std::sync::OnceLock;
 
+use crate::support::fake_unit::{self, CleanRun, FakeUnit, SECRET, Step, Tamper};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
 use redis_k8s::juju::{HookTools, ToolError, ToolRunner};
 use redis_k8s::layers::docker_resource::parse_content;
 use redis_k8s::reactive::store::{MIRROR_KEY, decode};
 use serde_json::{Value, json};
-use support::fake_unit::{self, CleanRun, FakeUnit, SECRET, Step, Tamper};
 
 /// Cases per property: 64, or 4096 with `REDIS_K8S_LONG_TESTS=1`.
 fn cases() -> u32 {
@@ -459,7 +457,7 @@ fn parsed_sites() -> Vec<(usize, String, usize)> {
     let mut out = Vec::new();
     for (i, r) in clean.results.iter().enumerate() {
         for (tool, nth) in r.call_sites() {
-            if support::JSON_TOOLS.contains(&tool.as_str()) || tool == "resource-get" {
+            if crate::support::JSON_TOOLS.contains(&tool.as_str()) || tool == "resource-get" {
                 out.push((i, tool, nth));
             }
         }

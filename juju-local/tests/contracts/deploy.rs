@@ -1,8 +1,7 @@
 //! Deploy, config and scale: a test charm's Redis answers at its pod address, follows the port
 //! option, refuses bad config like the controller does, and two units get two pods.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 #[test]
