@@ -30,7 +30,7 @@ fn render(port: u16, image: &ImageDetails) -> String {
 }
 
 /// The golden files are rendered for the charm's default application name, so the charm's own
-/// tests (tests/charm_hooks.rs) can compare what a deployed `redis-k8s` sends against them.
+/// tests (tests/suite/charm_hooks.rs) can compare what a deployed `redis-k8s` sends against them.
 fn golden_topo(units: u32) -> Deployment {
     Deployment { app: "redis-k8s".to_owned(), ..topo(units) }
 }
