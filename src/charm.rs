@@ -8,9 +8,19 @@ use anyhow::Result;
 use crate::juju::{HookEnv, HookTools};
 use crate::layers::{Ctx, State, docker_resource, status};
 use crate::meta::CharmMeta;
-use crate::reactive::{AutoSpec, Engine, Outcome, Registry, Store};
+use crate::reactive::{AutoSpec, Engine, Outcome, Registry, Store, StoreNames};
 use crate::redis::HookState;
 use crate::redis::admin::Admin;
+
+/// This charm's flag store: its file in the unit's state directory, its mirror in Juju's charm state, the
+/// variable tests point it elsewhere with, and the crash points the crash-safety tests kill it at.
+pub const STORE: StoreNames = StoreNames {
+    file: "redis-k8s-reactive.json",
+    writer_file: ".redis-k8s-reactive.last-writer",
+    mirror_key: "redis-k8s.reactive-store",
+    dir_env: "REDIS_K8S_STATE_DIR",
+    crash_point: crate::crash_point,
+};
 
 /// The charm's `config.yaml`, as shipped beside the binary (kept here for the tests that read it).
 pub use crate::meta::CONFIG_YAML;
@@ -44,13 +54,13 @@ pub fn run_hook(hook: &str, env: &HookEnv, tools: &mut HookTools) -> Result<Outc
 
 /// Runs `hook`, administering Redis and Sentinel through `admin`.
 pub fn run_hook_with(hook: &str, env: &HookEnv, tools: &mut HookTools, admin: Admin) -> Result<Outcome<State>> {
-    let store = Store::locate(env);
+    let store = Store::locate(env, STORE);
     engine()?.run_hook(hook, env, tools, &store, state(admin))
 }
 
 /// Runs `action` (see [`Engine::run_action`]).
 pub fn run_action(action: &str, env: &HookEnv, tools: &mut HookTools, admin: Admin) -> Result<Outcome<State>> {
-    engine()?.run_action(action, env, tools, state(admin))
+    engine()?.run_action(action, env, tools, &Store::locate(env, STORE), state(admin))
 }
 
 fn state(admin: Admin) -> State {

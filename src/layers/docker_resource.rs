@@ -474,7 +474,7 @@ mod tests {
     fn changed_lasts_exactly_the_hook_in_which_the_image_changed() {
         let dir = scratch("changed");
         let fake = fake_with(&dir, b"registrypath: redis:7.0\n");
-        let store = Store::at(dir.join("state"));
+        let store = Store::at(dir.join("state"), crate::charm::STORE);
         std::fs::create_dir_all(dir.join("state")).unwrap();
         let engine = probe_engine();
         let env = HookEnv { unit_name: "redis-k8s/0".into(), ..HookEnv::default() };

@@ -20,4 +20,4 @@ pub use flags::{Flags, Trigger};
 pub use handler::{HandlerBuilder, Registry, hook_matches};
 pub use kv::{Kv, data_changed_key, hash_json};
 pub use run::{Engine, Finish, Outcome, action_flag};
-pub use store::{Store, UnitState};
+pub use store::{Store, StoreNames, UnitState};

@@ -101,8 +101,15 @@ impl<S> Engine<S> {
     /// the unit's state as Juju's charm state holds it (`state-get`), and commits none of it, so the operator's
     /// store never falls behind a copy changed elsewhere. What an action changes for good goes through hook tools
     /// (relation data, the pod spec), which Juju commits when it exits 0.
-    pub fn run_action(&self, action: &str, env: &HookEnv, tools: &mut HookTools, charm: S) -> Result<Outcome<S>> {
-        let loaded = Store::load_mirror(tools)?;
+    pub fn run_action(
+        &self,
+        action: &str,
+        env: &HookEnv,
+        tools: &mut HookTools,
+        store: &Store,
+        charm: S,
+    ) -> Result<Outcome<S>> {
+        let loaded = store.load_mirror(tools)?;
         let flags = Flags::new(loaded.flags.clone(), self.registry.triggers());
         let kv = Kv::new(loaded.kv.clone());
         let mut ctx = Ctx::new(action, env, tools, flags, kv, charm);

@@ -1,7 +1,8 @@
 //! The flag store: the unit's flags and kv data in one JSON file, committed only when a hook succeeds.
 //!
-//! Where: `$REDIS_K8S_STATE_DIR` if set (tests), else the unit agent's `state/` directory beside the charm
-//! dir (`$JUJU_CHARM_DIR/../state/`) when it exists, else `$JUJU_CHARM_DIR/.unit-state/`. The file is
+//! Where (the charm names the file, its mirror and the override, [`StoreNames`]): the directory the override
+//! variable names if set (tests), else the unit agent's `state/` directory beside the charm dir
+//! (`$JUJU_CHARM_DIR/../state/`) when it exists, else `$JUJU_CHARM_DIR/.unit-state/`. The file is
 //! human-readable, mode 0600, schema-versioned. It is loaded once at hook start; a missing file starts
 //! empty, but a corrupt one or one from a newer schema fails the hook (never a silent reset of flags).
 //!
@@ -33,14 +34,21 @@ use crate::juju::{HookEnv, HookTools, LogLevel, Settings};
 
 /// The schema this build writes and the newest it reads.
 pub const SCHEMA: u32 = 1;
-/// The store's file name inside the state directory.
-pub const FILE_NAME: &str = "redis-k8s-reactive.json";
-/// The file naming the hook that last wrote the store.
-pub const WRITER_FILE: &str = ".redis-k8s-reactive.last-writer";
-/// The `state-set` key of the mirror.
-pub const MIRROR_KEY: &str = "redis-k8s.reactive-store";
-/// Environment variable overriding the state directory.
-pub const STATE_DIR_ENV: &str = "REDIS_K8S_STATE_DIR";
+/// What the charm names its store by, and where a test may kill the process: the engine knows none of these,
+/// the charm hands them over (`charm::STORE`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreNames {
+    /// The store's file name inside the state directory.
+    pub file: &'static str,
+    /// The file naming the hook that last wrote the store.
+    pub writer_file: &'static str,
+    /// The `state-set` key of the mirror.
+    pub mirror_key: &'static str,
+    /// Environment variable overriding the state directory.
+    pub dir_env: &'static str,
+    /// Called at `store-before-rename` and `store-after-rename`, for the crash-safety tests.
+    pub crash_point: fn(&str),
+}
 /// Juju's per-value limit for `state-set` (reference §1.7).
 const MIRROR_LIMIT: usize = 65536;
 
@@ -85,27 +93,28 @@ pub struct Loaded {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    names: StoreNames,
 }
 
 impl Store {
     /// The store for the unit of `env` (see the module doc for the rules).
-    pub fn locate(env: &HookEnv) -> Store {
-        if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
-            return Store { dir: PathBuf::from(dir) };
+    pub fn locate(env: &HookEnv, names: StoreNames) -> Store {
+        if let Some(dir) = std::env::var_os(names.dir_env).filter(|d| !d.is_empty()) {
+            return Store { dir: PathBuf::from(dir), names };
         }
         let agent_state = env.charm_dir.join("..").join("state");
         let dir = if agent_state.is_dir() { agent_state } else { env.charm_dir.join(".unit-state") };
-        Store { dir }
+        Store { dir, names }
     }
 
     /// A store in `dir`.
-    pub fn at(dir: impl Into<PathBuf>) -> Store {
-        Store { dir: dir.into() }
+    pub fn at(dir: impl Into<PathBuf>, names: StoreNames) -> Store {
+        Store { dir: dir.into(), names }
     }
 
     /// The store file's path.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
+        self.dir.join(self.names.file)
     }
 
     /// Loads the local file, else the `state-get` mirror, else an empty state. In `install` (a unit's
@@ -117,10 +126,10 @@ impl Store {
         match fs::read(&path) {
             Ok(bytes) => {
                 let state = decode(&bytes).with_context(|| format!("flag store {}", path.display()))?;
-                let writer = fs::read_to_string(self.dir.join(WRITER_FILE)).unwrap_or_default();
+                let writer = fs::read_to_string(self.dir.join(self.names.writer_file)).unwrap_or_default();
                 if writer == identity
                     && let Some(text) =
-                        tools.state_get(MIRROR_KEY).context("checking the flag store against state-get")?
+                        tools.state_get(self.names.mirror_key).context("checking the flag store against state-get")?
                     && text.as_bytes() != bytes.as_slice()
                 {
                     // The last run of this hook wrote the file but Juju did not commit it: start from Juju's.
@@ -133,7 +142,8 @@ impl Store {
                 Ok(Loaded { state: UnitState::default(), source: Source::Empty, bytes: None })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mirror = tools.state_get(MIRROR_KEY).context("restoring the flag store from state-get")?;
+                let mirror =
+                    tools.state_get(self.names.mirror_key).context("restoring the flag store from state-get")?;
                 match mirror {
                     Some(text) => {
                         let state = decode(text.as_bytes()).context("flag store mirror in Juju's charm state")?;
@@ -152,8 +162,8 @@ impl Store {
 
     /// The unit's state as Juju's charm state holds it (the mirror), for a process that has no local store: an
     /// action in the workload pod. Empty when there is none.
-    pub fn load_mirror(tools: &mut HookTools) -> Result<UnitState> {
-        match tools.state_get(MIRROR_KEY).context("reading the flag store from state-get")? {
+    pub fn load_mirror(&self, tools: &mut HookTools) -> Result<UnitState> {
+        match tools.state_get(self.names.mirror_key).context("reading the flag store from state-get")? {
             Some(text) => decode(text.as_bytes()).context("flag store mirror in Juju's charm state"),
             None => Ok(UnitState::default()),
         }
@@ -172,7 +182,7 @@ impl Store {
         if bytes.len() <= MIRROR_LIMIT {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             let mut values = Settings::new();
-            values.insert(MIRROR_KEY.to_string(), text);
+            values.insert(self.names.mirror_key.to_string(), text);
             tools.state_set(&values).context("mirroring the flag store with state-set")?;
         } else {
             let msg = format!(
@@ -182,7 +192,7 @@ impl Store {
             );
             tools.log(LogLevel::Warning, &msg).context("logging the unmirrored flag store")?;
             // An older mirror must not win over this file in the retry check.
-            tools.state_delete(MIRROR_KEY).context("dropping the outgrown flag store mirror")?;
+            tools.state_delete(self.names.mirror_key).context("dropping the outgrown flag store mirror")?;
         }
         self.write(&bytes, identity)
     }
@@ -194,7 +204,7 @@ impl Store {
             fs::create_dir_all(&self.dir).with_context(ctx)?;
             fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).with_context(ctx)?;
         }
-        let tmp = self.dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
+        let tmp = self.dir.join(format!(".{}.tmp-{}", self.names.file, std::process::id()));
         let result = (|| -> Result<()> {
             let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             // The mode passed to open() is masked by the umask and ignored for an existing file.
@@ -202,10 +212,10 @@ impl Store {
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
-            write_small(&self.dir, WRITER_FILE, identity.as_bytes())?;
-            crate::crash_point("store-before-rename");
+            write_small(&self.dir, self.names.writer_file, identity.as_bytes())?;
+            (self.names.crash_point)("store-before-rename");
             fs::rename(&tmp, &path)?;
-            crate::crash_point("store-after-rename");
+            (self.names.crash_point)("store-after-rename");
             fs::File::open(&self.dir)?.sync_all()?;
             Ok(())
         })();
@@ -261,6 +271,10 @@ pub fn decode(bytes: &[u8]) -> Result<UnitState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::charm::STORE;
+    const FILE_NAME: &str = STORE.file;
+    const MIRROR_KEY: &str = STORE.mirror_key;
+    const STATE_DIR_ENV: &str = STORE.dir_env;
     use crate::juju::fake::{FakeJuju, FakeModel};
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -277,7 +291,7 @@ mod tests {
     #[test]
     fn roundtrip_mode_and_no_rewrite_when_unchanged() {
         let dir = tmpdir("rt");
-        let store = Store::at(&dir);
+        let store = Store::at(&dir, STORE);
         let (mut t, fake) = tools(FakeModel::new("r/0"));
         let loaded = store.load(&mut t, "config-changed", "config-changed|||").unwrap();
         assert_eq!(loaded.source, Source::Empty);
@@ -303,7 +317,7 @@ mod tests {
         let mut model = FakeModel::new("r/0");
         model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&st)).unwrap());
         let (mut t, fake) = tools(model);
-        let store = Store::at(&dir);
+        let store = Store::at(&dir, STORE);
         let loaded = store.load(&mut t, "config-changed", "config-changed|||").unwrap();
         assert_eq!(loaded.source, Source::Mirror);
         assert_eq!(loaded.state, st);
@@ -316,7 +330,7 @@ mod tests {
     #[test]
     fn a_retried_hook_prefers_the_mirror_over_a_file_juju_never_committed() {
         let dir = tmpdir("retry");
-        let store = Store::at(&dir);
+        let store = Store::at(&dir, STORE);
         let mut committed = UnitState::default();
         committed.flags.insert("old".into(), Value::Null);
         let mut model = FakeModel::new("r/0");
@@ -341,10 +355,10 @@ mod tests {
     fn install_starts_empty_without_asking_state_get() {
         let dir = tmpdir("install");
         let (mut t, fake) = tools(FakeModel::new("r/0"));
-        let loaded = Store::at(&dir).load(&mut t, "install", "install|||").unwrap();
+        let loaded = Store::at(&dir, STORE).load(&mut t, "install", "install|||").unwrap();
         assert_eq!(loaded.source, Source::Empty);
         assert_eq!(fake.model.borrow().count("state-get"), 0);
-        Store::at(&dir).load(&mut t, "config-changed", "x").unwrap();
+        Store::at(&dir, STORE).load(&mut t, "config-changed", "x").unwrap();
         assert_eq!(fake.model.borrow().count("state-get"), 1);
     }
 
@@ -364,7 +378,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(FILE_NAME), b"garbage").unwrap();
         let (mut t, _) = tools(FakeModel::new("r/0"));
-        let err = format!("{:#}", Store::at(&dir).load(&mut t, "config-changed", "x").unwrap_err());
+        let err = format!("{:#}", Store::at(&dir, STORE).load(&mut t, "config-changed", "x").unwrap_err());
         assert!(err.starts_with("flag store ") && err.contains("is corrupt"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -375,9 +389,9 @@ mod tests {
         fs::create_dir_all(root.join("charm")).unwrap();
         let env = HookEnv { charm_dir: root.join("charm"), ..Default::default() };
         if std::env::var_os(STATE_DIR_ENV).is_none() {
-            assert_eq!(Store::locate(&env).dir, root.join("charm").join(".unit-state"));
+            assert_eq!(Store::locate(&env, STORE).dir, root.join("charm").join(".unit-state"));
             fs::create_dir_all(root.join("state")).unwrap();
-            assert_eq!(Store::locate(&env).dir, root.join("charm").join("..").join("state"));
+            assert_eq!(Store::locate(&env, STORE).dir, root.join("charm").join("..").join("state"));
         }
         fs::remove_dir_all(&root).unwrap();
     }
@@ -393,7 +407,7 @@ mod tests {
         model.state.insert(MIRROR_KEY.into(), String::from_utf8(encode(&st)).unwrap());
         let (mut t, fake) = tools(model);
         for hook in ["install", "config-changed"] {
-            let err = Store::at(&dir).load(&mut t, hook, "x").unwrap_err();
+            let err = Store::at(&dir, STORE).load(&mut t, hook, "x").unwrap_err();
             let msg = format!("{err:#}");
             assert!(msg.starts_with("flag store ") && msg.contains("cannot be read"), "{hook}: {msg}");
             assert!(!msg.contains('\n'), "{hook}: {msg}");
@@ -409,7 +423,7 @@ mod tests {
     fn locate_override_child() {
         let Some(want) = std::env::var_os("REDIS_K8S_TEST_LOCATE_WANT") else { return };
         let env = HookEnv { charm_dir: PathBuf::from("/nonexistent/charm"), ..Default::default() };
-        let got = Store::locate(&env).dir;
+        let got = Store::locate(&env, STORE).dir;
         let want = if want.is_empty() { PathBuf::from("/nonexistent/charm/.unit-state") } else { PathBuf::from(want) };
         assert_eq!(got, want);
     }

@@ -101,7 +101,7 @@ impl Unit {
     }
 
     fn store_bytes(&self) -> Vec<u8> {
-        fs::read(self.dir.join("state").join(redis_k8s::reactive::store::FILE_NAME)).unwrap()
+        fs::read(self.dir.join("state").join(redis_k8s::charm::STORE.file)).unwrap()
     }
 
     fn relate(&self, rid: &str) -> HookEnv {
@@ -393,7 +393,7 @@ fn resource_get_missing_from_path_still_fails_the_hook_and_commits_nothing() {
     let err = r.unwrap_err();
     assert!(err.starts_with("handler docker-resource:fetch: resource-get not found on PATH"), "{err}");
     assert!(!err.contains('\n'));
-    assert!(!u.dir.join("state").join(redis_k8s::reactive::store::FILE_NAME).exists());
+    assert!(!u.dir.join("state").join(redis_k8s::charm::STORE.file).exists());
     assert!(u.model().state.is_empty(), "the state-set mirror was discarded with the failed hook");
 }
 

@@ -29,7 +29,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
 use redis_k8s::juju::{HookTools, ToolError, ToolRunner};
 use redis_k8s::layers::docker_resource::parse_content;
-use redis_k8s::reactive::store::{MIRROR_KEY, decode};
+use redis_k8s::reactive::store::decode;
+const MIRROR_KEY: &str = redis_k8s::charm::STORE.mirror_key;
 use serde_json::{Value, json};
 
 /// Cases per property: 64, or 4096 with `REDIS_K8S_LONG_TESTS=1`.

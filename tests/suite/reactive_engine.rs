@@ -209,7 +209,7 @@ impl Harness {
     }
 
     fn store(&self) -> Store {
-        Store::at(&self.dir)
+        Store::at(&self.dir, redis_k8s::charm::STORE)
     }
 
     fn hook(&self, eng: &Engine<Log>, hook: &str, env: &HookEnv) -> (anyhow::Result<Vec<String>>, Vec<String>) {
@@ -577,7 +577,7 @@ fn crash_between_temp_write_and_rename_keeps_the_old_store() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let before = fs::read(dir.join(redis_k8s::reactive::store::FILE_NAME)).unwrap();
+        let before = fs::read(dir.join(redis_k8s::charm::STORE.file)).unwrap();
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", CHILD, "--nocapture", "--test-threads=1"])
             .env("ENGINE_CRASH_DIR", &dir)
@@ -588,7 +588,7 @@ fn crash_between_temp_write_and_rename_keeps_the_old_store() {
             .status;
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9), "the child was killed at {point}");
-        let after = fs::read(dir.join(redis_k8s::reactive::store::FILE_NAME)).unwrap();
+        let after = fs::read(dir.join(redis_k8s::charm::STORE.file)).unwrap();
         let st = redis_k8s::reactive::store::decode(&after).expect("a valid store after the crash");
         if point == "store-before-rename" {
             assert_eq!(after, before, "old store byte-for-byte");
@@ -609,8 +609,14 @@ fn crash_child() {
     let mut tools = HookTools::new(Box::new(fake));
     let spec = AutoSpec::from_config_yaml("options:\n  port:\n    default: 6379\n", &[]).unwrap();
     let eng = Engine::new(observer(), spec, |_| Ok(()));
-    eng.run_hook("config-changed", &HookEnv::default(), &mut tools, &Store::at(PathBuf::from(dir)), Log::default())
-        .unwrap();
+    eng.run_hook(
+        "config-changed",
+        &HookEnv::default(),
+        &mut tools,
+        &Store::at(PathBuf::from(dir), redis_k8s::charm::STORE),
+        Log::default(),
+    )
+    .unwrap();
 }
 
 #[test]

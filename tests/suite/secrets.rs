@@ -117,7 +117,7 @@ fn a_state_dir_the_charm_creates_is_private() {
     u.set_image(PRIVATE_IMAGE.as_bytes());
     u.run_clean(&Step::LIFECYCLE[..4]);
     let dir = u.dir.path().join("charm").join(".unit-state");
-    let store = dir.join(redis_k8s::reactive::store::FILE_NAME);
+    let store = dir.join(redis_k8s::charm::STORE.file);
     assert!(fs::read_to_string(&store).unwrap().contains(SECRET), "the store holds the image details");
     assert_eq!(mode(&dir), 0o700, "the state dir the charm created");
     assert_eq!(mode(&store), 0o600, "the store file");

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 
 use redis_k8s::juju::fake::{Call, FakeJuju, FakeModel, FakeRelation, Fault};
 use redis_k8s::juju::{HookEnv, HookTools, Settings, ToolError, ToolRunner};
-use redis_k8s::reactive::store::{FILE_NAME, MIRROR_KEY, WRITER_FILE};
+const FILE_NAME: &str = redis_k8s::charm::STORE.file;
+const MIRROR_KEY: &str = redis_k8s::charm::STORE.mirror_key;
+const WRITER_FILE: &str = redis_k8s::charm::STORE.writer_file;
 use redis_k8s::redis::admin::Admin;
 use redis_k8s::redis::admin::fake::{Cluster, FakeCluster};
 use serde_json::json;

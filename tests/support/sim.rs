@@ -19,7 +19,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use redis_k8s::juju::Settings;
-use redis_k8s::reactive::store::{FILE_NAME, MIRROR_KEY};
+const FILE_NAME: &str = redis_k8s::charm::STORE.file;
+const MIRROR_KEY: &str = redis_k8s::charm::STORE.mirror_key;
 use serde_json::{Map, Value, json};
 
 use super::fake_unit::{INGRESS, PEER_RID, PRIVATE_IMAGE, PUBLIC_IMAGE, REDIS_PW, Step};
