@@ -387,8 +387,12 @@ impl ThreePods {
 
     fn start(&self, sb: &mut Sandbox, ordinal: usize, which: &str) {
         let pod = &self.pods[ordinal];
+        // Replaced atomically (a new file renamed over the old), as the kubelet's AtomicWriter does: the pod's
+        // other container may be reading its script from the same directory at this moment.
         for (path, text) in &pod.files {
-            std::fs::write(path, text).unwrap();
+            let tmp = format!("{path}.tmp-{which}");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
         }
         let script = format!("{}/conf/start-{which}.sh", pod.dir);
         let pod_name = format!("{}-{}", self.app, pod.ordinal);
