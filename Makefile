@@ -109,7 +109,7 @@ bench-quick:
 MUTANT_FILES ?= -f 'src/reactive/*.rs' -f 'src/layers/*.rs' -f src/redis/config.rs -f src/redis/relation.rs \
   -f src/redis/auth.rs -f src/juju/runner.rs
 MUTANT_TESTS := --lib --test suite
-MUTANT_SKIP := --skip podspec::tests:: --skip one_unit_both_families \
+MUTANT_SKIP := --skip redis::pod::tests:: --skip one_unit_both_families \
   --skip crash_points:: --skip fault_matrix:: --skip packaging::
 mutants: setup
 	@command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants

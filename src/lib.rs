@@ -9,7 +9,9 @@
 //! - [`reactive`] is the engine: flags, handlers, the dispatch loop and the crash-safe flag store;
 //! - [`layers`] are the behaviours of the layers the original charm used (docker-resource, status,
 //!   caas-base), written as handlers and helpers on top of the engine;
-//! - [`redis`] is the Redis logic: config validation, the pod spec, the `db` relation, its handlers;
+//! - [`redis`] is the Redis logic: config validation, what runs in the pods, the `db` relation, its handlers;
+//! - [`workload`] is the seam between what should run and how: a [`workload::Workload`] description, and the
+//!   runtime that makes it so (the pod spec and `pod-spec-set` today; Pebble in the sidecar flavour);
 //! - [`juju`] is the only code that talks to Juju: hook tools behind one trait, and the hook environment.
 //!
 //! The local stand-in for a Juju controller and Kubernetes (`juju-local`) is its own crate in `juju-local/`
@@ -26,6 +28,7 @@ pub mod layers;
 pub mod meta;
 pub mod reactive;
 pub mod redis;
+pub mod workload;
 
 /// Test-only crash injection: when `REDIS_K8S_CRASH_AT` names this point, the process kills itself with
 /// SIGKILL right here, as an operator pod eviction would. Used by the crash-safety tests; a no-op otherwise.

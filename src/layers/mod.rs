@@ -25,6 +25,8 @@ use crate::reactive;
 pub struct State {
     pub status: status::Queue,
     pub redis: crate::redis::HookState,
+    /// How the workload is run (the pod spec, today).
+    pub flavour: crate::workload::Flavour,
 }
 
 /// The handler context every layer and the Redis handlers use.

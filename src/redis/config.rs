@@ -3,7 +3,7 @@
 //! The config-changed handler reads `config-get --all --format json` and passes the map it gets to
 //! [`RedisConfig::from_juju`]. If that returns [`ConfigErrors`], the handler shows its `Display` text as the
 //! `blocked` status message and does not call `pod-spec-set`. If it returns a config, the handler gives it to
-//! [`crate::redis::podspec::render_pod_spec`].
+//! [`crate::redis::pod::render_pod_spec`].
 //!
 //! The controller already type-checks `juju config` values (reference §0.13), so these checks catch what it
 //! cannot: ranges, formats, and numbers that arrive as float64 through JSON-RPC (`8080` or `8080.0`, §0.8). Every

@@ -23,12 +23,12 @@ use super::auth;
 use super::config::RedisConfig;
 use super::live::{self, Desired, Health, Mode};
 use super::peers::{self, Shared};
-use super::podspec::{Deployment, ImageDetails, image_version, render_pod_spec};
+use super::pod::{Deployment, ImageDetails, image_version, workload};
 use super::relation::{UNIT_KEYS, add_sentinels, app_data, unit_data, with_deletions};
 use super::topology::{self, Names};
 use crate::juju::LogLevel;
 use crate::layers::docker_resource::{self, ResourceFlag};
-use crate::layers::{Ctx, State, caas_base, status};
+use crate::layers::{Ctx, State, status};
 use crate::meta::{self, RelationHook, action, hook};
 use crate::reactive::{EndpointFlag, LEADER_FLAG, Registry, action_flag, endpoint_flag, joined_units};
 
@@ -296,11 +296,8 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()
         if cfg.require_auth && plan.topo.password.is_none() {
             anyhow::bail!("no password to render: the leader could not make one");
         }
-        let spec = render_pod_spec(cfg, image, &plan.topo).context("rendering the pod spec")?;
-        if caas_base::would_send(ctx, &spec) {
-            status::maintenance(ctx, "configuring container")?;
-            caas_base::pod_spec_set(ctx, &spec)?;
-        }
+        let wanted = workload(cfg, image, &plan.topo).context("rendering the pod spec")?;
+        crate::workload::apply(ctx, &wanted)?;
         ctx.kv.data_changed(SPEC_INPUTS, &plan.inputs);
     }
     match (health, plan.live.as_ref().map(|(_, m)| *m)) {

@@ -94,7 +94,7 @@ impl Desired {
             ("maxmemory-policy", cfg.maxmemory_policy.as_str().to_string()),
             ("appendonly", yes_no(cfg.appendonly)),
             ("appendfsync", cfg.appendfsync.as_str().to_string()),
-            ("save", super::podspec::save_value(cfg)),
+            ("save", super::pod::save_value(cfg)),
             ("protected-mode", yes_no(cfg.require_auth)),
             ("masterauth", passwords.first().cloned().unwrap_or_default()),
         ];

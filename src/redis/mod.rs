@@ -2,8 +2,8 @@
 //!
 //! - [`config`] turns `config-get --all --format json` output into a validated [`RedisConfig`], or into
 //!   [`ConfigErrors`] whose text is the `blocked` status message;
-//! - [`podspec`] renders the version 3 pod spec (and the files inside it, from `src/redis/pod/`) that the leader
-//!   pipes to `pod-spec-set`, and the workload version for `application-version-set`;
+//! - [`pod`] describes what runs in every pod (containers, checks, and the files inside it, from
+//!   `src/redis/pod/`) as a [`crate::workload::Workload`], and the workload version for `application-version-set`;
 //! - [`peers`] owns the peer relation: the password, its rotation and the primary, shared by every unit;
 //! - [`auth`] decides the password and runs its rotation;
 //! - [`live`] applies what Redis and Sentinel can change at run time to the running pods and checks their health;
@@ -20,14 +20,14 @@ pub mod config;
 pub(crate) mod handlers;
 pub(crate) mod live;
 pub(crate) mod peers;
-pub(crate) mod podspec;
+pub(crate) mod pod;
 pub(crate) mod relation;
 pub mod resolve;
 pub mod resp;
 pub(crate) mod topology;
 
 pub use config::{ConfigError, ConfigErrors, RedisConfig};
-pub use podspec::{Deployment, ImageDetails, image_version, redis_conf, render_pod_spec};
+pub use pod::{Deployment, ImageDetails, image_version, redis_conf, render_pod_spec};
 
 /// What the Redis logic holds for the length of one hook: its handle on the running servers and what it read of
 /// the peer relation (read at most once per hook).

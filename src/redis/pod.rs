@@ -1,12 +1,12 @@
-//! The pod spec the leader sends to `pod-spec-set`, and the files inside it.
+//! What runs in every Redis pod, and the files inside it: the charm's [`Workload`].
 //!
-//! The configure handler calls [`render_pod_spec`] with a validated [`RedisConfig`], the oci-image resource's
-//! details and the [`Deployment`], and pipes the YAML to `pod-spec-set` on stdin. It calls [`image_version`] for
-//! `application-version-set`.
+//! The configure handler calls [`workload`] with a validated [`RedisConfig`], the oci-image resource's details
+//! and the [`Deployment`], and hands the result to the unit's [`crate::workload::Runtime`] (today the pod spec
+//! that `pod-spec-set` takes; [`render_pod_spec`] is that rendering). It calls [`image_version`] for
+//! `application-version-set`. Nothing here knows how the workload reaches Kubernetes.
 //!
-//! The spec is podspec version 3 (reference §5). Juju decodes it strictly and rejects unknown keys, so it is built
-//! from typed structs whose field names and order are the output's. Rendering is deterministic, so an unchanged
-//! config and topology give the same bytes, and Juju sees no change.
+//! Rendering is deterministic, so an unchanged config and deployment give the same files and the same spec bytes,
+//! and Juju sees no change.
 //!
 //! **What restarts pods, and what does not.** Juju turns each file set into a ConfigMap referenced by name and
 //! updates the Secret in place; Kubernetes restarts pods only when the pod template (containers, their images,
@@ -35,11 +35,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, bail};
-use serde::Serialize;
+use anyhow::bail;
 
 use super::config::{RedisConfig, SENTINEL_PORT, validate_password};
 use super::topology::sentinel_quorum;
+pub use crate::workload::ImageDetails;
+use crate::workload::{Check, Container, Mount, Port, Probe, Secret, Source, Volume, Workload};
 
 /// The Redis container's name, and the name of its port.
 const REDIS_CONTAINER: &str = "redis";
@@ -128,31 +129,6 @@ const POD: Layout<'static> = Layout {
     sentinel_port: SENTINEL_PORT,
 };
 
-/// The image to run, from the oci-image resource (`registrypath`, `username`, `password`).
-///
-/// Empty `username` and `password` mean a public image; they are left out of the spec.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageDetails {
-    pub image_path: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub username: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub password: String,
-}
-
-/// Hides the password, so logging an `ImageDetails` never leaks it.
-impl std::fmt::Debug for ImageDetails {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let password = if self.password.is_empty() { "" } else { "<redacted>" };
-        f.debug_struct("ImageDetails")
-            .field("image_path", &self.image_path)
-            .field("username", &self.username)
-            .field("password", &password)
-            .finish()
-    }
-}
-
 /// The deployment the spec is for: what the config alone does not say.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Deployment {
@@ -180,111 +156,6 @@ impl std::fmt::Debug for Deployment {
             .field("previous_password", &self.previous_password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PodSpec<'a> {
-    version: u32,
-    containers: Vec<Container<'a>>,
-    kubernetes_resources: KubernetesResources,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Container<'a> {
-    name: &'a str,
-    image_details: &'a ImageDetails,
-    image_pull_policy: &'a str,
-    command: Vec<String>,
-    ports: Vec<Port<'a>>,
-    volume_config: Vec<FileSet<'a>>,
-    kubernetes: KubernetesSpec,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Port<'a> {
-    name: &'a str,
-    container_port: u16,
-    protocol: &'a str,
-}
-
-/// A v3 volumeConfig entry. Exactly one volume source is set.
-#[derive(Serialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct FileSet<'a> {
-    name: &'a str,
-    mount_path: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    files: Option<Vec<File<'a>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    empty_dir: Option<EmptyDir>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<SecretVolume>,
-}
-
-#[derive(Serialize, Clone)]
-struct File<'a> {
-    path: &'a str,
-    content: String,
-}
-
-/// `emptyDir: {}`: a node-local scratch volume with the default medium and no size limit.
-#[derive(Serialize, Clone)]
-struct EmptyDir {}
-
-/// A Secret defined in this spec, mounted as files named after its keys.
-#[derive(Serialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct SecretVolume {
-    name: String,
-    default_mode: u32,
-}
-
-#[derive(Serialize)]
-struct KubernetesResources {
-    secrets: Vec<Secret>,
-}
-
-/// Juju's `K8sSecret`: name, type, annotations, data, stringData.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Secret {
-    name: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    string_data: BTreeMap<&'static str, String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct KubernetesSpec {
-    readiness_probe: Probe,
-    liveness_probe: Probe,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Probe {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exec: Option<ExecAction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_socket: Option<TcpSocket>,
-    initial_delay_seconds: u32,
-    period_seconds: u32,
-    timeout_seconds: u32,
-    failure_threshold: u32,
-}
-
-#[derive(Serialize)]
-struct ExecAction {
-    command: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct TcpSocket {
-    port: u16,
 }
 
 /// Everything rendered for one deployment, checked: the config volume's files and the auth Secret's data.
@@ -351,104 +222,76 @@ fn check_app_name(app: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renders the version 3 pod spec for `pod-spec-set`.
+/// What runs in every pod (see the module doc), for a [`crate::workload::Runtime`] to run.
 ///
 /// # Errors
 ///
-/// If the topology cannot be rendered safely: `cfg.require_auth` without a valid `topo.password`, an application
+/// If the deployment cannot be rendered safely: `cfg.require_auth` without a valid `topo.password`, an application
 /// name Kubernetes would reject, or `cfg.port` equal to Sentinel's port (which [`RedisConfig::from_juju`] already
 /// refuses). Error messages never contain the password.
-pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> anyhow::Result<String> {
+pub fn workload(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> anyhow::Result<Workload> {
     let rendered = Rendered::new(cfg, topo, &POD)?;
     let secret_name = format!("{}-auth", topo.app);
-
-    let config_volume = FileSet {
-        name: CONFIG_VOLUME,
-        mount_path: POD.config_dir,
-        files: Some(rendered.files.into_iter().map(|(path, content)| File { path, content }).collect()),
-        empty_dir: None,
-        secret: None,
-    };
-    let auth_volume = FileSet {
-        name: AUTH_VOLUME,
-        mount_path: POD.auth_dir,
-        files: None,
-        empty_dir: None,
-        secret: Some(SecretVolume { name: secret_name.clone(), default_mode: SECRET_MODE }),
-    };
-    let sentinel_volume = FileSet {
-        name: SENTINEL_VOLUME,
-        mount_path: POD.sentinel_dir,
-        files: None,
-        empty_dir: Some(EmptyDir {}),
-        secret: None,
-    };
     let script = |name: &str| vec!["sh".to_owned(), format!("{}/{name}", POD.config_dir)];
-
-    let spec = PodSpec {
-        version: 3,
+    let mount = |volume: &'static str, path: &str| Mount { volume, path: path.to_owned() };
+    Ok(Workload {
         containers: vec![
             Container {
                 name: REDIS_CONTAINER,
-                image_details: image,
-                image_pull_policy: "IfNotPresent",
+                image: image.clone(),
                 command: script(START_REDIS),
-                ports: vec![Port { name: REDIS_CONTAINER, container_port: cfg.port, protocol: "TCP" }],
-                volume_config: vec![config_volume.clone(), auth_volume.clone()],
-                kubernetes: KubernetesSpec {
-                    // Ready once it serves what clients expect: the primary, or a replica linked to it. A rolling
-                    // restart then moves on only once the restarted replica has synced.
-                    readiness_probe: Probe {
-                        exec: Some(ExecAction {
-                            command: vec![
-                                "sh".to_owned(),
-                                format!("{}/{START_REDIS}", POD.config_dir),
-                                "ready".to_owned(),
-                                // The template's own port: the refreshed files may already name the next one.
-                                cfg.port.to_string(),
-                            ],
-                        }),
-                        tcp_socket: None,
-                        initial_delay_seconds: 1,
-                        period_seconds: 5,
-                        timeout_seconds: QUERY_TIMEOUT_S + 2,
-                        failure_threshold: 3,
-                    },
-                    // Restart only a server that has stopped accepting connections for 30 s, after a start-up grace
-                    // that covers asking the peer Sentinels (3 s each).
-                    liveness_probe: tcp_probe(cfg.port, 15, 10),
+                ports: vec![Port { name: REDIS_CONTAINER, port: cfg.port }],
+                mounts: vec![mount(CONFIG_VOLUME, POD.config_dir), mount(AUTH_VOLUME, POD.auth_dir)],
+                // Ready once it serves what clients expect: the primary, or a replica linked to it. A rolling
+                // restart then moves on only once the restarted replica has synced.
+                ready: Check {
+                    how: Probe::Exec(vec![
+                        "sh".to_owned(),
+                        format!("{}/{START_REDIS}", POD.config_dir),
+                        "ready".to_owned(),
+                        // The template's own port: the refreshed files may already name the next one.
+                        cfg.port.to_string(),
+                    ]),
+                    initial_delay_s: 1,
+                    period_s: 5,
+                    timeout_s: QUERY_TIMEOUT_S + 2,
+                    threshold: 3,
                 },
+                // Restart only a server that has stopped accepting connections for 30 s, after a start-up grace
+                // that covers asking the peer Sentinels (3 s each).
+                alive: tcp_check(cfg.port, 15, 10),
             },
             Container {
                 name: SENTINEL_CONTAINER,
-                image_details: image,
-                image_pull_policy: "IfNotPresent",
+                image: image.clone(),
                 command: script(START_SENTINEL),
-                ports: vec![Port { name: SENTINEL_CONTAINER, container_port: SENTINEL_PORT, protocol: "TCP" }],
-                volume_config: vec![config_volume, auth_volume, sentinel_volume],
-                kubernetes: KubernetesSpec {
-                    readiness_probe: tcp_probe(SENTINEL_PORT, 1, 5),
-                    // A longer grace: the script may also wait up to 20 s for the primary's DNS name.
-                    liveness_probe: tcp_probe(SENTINEL_PORT, 30, 10),
-                },
+                ports: vec![Port { name: SENTINEL_CONTAINER, port: SENTINEL_PORT }],
+                mounts: vec![
+                    mount(CONFIG_VOLUME, POD.config_dir),
+                    mount(AUTH_VOLUME, POD.auth_dir),
+                    mount(SENTINEL_VOLUME, POD.sentinel_dir),
+                ],
+                ready: tcp_check(SENTINEL_PORT, 1, 5),
+                // A longer grace: the script may also wait up to 20 s for the primary's DNS name.
+                alive: tcp_check(SENTINEL_PORT, 30, 10),
             },
         ],
-        kubernetes_resources: KubernetesResources {
-            secrets: vec![Secret { name: secret_name, kind: "Opaque", string_data: rendered.auth }],
-        },
-    };
-    serde_yaml::to_string(&spec).context("cannot serialise the pod spec")
+        volumes: vec![
+            Volume { name: CONFIG_VOLUME, source: Source::Files(rendered.files) },
+            Volume { name: AUTH_VOLUME, source: Source::Secret { name: secret_name.clone(), mode: SECRET_MODE } },
+            Volume { name: SENTINEL_VOLUME, source: Source::Scratch },
+        ],
+        secrets: vec![Secret { name: secret_name, data: rendered.auth }],
+    })
 }
 
-fn tcp_probe(port: u16, initial_delay_seconds: u32, period_seconds: u32) -> Probe {
-    Probe {
-        exec: None,
-        tcp_socket: Some(TcpSocket { port }),
-        initial_delay_seconds,
-        period_seconds,
-        timeout_seconds: 2,
-        failure_threshold: 3,
-    }
+/// The version 3 pod spec `pod-spec-set` takes for this deployment: [`workload`] as the podspec flavour renders it.
+pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> anyhow::Result<String> {
+    crate::workload::podspec::render(&workload(cfg, image, topo)?)
+}
+
+fn tcp_check(port: u16, initial_delay_s: u32, period_s: u32) -> Check {
+    Check { how: Probe::Tcp(port), initial_delay_s, period_s, timeout_s: 2, threshold: 3 }
 }
 
 /// The `auth.conf` in the Secret, included by redis.conf: the default user's password(s) (the current one, and
