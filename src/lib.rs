@@ -13,6 +13,8 @@
 //! - [`workload`] is the seam between what should run and how: a [`workload::Workload`] description, and the
 //!   runtime that makes it so (the pod spec and `pod-spec-set` today; Pebble in the sidecar flavour);
 //! - [`juju`] is the only code that talks to Juju: hook tools behind one trait, and the hook environment.
+//! - [`pebble`] is the only code that talks to Pebble, the service manager in each workload container of the
+//!   sidecar flavour: one HTTP transport trait over its unix socket, typed calls, a recording fake. Unused yet.
 //!
 //! The local stand-in for a Juju controller and Kubernetes (`juju-local`) is its own crate in `juju-local/`
 //! and uses none of this crate's internals.
@@ -26,6 +28,7 @@ pub mod dispatch;
 pub mod juju;
 pub mod layers;
 pub mod meta;
+pub mod pebble;
 pub mod reactive;
 pub mod redis;
 pub mod workload;
