@@ -7,7 +7,7 @@
 //! health checks. Nothing else in the charm uses it yet: the podspec flavour does not run Pebble.
 //!
 //! Built like [`crate::redis::admin`]: charm logic asks [`Pebble`] for typed operations; `Pebble` turns each into
-//! one HTTP call on a [`Transport`] ([`http::UnixTransport`] in production),
+//! one HTTP call on a [`Transport`] ([`http::UnixTransport`] in production, [`fake::FakePebble`] in tests),
 //! counts it (`METHOD /v1/path`, never a body), reads Pebble's response envelope, and classifies what went wrong
 //! into a [`PebbleError`] that names the container and the call. A pushed file's content never appears in the
 //! call log, in an error or in a `Debug` of the request: it may be a password.
@@ -16,6 +16,8 @@
 //! `response.go`): every response is a JSON envelope `{"type": "sync"|"async"|"error", "status-code": …,
 //! "status": …, "result": …, "change": "<id>"}`, and an error's result is `{"message": …, "kind": …}`.
 
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod http;
 
 use std::fmt;
@@ -409,3 +411,6 @@ impl Pebble {
         Ok(checks)
     }
 }
+
+#[cfg(test)]
+mod tests;
