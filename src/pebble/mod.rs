@@ -129,6 +129,8 @@ pub enum PebbleError {
     FileRejected { call: Call, path: String, message: String, kind: String },
     /// An answer that is not what Pebble sends.
     Protocol { call: Call, detail: String },
+    /// A request the client would not send (a path that would break the request): nothing reached Pebble.
+    Invalid { call: Call, detail: String },
 }
 
 impl PebbleError {
@@ -139,7 +141,8 @@ impl PebbleError {
             | PebbleError::Api { call, .. }
             | PebbleError::ChangeFailed { call, .. }
             | PebbleError::FileRejected { call, .. }
-            | PebbleError::Protocol { call, .. } => call,
+            | PebbleError::Protocol { call, .. }
+            | PebbleError::Invalid { call, .. } => call,
         }
     }
 
@@ -175,6 +178,7 @@ impl fmt::Display for PebbleError {
                 Ok(())
             }
             PebbleError::Protocol { call, detail } => write!(f, "{call}: bad response: {detail}"),
+            PebbleError::Invalid { call, detail } => write!(f, "{call}: not sent: {detail}"),
         }
     }
 }
@@ -258,6 +262,10 @@ impl Pebble {
     ) -> Result<(Call, Value), PebbleError> {
         let path = path_and_query.split('?').next().unwrap_or_default();
         let call = Call { container: self.container.clone(), request: format!("{method} {path}") };
+        // A space or a control character (a change id or path from elsewhere) would break the request line.
+        if path_and_query.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(PebbleError::Invalid { call, detail: "a path with a space or control character".into() });
+        }
         self.calls.push(call.request.clone());
         let response = match self.transport.request(method, path_and_query, body, timeout) {
             Ok(response) => response,
@@ -372,6 +380,11 @@ impl Pebble {
         permissions: &str,
         make_dirs: bool,
     ) -> Result<(), PebbleError> {
+        // The path goes into a multipart header too: a line break there would forge one.
+        if path.chars().any(char::is_control) {
+            let call = Call { container: self.container.clone(), request: "POST /v1/files".into() };
+            return Err(PebbleError::Invalid { call, detail: "a file path with a control character".into() });
+        }
         let body = http::push_body(path, content, permissions, make_dirs);
         let (call, envelope) = self.call("POST", "/v1/files", Some(body), self.timeout)?;
         let results = envelope.get("result").and_then(Value::as_array).cloned().unwrap_or_default();

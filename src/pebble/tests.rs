@@ -193,3 +193,13 @@ fn a_request_body_debugs_as_its_length_only() {
     assert!(!format!("{body:?}").contains("s3cr3t"));
     assert!(format!("{:?}", Response { status: 200, body: b"s3cr3t".to_vec() }).ends_with("6 bytes)"));
 }
+
+#[test]
+fn a_path_that_would_break_the_request_is_refused_before_it_is_sent() {
+    let (mut pebble, fake) = client();
+    let err = pebble.wait_change("1 HTTP/1.1\r\nX-Evil: 1", Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(err, PebbleError::Invalid { .. }), "{err}");
+    let err = pebble.push_file("/etc/x\r\nContent-Type: text/plain", b"s3cr3t", "600", true).unwrap_err();
+    assert_eq!(err.to_string(), "pebble (redis): POST /v1/files: not sent: a file path with a control character");
+    assert!(pebble.calls().is_empty() && fake.requests().is_empty(), "nothing was sent");
+}
