@@ -6,7 +6,8 @@
 //!
 //! - [`PodSpecRuntime`] (Juju 2.8-3.6 podspec charms) renders it as a version 3 pod spec ([`podspec`]) and hands it
 //!   to `pod-spec-set` through the caas-base layer, only when it changed;
-//! - a sidecar flavour (Juju 3.1-4.0) will drive Pebble from the same description.
+//! - [`pebble::PebbleRuntime`] (the sidecar flavour, Juju 3.1-4.0) sends each workload container's Pebble its
+//!   layer and files from the same description, only what changed; no [`Flavour`] selects it yet.
 //!
 //! Handlers hold a `&mut dyn Runtime` and never ask which flavour they are in.
 
@@ -14,6 +15,7 @@ use anyhow::Result;
 
 use crate::layers::{Ctx, caas_base, status};
 
+pub mod pebble;
 pub mod podspec;
 
 /// The image to run, from the oci-image resource (`registrypath`, `username`, `password`).
