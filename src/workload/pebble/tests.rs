@@ -236,7 +236,7 @@ impl Harness {
         self.fakes[container].requests()
     }
 
-    fn clear(&self) -> usize {
+    fn total_requests(&self) -> usize {
         self.fakes.values().map(|f| f.requests().len()).sum()
     }
 }
@@ -272,10 +272,10 @@ fn the_first_apply_sends_everything_and_the_second_nothing() {
     assert!(h.fakes["redis"].service("sentinel").is_none(), "sentinel runs only in its own container");
     assert_eq!(h.juju.model.borrow().last_status(), Some(("maintenance", "configuring container")));
 
-    let before = h.clear();
+    let before = h.total_requests();
     let statuses = h.juju.model.borrow().count("status-set");
     assert_eq!(h.apply(&w).unwrap(), Applied::Unchanged);
-    assert_eq!(h.clear(), before, "an unchanged workload makes no Pebble call");
+    assert_eq!(h.total_requests(), before, "an unchanged workload makes no Pebble call");
     assert_eq!(h.juju.model.borrow().count("status-set"), statuses);
 }
 
