@@ -15,6 +15,19 @@ pub struct TestModel {
     pub dir: PathBuf,
     pub work: PathBuf,
     pub env: Vec<(String, String)>,
+    // Released after Drop has destroyed the model.
+    _host: HostLock,
+}
+
+/// The models of this binary's tests run side by side, except those of a test that checks what a model leaves
+/// behind on the host (its bridge, namespaces, index): juju-local hands a freed index to the next model at once,
+/// which recreates a bridge of the same name, so such a test runs alone ([`TestModel::alone`]).
+static HOST: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+#[allow(dead_code)] // held for its Drop
+enum HostLock {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
 }
 
 /// The commands juju-local runs pods with: bubblewrap, `ip` for the network namespaces, and the machine's
@@ -49,11 +62,22 @@ pub fn require_pods() {
 
 impl TestModel {
     pub fn new(name: &str) -> TestModel {
+        let host = HostLock::Shared(HOST.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        Self::with(name, host)
+    }
+
+    /// A model no other test's model runs beside, for a test that checks the host after it is gone.
+    pub fn alone(name: &str) -> TestModel {
+        let host = HostLock::Alone(HOST.write().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        Self::with(name, host)
+    }
+
+    fn with(name: &str, host: HostLock) -> TestModel {
         require_pods();
         let work = std::env::temp_dir().join(format!("jl-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("create test dir");
-        TestModel { dir: work.join("model"), work, env: Vec::new() }
+        TestModel { dir: work.join("model"), work, env: Vec::new(), _host: host }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

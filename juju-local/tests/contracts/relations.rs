@@ -84,7 +84,7 @@ fn storage_is_attached_after_start_and_actions_run_in_the_pod() {
 
 #[test]
 fn destroy_leaves_no_process_namespace_or_bridge() {
-    let m = TestModel::new("destroy");
+    let m = TestModel::alone("destroy");
     let charm = build_charm(&m.work, &CharmOpts::default());
     m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "-n", "2"]);
     m.wait_active("testredis");

@@ -113,7 +113,7 @@ fn scale_down_sigterms_the_pods_before_the_departing_units_hooks() {
 /// kills the rest at once; no process, network namespace, veth or bridge of the model is left.
 #[test]
 fn destroy_leaves_nothing_behind_even_when_redis_refuses_sigterm() {
-    let m = TestModel::new("stubborn");
+    let m = TestModel::alone("stubborn");
     let spec_file = m.work.join("spec.yaml");
     // Its data dir is the read-only ConfigMap volume: the shutdown save fails and Redis stays up.
     let command = "[redis-server, --port, '$PORT', --bind, 0.0.0.0, --protected-mode, 'no', --dir, /etc/jl-test-conf, --save, '3600 1']";
@@ -167,7 +167,7 @@ fn destroy_leaves_nothing_behind_even_when_redis_refuses_sigterm() {
 /// deleted model dir used to leak (redis-server processes with their netns and model dir gone).
 #[test]
 fn the_kubelet_tears_the_model_down_when_its_dir_is_deleted() {
-    let m = TestModel::new("rmdir");
+    let m = TestModel::alone("rmdir");
     let charm = build_charm(&m.work, &CharmOpts { stateful: true, ..Default::default() });
     m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0"]);
     m.wait_active("testredis");
