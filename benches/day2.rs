@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use redis_k8s::redis::resp;
 use support::day2;
 use support::load::{Load, Report};
+use support::local::until;
 
 const APP: &str = "redis-k8s";
 const RATE: u32 = 50;
@@ -56,17 +57,6 @@ impl Drop for Model {
     fn drop(&mut self) {
         let _ = self.run(&["destroy"]);
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

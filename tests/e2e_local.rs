@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::local::{charm, juju_local};
+use support::local::{charm, juju_local, until};
 
 use redis_k8s::redis::resp;
 use serde_json::Value;
@@ -199,17 +199,6 @@ fn redis_server_pid(model_dir: &Path, app: &str, n: u32) -> Option<u32> {
             c.starts_with("redis-server") && !c.contains("sentinel")
         })
     })
-}
-
-fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// Waits until every Sentinel knows `units - 1` replicas and `units - 1` other Sentinels: before that, a

@@ -128,3 +128,15 @@ pub fn container_pids(model_dir: &Path) -> Vec<u32> {
         .map(|p| p as u32)
         .collect()
 }
+
+/// Polls `f` every 250 ms until it gives a value, for at most `secs`; then fails naming `what`.
+pub fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

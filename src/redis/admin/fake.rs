@@ -280,7 +280,7 @@ impl Cluster {
             return Resp::Error("NOAUTH Authentication required.".into());
         }
         let name = verb(cmd);
-        let Some(r) = self.redis.get(addr).cloned() else { return Resp::Error("ERR gone".into()) };
+        let Some(r) = self.redis.get(addr).cloned() else { return gone() };
         match name.as_str() {
             "PING" => Resp::Simple("PONG".into()),
             "INFO" => Resp::Bulk(self.info(addr, &r).into_bytes()),
@@ -312,7 +312,10 @@ impl Cluster {
                         ));
                     }
                 }
-                let r = self.redis.get_mut(addr).expect("checked above");
+                let r = match self.redis.get_mut(addr) {
+                    Some(r) => r,
+                    None => return gone(),
+                };
                 for kv in args.chunks(2) {
                     let key = kv[0].to_ascii_lowercase();
                     let value =
@@ -321,19 +324,32 @@ impl Cluster {
                 }
                 Resp::Simple("OK".into())
             }
-            "ACL SETUSER" => match set_user(&cmd[2..], &mut self.redis.get_mut(addr).expect("exists").passwords) {
+            "ACL SETUSER" => match set_user(
+                &cmd[2..],
+                &mut match self.redis.get_mut(addr) {
+                    Some(r) => r,
+                    None => return gone(),
+                }
+                .passwords,
+            ) {
                 Ok(()) => Resp::Simple("OK".into()),
                 Err(e) => Resp::Error(e),
             },
             "REPLICAOF" => {
                 if cmd.len() == 3 && cmd[1].eq_ignore_ascii_case("no") && cmd[2].eq_ignore_ascii_case("one") {
-                    let r = self.redis.get_mut(addr).expect("exists");
+                    let r = match self.redis.get_mut(addr) {
+                        Some(r) => r,
+                        None => return gone(),
+                    };
                     r.replica_of = None;
                     r.link_up = false;
                 } else if let (3, Ok(port)) = (cmd.len(), cmd[2].parse::<u16>()) {
                     let primary = format!("{}:{port}", cmd[1]);
                     let up = self.redis.get(&primary).is_some_and(|p| p.running && p.replica_of.is_none());
-                    let r = self.redis.get_mut(addr).expect("exists");
+                    let r = match self.redis.get_mut(addr) {
+                        Some(r) => r,
+                        None => return gone(),
+                    };
                     r.replica_of = Some((cmd[1].clone(), port));
                     r.link_up = up;
                 } else {
@@ -342,11 +358,19 @@ impl Cluster {
                 Resp::Simple("OK".into())
             }
             "CLIENT PAUSE" => {
-                self.redis.get_mut(addr).expect("exists").paused = true;
+                match self.redis.get_mut(addr) {
+                    Some(r) => r,
+                    None => return gone(),
+                }
+                .paused = true;
                 Resp::Simple("OK".into())
             }
             "CLIENT UNPAUSE" => {
-                self.redis.get_mut(addr).expect("exists").paused = false;
+                match self.redis.get_mut(addr) {
+                    Some(r) => r,
+                    None => return gone(),
+                }
+                .paused = false;
                 Resp::Simple("OK".into())
             }
             _ => Resp::Error(format!("ERR unknown command '{}', with args beginning with: ", cmd[0])),
@@ -388,7 +412,7 @@ impl Cluster {
         }
         let name = verb(cmd);
         let arg = |i: usize| cmd.get(i).cloned().unwrap_or_default();
-        let s = self.sentinels.get_mut(addr).expect("exists");
+        let Some(s) = self.sentinels.get_mut(addr) else { return gone() };
         let no_master = || Resp::Error("ERR No such master with that name".into());
         match name.as_str() {
             "PING" => Resp::Simple("PONG".into()),
@@ -543,6 +567,11 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The answer for an address the model has no server at (sessions to it are refused before this, as `NotRunning`).
+fn gone() -> Resp {
+    Resp::Error("ERR gone".into())
 }
 
 fn prefix(addr: &str, e: SessionError) -> SessionError {
