@@ -103,7 +103,7 @@ pub fn promote(current: &Shared) -> Shared {
         password: Some(pending),
         pending: None,
         generation: current.generation + 1,
-        primary: current.primary.clone(),
+        ..current.clone()
     }
 }
 

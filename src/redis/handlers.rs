@@ -132,6 +132,9 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         Err(errors) => {
             status::blocked(ctx, &errors.to_string());
             ctx.flags.set(INVALID);
+            if ctx.is_leader {
+                hold(ctx)?;
+            }
             return Ok(());
         }
     };
@@ -152,7 +155,7 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
     if ctx.is_leader {
-        lead(ctx, &cfg, &image)?;
+        lead(ctx, &cfg, &image, Spec::Render)?;
     } else if cfg.require_auth && peers::shared(ctx)?.password.is_none() {
         status::waiting(ctx, "waiting for the leader to share the Redis password");
         return Ok(());
@@ -178,6 +181,43 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// While the config is invalid, the pods keep running what the last good one gave them, and the leader keeps
+/// looking after them with it: the live settings follow the unit count, update-status repairs the topology (a
+/// primary lost while blocked, to a crash during a scale-down, is recovered), a rotation in flight completes.
+/// The spec is left as it is until the config is good again. Nothing to hold before a config was ever good.
+fn hold(ctx: &mut Ctx<'_>) -> Result<()> {
+    if peers::relation_id(ctx).is_none() {
+        return Ok(());
+    }
+    let Some(cfg) = last_good_config(ctx)? else { return Ok(()) };
+    let Some(info) = docker_resource::get_info(ctx, IMAGE) else { return Ok(()) };
+    let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
+    lead(ctx, &cfg, &image, Spec::Keep)
+}
+
+/// The last valid config: the one the leader last rendered from, as shared in the peer bag (so a unit that joined,
+/// or a leader elected, while the config was invalid has it too), else the last this unit saw.
+fn last_good_config(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
+    if peers::relation_id(ctx).is_some()
+        && let Some(text) = peers::shared(ctx)?.config
+        && let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+        && let Ok(cfg) = RedisConfig::from_juju(&map)
+    {
+        return Ok(Some(cfg));
+    }
+    let last: Option<serde_json::Map<String, serde_json::Value>> = ctx.kv.get_as(LAST_GOOD_CONFIG);
+    Ok(last.and_then(|last| RedisConfig::from_juju(&last).ok()))
+}
+
+/// Whether the leader's pass may send a new pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spec {
+    /// Rendered and sent when its inputs changed.
+    Render,
+    /// Left as it is (the config is invalid: the spec Juju has is the last good one).
+    Keep,
+}
+
 /// What the leader's part of configure would do in this hook, from a given view of the peer bag.
 struct Plan {
     /// The bag as committed.
@@ -194,7 +234,14 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(ctx: &Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails, committed: Shared, rotate: bool) -> Result<Plan> {
+    fn new(
+        ctx: &Ctx<'_>,
+        cfg: &RedisConfig,
+        image: &ImageDetails,
+        committed: Shared,
+        rotate: bool,
+        spec: Spec,
+    ) -> Result<Plan> {
         let units = peers::units(ctx);
         let app = ctx.env.app_name().to_string();
         // Nothing reaches the servers that Juju has not committed (see auth): with auth on and no password
@@ -214,7 +261,11 @@ impl Plan {
             mode.map(|m| (desired, m))
         };
         let base = auth::promote(&committed);
-        let next = auth::decide(cfg, &base, rotate)?;
+        let mut next = auth::decide(cfg, &base, rotate)?;
+        if spec == Spec::Render {
+            // What every unit falls back on while a later config is invalid (see last_good_config).
+            next.config = Some(serde_json::Value::Object(ctx.config.clone()).to_string());
+        }
         let topo = Deployment {
             app: app.clone(),
             units,
@@ -232,7 +283,8 @@ impl Plan {
             "password": &topo.password,
             "previous": &topo.previous_password,
         });
-        let render = ctx.hook == hook::UPGRADE_CHARM || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs);
+        let render =
+            spec == Spec::Render && (ctx.hook == hook::UPGRADE_CHARM || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs));
         Ok(Plan { committed, live, base, next, topo, inputs, render })
     }
 
@@ -242,14 +294,14 @@ impl Plan {
 }
 
 /// The leader's part of configure: the running pods, the password, the spec, and what it finds out about them.
-fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails) -> Result<()> {
+fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails, spec: Spec) -> Result<()> {
     let rotate = ctx.flags.is_set(&rotate_flag());
     let committed = peers::shared(ctx)?;
-    let mut plan = Plan::new(ctx, cfg, image, committed, rotate)?;
+    let mut plan = Plan::new(ctx, cfg, image, committed, rotate, spec)?;
     // Acting on a stale copy of the bag could undo what an action changed: read it first.
     if plan.acts() && !peers::is_fresh(ctx) {
         let committed = peers::fresh(ctx)?;
-        plan = Plan::new(ctx, cfg, image, committed, rotate)?;
+        plan = Plan::new(ctx, cfg, image, committed, rotate, spec)?;
     }
     let health = match &plan.live {
         Some((desired, mode)) => {
@@ -352,13 +404,10 @@ fn ingress_address(ctx: &mut Ctx<'_>) -> Result<String> {
 
 /// The config to act on: the current one when valid, else the last good one, so a client that joins while the
 /// config is blocked still learns where Redis really is.
-fn good_config(ctx: &mut Ctx<'_>) -> Option<RedisConfig> {
+fn good_config(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
     match RedisConfig::from_juju(&ctx.config) {
-        Ok(cfg) => Some(cfg),
-        Err(_) => {
-            let last: serde_json::Map<String, serde_json::Value> = ctx.kv.get_as(LAST_GOOD_CONFIG)?;
-            RedisConfig::from_juju(&last).ok()
-        }
+        Ok(cfg) => Ok(Some(cfg)),
+        Err(_) => last_good_config(ctx),
     }
 }
 
@@ -393,7 +442,7 @@ fn publish_db(ctx: &mut Ctx<'_>) -> Result<()> {
         return Ok(());
     }
     // A bad config keeps the last good data published (and gives it to clients that join meanwhile).
-    let Some(cfg) = good_config(ctx) else { return Ok(()) };
+    let Some(cfg) = good_config(ctx)? else { return Ok(()) };
     let shared = peers::shared(ctx)?;
     let Some(mut published) = db_data(ctx, &cfg, &shared)? else { return Ok(()) };
     let rids: Vec<String> = joined_units(ctx, ENDPOINT).into_keys().collect();
@@ -468,7 +517,7 @@ fn peer_departed(ctx: &mut Ctx<'_>) -> Result<()> {
     if !ctx.is_leader || departing_self(ctx) || ctx.env.departing_unit.is_none() {
         return Ok(());
     }
-    let Some(cfg) = good_config(ctx) else { return Ok(()) };
+    let Some(cfg) = good_config(ctx)? else { return Ok(()) };
     let shared = peers::shared(ctx)?;
     let units = peers::units(ctx);
     let app = ctx.env.app_name().to_string();

@@ -660,7 +660,7 @@ mod tests {
             previous: previous.map(str::to_string),
             pending: None,
             generation: 1 + u64::from(previous.is_some()),
-            primary: None,
+            ..Shared::default()
         }
     }
     const OLD: &str = "previous-password-0123456789";

@@ -38,8 +38,9 @@ const KEY_PREVIOUS: &str = "previous-password";
 const KEY_PENDING: &str = "pending-password";
 const KEY_GENERATION: &str = "password-generation";
 const KEY_PRIMARY: &str = "primary";
+const KEY_CONFIG: &str = "last-good-config";
 /// Every key this charm writes in the application bag.
-const APP_KEYS: &[&str] = &[KEY_PASSWORD, KEY_PREVIOUS, KEY_PENDING, KEY_GENERATION, KEY_PRIMARY];
+const APP_KEYS: &[&str] = &[KEY_PASSWORD, KEY_PREVIOUS, KEY_PENDING, KEY_GENERATION, KEY_PRIMARY, KEY_CONFIG];
 /// The unit-bag key acknowledging a password generation.
 const KEY_PUBLISHED: &str = "published-generation";
 
@@ -56,6 +57,10 @@ pub struct Shared {
     pub pending: Option<String>,
     pub generation: u64,
     pub primary: Option<String>,
+    /// The last valid config the leader rendered the workload from (JSON; it may hold the `password` option):
+    /// what every unit acts on while the current config is invalid, a unit that joined or a leader elected
+    /// while it was invalid included.
+    pub config: Option<String>,
 }
 
 /// Hides the passwords.
@@ -67,6 +72,7 @@ impl std::fmt::Debug for Shared {
             .field("pending", &self.pending.as_ref().map(|_| "<redacted>"))
             .field("generation", &self.generation)
             .field("primary", &self.primary)
+            .field("config", &self.config.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -80,6 +86,7 @@ impl Shared {
             pending: text(KEY_PENDING),
             generation: bag.get(KEY_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
             primary: text(KEY_PRIMARY),
+            config: text(KEY_CONFIG),
         }
     }
 
@@ -93,6 +100,7 @@ impl Shared {
             if self.generation == 0 { String::new() } else { self.generation.to_string() },
         );
         bag.insert(KEY_PRIMARY.into(), self.primary.clone().unwrap_or_default());
+        bag.insert(KEY_CONFIG.into(), self.config.clone().unwrap_or_default());
         bag
     }
 }

@@ -241,6 +241,33 @@ fn invalid_port_blocks_naming_it_and_keeps_the_last_good_spec() {
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
 }
 
+/// Found by the soak (seed 0x18ec1c24e7b9151d): a scale-down to one unit while the config was blocked, with the
+/// remaining pod's redis-server killed during the departing primary's hand-over, left it a replica of the pod
+/// that was gone, and update-status (blocked on the config) did nothing: no writable primary, for good.
+#[test]
+fn while_the_config_is_blocked_the_leader_still_recovers_a_lost_primary_and_keeps_the_spec() {
+    let u = Unit::new("redis-k8s/0", true);
+    u.deploy();
+    u.hook("update-status").0.unwrap();
+    let good = u.model().pod_spec.clone();
+    u.model().config.insert("maxmemory-policy".into(), json!("lru"));
+    u.hook("config-changed").0.unwrap();
+    {
+        let mut r = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+        r.replica_of = Some(("redis-k8s-1.redis-k8s-endpoints".into(), 6379));
+        r.link_up = false;
+        u.cluster.state_mut().redis.insert("redis-k8s-0.redis-k8s-endpoints:6379".into(), r);
+    }
+    let (r, calls) = u.hook("update-status");
+    r.unwrap();
+    assert_eq!(u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379").replica_of, None, "promoted");
+    assert!(!calls.contains(&"pod-spec-set".to_string()), "{calls:?}");
+    assert_eq!(u.model().pod_spec, good);
+    let status = u.model().last_status().map(|(s, m)| (s.to_string(), m.to_string()));
+    assert_eq!(status.as_ref().map(|(s, _)| s.as_str()), Some("blocked"), "{status:?}");
+    assert!(status.unwrap().1.contains("maxmemory-policy"));
+}
+
 #[test]
 fn image_change_via_upgrade_charm_resends_the_spec_once() {
     let u = Unit::new("redis-k8s/0", true);
@@ -665,6 +692,37 @@ fn a_client_joining_while_the_config_is_blocked_gets_the_last_good_data() {
     let local = u.model().relations["db:4"].local.clone();
     assert_eq!(local.get("port").map(String::as_str), Some("6379"), "where Redis really listens: {local:?}");
     assert_eq!(local.get("host").map(String::as_str), Some("10.152.183.7"));
+}
+
+/// A unit that joined (here: a leader elected) while the config was already invalid never saw a good one itself:
+/// it acts on the one the previous leader shared in the peer bag. Its clients learn where Redis really listens,
+/// and as leader it still recovers a lost primary.
+#[test]
+fn a_unit_that_never_saw_a_good_config_acts_on_the_one_shared_in_the_peer_bag() {
+    let u = Unit::new("redis-k8s/0", true);
+    {
+        let mut m = u.model();
+        let peers = m.relations.get_mut("redis-peers:0").unwrap();
+        peers.local_app.insert("password".into(), "shared-password-0123456789abcdef".into());
+        peers.local_app.insert("password-generation".into(), "1".into());
+        let good = json!({"port": 7000, "require-auth": true}).to_string();
+        peers.local_app.insert("last-good-config".into(), good);
+        m.config.insert("maxmemory-policy".into(), json!("lru"));
+    }
+    for h in ["install", "leader-elected", "config-changed", "start"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    assert_eq!(u.model().last_status().map(|(s, _)| s.to_string()), Some("blocked".into()));
+    assert_eq!(u.model().pod_spec, None, "no spec from a config this unit cannot render");
+    assert_eq!(
+        u.model().relations["redis-peers:0"].local_app.get("last-good-config").map(|c| c.contains("7000")),
+        Some(true)
+    );
+
+    let env = u.relate("db:5");
+    u.hook_env("db-relation-joined", &env).0.unwrap();
+    let local = u.model().relations["db:5"].local.clone();
+    assert_eq!(local.get("port").map(String::as_str), Some("7000"), "{local:?}");
 }
 
 #[test]
