@@ -3,7 +3,8 @@
 #   make demo    set up, build redis-k8s.charm and run the local deploy demo (scripts/demo.sh)
 #   make test    set up, build redis-k8s.charm and run every test against it
 #   make lint    rustfmt, shellcheck, clippy, rustdoc (warnings denied) and charm-proof on the unpacked .charm
-#   make charm   build redis-k8s.charm (the static binary as ./dispatch, hooks/ as symlinks)
+#   make charm   build redis-k8s.charm (podspec: the static binary as ./dispatch, hooks/ as symlinks) and
+#                redis-k8s-sidecar.charm (the same binary with sidecar/metadata.yaml and sidecar/manifest.yaml)
 #   make build   build the static, stripped release binary only
 #   make setup   install what the above need (Debian packages, charm-tools venv); idempotent
 #   make clean   remove build outputs (keeps the .venv-tools/ that setup made)
@@ -24,6 +25,11 @@ CHARM := redis-k8s.charm
 # What the archive holds besides dispatch and hooks/. actions.yaml only once the charm has actions;
 # copyright because charm-proof warns (exit 100) without one.
 CHARM_FILES := metadata.yaml config.yaml layer.yaml README.md copyright $(wildcard actions.yaml)
+# The sidecar archive (Juju 3.1-4.0): the same binary and config/actions, its own metadata.yaml and a
+# manifest.yaml; no hooks/ (Juju 3 runs dispatch) and no layer.yaml (the docker-resource layer is podspec-only).
+SIDECAR_CHARM := redis-k8s-sidecar.charm
+SIDECAR_STAGE := target/sidecar-charm
+SIDECAR_FILES := config.yaml README.md copyright $(wildcard actions.yaml)
 
 APT_PACKAGES := redis-server zip unzip bubblewrap iproute2 python3-venv shellcheck
 VENV := .venv-tools
@@ -66,6 +72,10 @@ charm: build
 	rm -f $(CHARM)
 	zip -q -X -y $(CHARM) $(CHARM_FILES) dispatch hooks/* $(wildcard actions/*)
 	@echo "$(CHARM): $$(stat -c %s $(CHARM)) bytes; dispatch: $$(stat -c %s dispatch) bytes"
+	rm -rf $(SIDECAR_STAGE) $(SIDECAR_CHARM) && mkdir -p $(SIDECAR_STAGE)
+	cp $(SIDECAR_FILES) sidecar/metadata.yaml sidecar/manifest.yaml dispatch $(SIDECAR_STAGE)/
+	cd $(SIDECAR_STAGE) && zip -q -X $(CURDIR)/$(SIDECAR_CHARM) metadata.yaml manifest.yaml $(notdir $(SIDECAR_FILES)) dispatch
+	@echo "$(SIDECAR_CHARM): $$(stat -c %s $(SIDECAR_CHARM)) bytes"
 
 # Every shell script we ship or run: the pod's scripts (their rendered, inlined form is checked by the podspec
 # tests), the demo, the benchmark drivers and the fake hook tool.
@@ -85,14 +95,14 @@ lint: setup charm
 # The e2e tests drive the built charm through juju-local (target/debug/juju-local).
 test: setup charm
 	cargo build -p juju-local
-	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo test --workspace
+	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) REDIS_K8S_SIDECAR_CHARM=$(CURDIR)/$(SIDECAR_CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo test --workspace
 
 demo: setup charm
 	./scripts/demo.sh
 
 clean:
 	cargo clean
-	rm -f dispatch $(CHARM)
+	rm -f dispatch $(CHARM) $(SIDECAR_CHARM)
 
 # Writes benches/RESULTS.md; bench-quick (about a minute) writes the uncommitted benches/RESULTS-quick.md.
 bench:
@@ -118,4 +128,4 @@ mutants: setup
 # Writes benches/DAY2.md; DAY2_ROUNDS=N repeats every operation N times.
 bench-day2: setup charm
 	cargo build -p juju-local
-	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo bench --bench day2
+	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) REDIS_K8S_SIDECAR_CHARM=$(CURDIR)/$(SIDECAR_CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo bench --bench day2

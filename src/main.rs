@@ -12,6 +12,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
@@ -19,7 +20,7 @@ use clap::Parser;
 use redis_k8s::dispatch::{self, Invocation};
 use redis_k8s::juju::env::{self, shown};
 use redis_k8s::juju::{HookEnv, HookTools, LogLevel, ProcessRunner};
-use redis_k8s::meta::CharmMeta;
+use redis_k8s::meta::{CharmMeta, Flavour};
 
 /// What the one-line error names: `redis-k8s: <hook>: …`.
 static CURRENT: OnceLock<String> = OnceLock::new();
@@ -28,17 +29,22 @@ static CURRENT: OnceLock<String> = OnceLock::new();
 #[command(
     name = "redis-k8s",
     version,
-    about = "The redis-k8s Juju charm (podspec, Kubernetes), as one static binary.",
-    long_about = "The redis-k8s Juju charm (podspec, Kubernetes), as one static binary.\n\n\
+    about = "The redis-k8s Juju charm (Kubernetes; podspec and sidecar archives), as one static binary.",
+    long_about = "The redis-k8s Juju charm (Kubernetes; podspec and sidecar archives), as one static binary.\n\n\
 Juju runs this binary for every hook: as `dispatch` with JUJU_DISPATCH_PATH=hooks/<name> (Juju 2.8+), \
-or through the hooks/<name> symlinks. It acts only through Juju's hook tools (config-get, status-set, \
-pod-spec-set, ...), so it does nothing useful outside a hook context. To try it without a controller, \
-use the local agent: `juju-local deploy ./redis-k8s.charm --resource redis-image=redis:7.0`."
+or through the hooks/<name> symlinks. Which archive it runs from (redis-k8s.charm, podspec, Juju 2.8-3.6; \
+redis-k8s-sidecar.charm, Pebble, Juju 3.1-4.0) it reads from the metadata.yaml in its charm directory. It acts \
+only through Juju's hook tools (and, in the sidecar archive, the workload containers' Pebble), so it does \
+nothing useful outside a hook context. To try it without a controller, use the local agent: \
+`juju-local deploy ./redis-k8s.charm --resource redis-image=redis:7.0`."
 )]
 struct Cli {
     /// List the hooks and actions this charm handles, one per line.
     #[arg(long)]
     list_hooks: bool,
+    /// The archive to list them for (default: the one whose metadata.yaml is beside the binary, else podspec).
+    #[arg(long, value_parser = ["podspec", "sidecar"])]
+    flavour: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -64,7 +70,24 @@ fn main() -> ExitCode {
         }
     };
     let in_context = std::env::var_os("JUJU_UNIT_NAME").is_some_and(|u| !u.is_empty());
-    let meta = match CharmMeta::shipped() {
+    // In a hook, the charm directory's metadata says which archive this is (an error if it is neither); outside
+    // one, the directory the binary is in, else the podspec archive (the CLI only lists names).
+    let dir = match charm_dir(in_context) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("redis-k8s: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let flavour = match (dir.map(|d| Flavour::of_charm_dir(&d)), in_context) {
+        (Some(Ok(flavour)), _) => flavour,
+        (Some(Err(e)), true) => {
+            eprintln!("redis-k8s: {}", one_line(&format!("{e:#}")));
+            return ExitCode::from(1);
+        }
+        _ => Flavour::PodSpec,
+    };
+    let meta = match CharmMeta::of(flavour) {
         Ok(meta) => meta,
         Err(e) => {
             eprintln!("redis-k8s: {}", one_line(&format!("{e:#}")));
@@ -83,8 +106,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The charm directory: `JUJU_CHARM_DIR` in a hook, else the directory this binary is in.
+fn charm_dir(in_context: bool) -> Result<Option<PathBuf>, env::EnvError> {
+    if in_context && let Some(dir) = env::var("JUJU_CHARM_DIR")?.filter(|d| !d.is_empty()) {
+        return Ok(Some(PathBuf::from(dir)));
+    }
+    Ok(std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)))
+}
+
 fn cli(meta: &CharmMeta, in_context: bool, argv0: &OsStr) -> ExitCode {
     let cli = Cli::parse();
+    let meta = match cli.flavour.as_deref() {
+        Some("sidecar") => CharmMeta::of(Flavour::Sidecar).unwrap_or(meta),
+        Some(_) => CharmMeta::of(Flavour::PodSpec).unwrap_or(meta),
+        None => meta,
+    };
     if cli.list_hooks {
         for h in meta.hooks() {
             println!("{h}");

@@ -31,8 +31,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_yaml::Mapping;
 
-/// The charm's `metadata.yaml`, as shipped beside the binary.
+/// The podspec archive's `metadata.yaml`, as shipped beside the binary.
 pub const METADATA_YAML: &str = include_str!("../metadata.yaml");
+/// The sidecar archive's `metadata.yaml` (`make charm` ships it with `sidecar/manifest.yaml`).
+pub const SIDECAR_METADATA_YAML: &str = include_str!("../sidecar/metadata.yaml");
 /// The charm's `config.yaml`.
 pub const CONFIG_YAML: &str = include_str!("../config.yaml");
 /// The charm's `actions.yaml`.
@@ -50,6 +52,53 @@ pub mod hook {
     pub const LEADER_DEPOSED: &str = "leader-deposed";
     pub const LEADER_SETTINGS_CHANGED: &str = "leader-settings-changed";
     pub const REMOVE: &str = "remove";
+}
+
+/// Which of the two archives the binary runs from: the same binary ships in both, with a different metadata.yaml
+/// (one archive cannot be both: Juju refuses metadata that mixes the podspec keys `series`/`min-juju-version`
+/// with the sidecar keys `containers`/`assumes` as "ambiguous metadata", juju/charm `meta.go`
+/// `ensureUnambiguousFormat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flavour {
+    /// `redis-k8s.charm`: format v1 with `series: [kubernetes]`; the leader sends a pod spec (Juju 2.8-3.6).
+    #[default]
+    PodSpec,
+    /// `redis-k8s-sidecar.charm`: format v2 with `containers`; every unit drives its pod's Pebbles (Juju 3.1-4.0).
+    Sidecar,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::PodSpec, Flavour::Sidecar];
+
+    /// The metadata.yaml this flavour's archive ships.
+    pub fn metadata_yaml(self) -> &'static str {
+        match self {
+            Flavour::PodSpec => METADATA_YAML,
+            Flavour::Sidecar => SIDECAR_METADATA_YAML,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::PodSpec => "podspec",
+            Flavour::Sidecar => "sidecar",
+        }
+    }
+
+    /// The flavour of the charm in `charm_dir`, from the metadata.yaml it was shipped with: byte for byte one of
+    /// the two this binary was built with. Anything else means the binary and the archive it runs from do not
+    /// belong together, which is an error rather than a guess (one file read per hook; no tool call).
+    pub fn of_charm_dir(charm_dir: &std::path::Path) -> Result<Flavour> {
+        let path = charm_dir.join("metadata.yaml");
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Flavour::ALL.into_iter().find(|f| f.metadata_yaml().as_bytes() == text).ok_or_else(|| {
+            anyhow!(
+                "{} is not the metadata of either archive this binary was built for (podspec or sidecar): \
+                 rebuild the charm with `make charm`",
+                path.display()
+            )
+        })
+    }
 }
 
 /// The unit hooks every podspec charm may receive (reference §2), in the order `--list-hooks` prints them. Left
@@ -211,6 +260,26 @@ pub struct StorageMeta {
     pub location: Option<String>,
 }
 
+/// A workload container as a sidecar charm's metadata.yaml declares it (`containers:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerMeta {
+    pub name: String,
+    /// The oci-image resource Juju runs it from.
+    pub resource: Option<String>,
+    /// (storage, location) for each mount.
+    pub mounts: Vec<(String, String)>,
+}
+
+/// The hooks Juju 3.x runs for each workload container of a sidecar charm: `<container>-pebble-<kind>`
+/// (`pebble-ready` from 2.9/3.0, `pebble-custom-notice` from 3.4, `pebble-check-failed`/`-recovered` from 3.6).
+pub const PEBBLE_HOOKS: [&str; 4] =
+    ["pebble-ready", "pebble-custom-notice", "pebble-check-failed", "pebble-check-recovered"];
+
+/// The container a `<container>-pebble-ready` hook is for.
+pub fn pebble_ready_container(hook: &str) -> Option<&str> {
+    hook.strip_suffix("-pebble-ready").filter(|c| !c.is_empty())
+}
+
 /// A resource as metadata.yaml declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceMeta {
@@ -248,6 +317,8 @@ pub struct CharmMeta {
     pub endpoints: Vec<EndpointMeta>,
     pub storage: Vec<StorageMeta>,
     pub resources: Vec<ResourceMeta>,
+    /// The workload containers (sidecar only), in file order.
+    pub containers: Vec<ContainerMeta>,
     /// In actions.yaml's order.
     pub actions: Vec<String>,
     /// In config.yaml's order.
@@ -257,13 +328,25 @@ pub struct CharmMeta {
 }
 
 impl CharmMeta {
-    /// The shipped charm, parsed on first use and kept for the life of the process.
+    /// The podspec charm, parsed on first use and kept for the life of the process.
     pub fn shipped() -> Result<&'static CharmMeta> {
-        static SHIPPED: OnceLock<std::result::Result<CharmMeta, String>> = OnceLock::new();
-        SHIPPED
-            .get_or_init(|| CharmMeta::parse(METADATA_YAML, CONFIG_YAML, ACTIONS_YAML).map_err(|e| format!("{e:#}")))
-            .as_ref()
-            .map_err(|e| anyhow!("the charm's own YAML: {e}"))
+        CharmMeta::of(Flavour::PodSpec)
+    }
+
+    /// The charm as `flavour`'s archive ships it, parsed on first use and kept for the life of the process.
+    pub fn of(flavour: Flavour) -> Result<&'static CharmMeta> {
+        type Parsed = OnceLock<std::result::Result<CharmMeta, String>>;
+        static PODSPEC: Parsed = OnceLock::new();
+        static SIDECAR: Parsed = OnceLock::new();
+        let cell = match flavour {
+            Flavour::PodSpec => &PODSPEC,
+            Flavour::Sidecar => &SIDECAR,
+        };
+        cell.get_or_init(|| {
+            CharmMeta::parse(flavour.metadata_yaml(), CONFIG_YAML, ACTIONS_YAML).map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("the charm's own YAML ({}): {e}", flavour.as_str()))
     }
 
     /// Reads the three files' text (an empty config.yaml or actions.yaml declares nothing).
@@ -281,6 +364,19 @@ impl CharmMeta {
             storage: Mapping,
             #[serde(default)]
             resources: Mapping,
+            #[serde(default)]
+            containers: Mapping,
+        }
+        #[derive(Deserialize)]
+        struct Container {
+            resource: Option<String>,
+            #[serde(default)]
+            mounts: Vec<ContainerMount>,
+        }
+        #[derive(Deserialize)]
+        struct ContainerMount {
+            storage: String,
+            location: String,
         }
         #[derive(Deserialize)]
         struct Relation {
@@ -334,6 +430,15 @@ impl CharmMeta {
             .into_iter()
             .map(|(name, r)| ResourceMeta { name, kind: r.kind, auto_fetch: r.auto_fetch })
             .collect();
+        let containers = entries::<Container>(&meta.containers)
+            .context("metadata.yaml containers")?
+            .into_iter()
+            .map(|(name, c)| ContainerMeta {
+                name,
+                resource: c.resource,
+                mounts: c.mounts.into_iter().map(|m| (m.storage, m.location)).collect(),
+            })
+            .collect();
 
         let config: Config = if config_yaml.trim().is_empty() {
             Config::default()
@@ -358,8 +463,16 @@ impl CharmMeta {
         let actions =
             entries::<serde_yaml::Value>(&actions).context("actions.yaml")?.into_iter().map(|(n, _)| n).collect();
 
-        let mut charm =
-            CharmMeta { name: meta.name, endpoints, storage, resources, actions, options, hooks: Vec::new() };
+        let mut charm = CharmMeta {
+            name: meta.name,
+            endpoints,
+            storage,
+            resources,
+            containers,
+            actions,
+            options,
+            hooks: Vec::new(),
+        };
         charm.hooks = charm.derive_hooks();
         Ok(charm)
     }
@@ -372,11 +485,14 @@ impl CharmMeta {
         for st in &self.storage {
             hooks.extend(StorageHook::ALL.iter().map(|k| k.name(&st.name)));
         }
+        for c in &self.containers {
+            hooks.extend(PEBBLE_HOOKS.iter().map(|k| format!("{}-{k}", c.name)));
+        }
         hooks
     }
 
     /// Every hook the charm answers to: Juju's unit hooks ([`UNIT_HOOKS`]), then each endpoint's relation hooks,
-    /// then each storage's hooks.
+    /// then each storage's hooks, then each workload container's Pebble hooks ([`PEBBLE_HOOKS`]).
     pub fn hooks(&self) -> &[String] {
         &self.hooks
     }
@@ -498,16 +614,62 @@ mod tests {
     /// Every action in actions.yaml has a constant, is dispatched, and has a handler that runs only for it.
     #[test]
     fn every_action_is_dispatched_and_handled() {
-        let m = shipped();
-        assert_eq!(m.actions, action::ALL);
-        let engine = crate::charm::engine().unwrap();
-        let watched = engine.registry.watched_flags();
-        for a in &m.actions {
-            let got = crate::dispatch::resolve(m, Some(&format!("actions/{a}")), "dispatch".as_ref(), true);
-            assert_eq!(got, Ok(crate::dispatch::Invocation::Action(a.clone())), "{a}");
-            let flag = crate::reactive::action_flag(a);
-            assert!(watched.contains(&flag), "no handler waits for {flag}");
+        for flavour in Flavour::ALL {
+            let m = CharmMeta::of(flavour).unwrap();
+            assert_eq!(m.actions, action::ALL);
+            let engine = crate::charm::engine(flavour).unwrap();
+            let watched = engine.registry.watched_flags();
+            for a in &m.actions {
+                let got = crate::dispatch::resolve(m, Some(&format!("actions/{a}")), "dispatch".as_ref(), true);
+                assert_eq!(got, Ok(crate::dispatch::Invocation::Action(a.clone())), "{flavour:?} {a}");
+                let flag = crate::reactive::action_flag(a);
+                assert!(watched.contains(&flag), "{flavour:?}: no handler waits for {flag}");
+            }
         }
+    }
+
+    /// The two archives' metadata say the same charm: the same name, endpoints, storage and resource; the sidecar
+    /// one adds the workload containers (each run from the image resource, the data storage mounted into redis)
+    /// and their Pebble hooks, and the podspec one alone fetches the resource itself.
+    #[test]
+    fn the_sidecar_metadata_is_the_same_charm_with_containers() {
+        let (p, s) = (CharmMeta::of(Flavour::PodSpec).unwrap(), CharmMeta::of(Flavour::Sidecar).unwrap());
+        assert_eq!((&p.name, &p.endpoints, &p.actions, &p.options), (&s.name, &s.endpoints, &s.actions, &s.options));
+        assert_eq!(
+            p.storage.iter().map(|x| (&x.name, &x.kind)).collect::<Vec<_>>(),
+            [(&s.storage[0].name, &s.storage[0].kind)]
+        );
+        assert_eq!(s.storage.len(), 1);
+        assert!(p.containers.is_empty());
+        let names: Vec<&str> = s.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["redis", "sentinel"]);
+        for c in &s.containers {
+            assert_eq!(c.resource.as_deref(), Some(REDIS_IMAGE.name), "{}", c.name);
+        }
+        assert_eq!(s.containers[0].mounts, [("data".to_string(), "/data".to_string())]);
+        assert!(s.is_hook("redis-pebble-ready") && s.is_hook("sentinel-pebble-check-failed"));
+        assert!(!p.is_hook("redis-pebble-ready"));
+        assert_eq!(s.auto_fetch_images().count(), 0, "Juju pulls a sidecar charm's images itself");
+        assert_eq!(pebble_ready_container("sentinel-pebble-ready"), Some("sentinel"));
+        assert_eq!(pebble_ready_container("-pebble-ready"), None);
+    }
+
+    /// The flavour is the charm directory's metadata.yaml, byte for byte one of the two this binary carries;
+    /// anything else is an error naming the file, not a guess.
+    #[test]
+    fn the_flavour_comes_from_the_charm_directory() {
+        let dir = std::env::temp_dir().join(format!("redis-k8s-flavour-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = Flavour::of_charm_dir(&dir).unwrap_err().to_string();
+        assert!(missing.contains("metadata.yaml"), "{missing}");
+        for flavour in Flavour::ALL {
+            std::fs::write(dir.join("metadata.yaml"), flavour.metadata_yaml()).unwrap();
+            assert_eq!(Flavour::of_charm_dir(&dir).unwrap(), flavour);
+        }
+        std::fs::write(dir.join("metadata.yaml"), format!("{METADATA_YAML}\n# edited\n")).unwrap();
+        let err = Flavour::of_charm_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("not the metadata of either archive"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -25,8 +25,10 @@ use crate::reactive;
 pub struct State {
     pub status: status::Queue,
     pub redis: crate::redis::HookState,
-    /// How the workload is run (the pod spec, today).
+    /// How the workload is run: which archive this binary runs from.
     pub flavour: crate::workload::Flavour,
+    /// The sidecar flavour's Pebbles (one per workload container), made on first use; set beforehand by tests.
+    pub pebble: Option<crate::workload::pebble::PebbleRuntime>,
 }
 
 /// The handler context every layer and the Redis handlers use.

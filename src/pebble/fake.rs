@@ -102,6 +102,19 @@ impl FakePebble {
         self.state.borrow_mut().running = running;
     }
 
+    /// The container restarted: a new Pebble, running, with an empty plan, no services, no files but `/` (the
+    /// request log and the faults are kept).
+    pub fn restart_afresh(&self) {
+        let mut st = self.state.borrow_mut();
+        st.running = true;
+        st.layers.clear();
+        st.services.clear();
+        st.files.clear();
+        st.changes.clear();
+        st.checks.clear();
+        st.dirs = BTreeSet::from(["/".to_string()]);
+    }
+
     /// Requests whose path (without the query) starts with `path_prefix` meet `fault` until [`Self::clear_faults`].
     pub fn fail(&self, path_prefix: &str, fault: Fault) {
         self.state.borrow_mut().faults.push((path_prefix.to_string(), fault));

@@ -29,7 +29,7 @@ use super::topology::{self, Names};
 use crate::juju::LogLevel;
 use crate::layers::docker_resource::{self, ResourceFlag};
 use crate::layers::{Ctx, State, status};
-use crate::meta::{self, RelationHook, action, hook};
+use crate::meta::{self, Flavour, RelationHook, action, hook};
 use crate::reactive::{EndpointFlag, LEADER_FLAG, Registry, action_flag, endpoint_flag, joined_units};
 
 /// The image resource the charm runs.
@@ -62,10 +62,15 @@ const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 const DEPARTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// Registers the Redis handlers (after the layers' own, as the original's `reactive/redis.py` was).
-pub fn register(reg: &mut Registry<State>) {
-    let available = docker_resource::flag(IMAGE, ResourceFlag::Available);
+pub fn register(reg: &mut Registry<State>, flavour: Flavour) {
+    // What the workload needs before it can be configured: the image resource the pod spec names (podspec), or
+    // every workload container's Pebble up (sidecar).
+    let workload_ready = match flavour {
+        Flavour::PodSpec => docker_resource::flag(IMAGE, ResourceFlag::Available),
+        Flavour::Sidecar => crate::workload::pebble::READY.to_owned(),
+    };
     reg.handler("redis:rotate-password-check").when(&rotate_flag()).run(rotate_password_check);
-    reg.handler("redis:configure").when(&available).run(configure);
+    reg.handler("redis:configure").when(&workload_ready).run(configure);
     reg.handler("redis:publish-db").when(&endpoint_flag(ENDPOINT, EndpointFlag::Joined)).run(publish_db);
     reg.per_relation(ENDPOINT, &["redis.db.published.", "redis.db.published-app."]);
     reg.handler("redis:acknowledge").when(CONFIGURED).run(acknowledge);
@@ -141,28 +146,29 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     if ctx.flags.is_set(INVALID) {
         ctx.flags.clear(INVALID);
     }
-    let Some(info) = docker_resource::get_info(ctx, IMAGE) else {
-        // A store that says "available" without the details (older or damaged): fetch it again rather than
-        // fail every hook. The fetch handler runs in the next iteration, then this one again.
-        ctx.trace.push(format!("{IMAGE} is flagged available but its details are missing: fetching it again"));
-        ctx.flags.clear(&docker_resource::flag(IMAGE, ResourceFlag::Available));
-        docker_resource::fetch(ctx, IMAGE);
-        return Ok(());
-    };
+    let flavour = ctx.charm.flavour;
+    let Some(image) = image(ctx) else { return Ok(()) };
     if peers::relation_id(ctx).is_none() {
         status::waiting(ctx, "waiting for the redis-peers relation");
         return Ok(());
     }
-    let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
     if ctx.is_leader {
-        lead(ctx, &cfg, &image, Spec::Render)?;
+        lead(ctx, &cfg, image.as_ref(), Spec::Render)?;
     } else if cfg.require_auth && peers::shared(ctx)?.password.is_none() {
         status::waiting(ctx, "waiting for the leader to share the Redis password");
         return Ok(());
+    } else if crate::workload::per_unit(flavour) {
+        follow(ctx, &cfg)?;
     }
-    let version = image_version(&image.image_path);
-    if ctx.kv.data_changed("redis.workload-version", &version) {
-        ctx.tools.application_version_set(&version)?;
+    if let Some(waiting) = ctx.charm.redis.workload_waiting.clone() {
+        status::waiting(ctx, &waiting);
+        return Ok(());
+    }
+    if let Some(image) = &image {
+        let version = image_version(&image.image_path);
+        if ctx.kv.data_changed("redis.workload-version", &version) {
+            ctx.tools.application_version_set(&version)?;
+        }
     }
     ctx.flags.set(CONFIGURED);
     let mut message = format!("listening on port {}", cfg.port);
@@ -171,7 +177,7 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
             status::waiting(ctx, &health);
             return Ok(());
         }
-    } else {
+    } else if !crate::workload::per_unit(flavour) {
         message.push_str(" (pod spec set by the leader)");
     }
     if cfg.require_auth && ctx.flags.is_set(&endpoint_flag(ENDPOINT, EndpointFlag::Joined)) {
@@ -179,6 +185,54 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     status::active(ctx, &message);
     Ok(())
+}
+
+/// The image the workload names: the oci-image resource's details in the podspec flavour (`Some(None)` in the
+/// sidecar flavour, where Juju runs each container's image itself); `None` when it must be fetched again first.
+fn image(ctx: &mut Ctx<'_>) -> Option<Option<ImageDetails>> {
+    if crate::workload::per_unit(ctx.charm.flavour) {
+        return Some(None);
+    }
+    let Some(info) = docker_resource::get_info(ctx, IMAGE) else {
+        // A store that says "available" without the details (older or damaged): fetch it again rather than
+        // fail every hook. The fetch handler runs in the next iteration, then configure again.
+        ctx.trace.push(format!("{IMAGE} is flagged available but its details are missing: fetching it again"));
+        ctx.flags.clear(&docker_resource::flag(IMAGE, ResourceFlag::Available));
+        docker_resource::fetch(ctx, IMAGE);
+        return None;
+    };
+    Some(Some(ImageDetails { image_path: info.registry_path, username: info.username, password: info.password }))
+}
+
+/// A non-leader of the sidecar flavour: its own pod runs the workload rendered from what the leader shared (the
+/// password, the unit count), as the leader's own pod does.
+fn follow(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<()> {
+    let shared = peers::shared(ctx)?;
+    let topo = Deployment {
+        app: ctx.env.app_name().to_string(),
+        units: peers::units(ctx),
+        password: shared.password.clone(),
+        previous_password: shared.previous.clone(),
+    };
+    let wanted = workload(cfg, None, &topo).context("describing the workload")?;
+    apply(ctx, &wanted)
+}
+
+/// Makes `wanted` what runs. In the sidecar flavour, a container whose Pebble does not answer (it is restarting)
+/// is waited for, not an error: its next `pebble-ready` hook sends it everything.
+fn apply(ctx: &mut Ctx<'_>, wanted: &crate::workload::Workload) -> Result<()> {
+    match crate::workload::apply(ctx, wanted) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let Some(pe) = e.downcast_ref::<crate::pebble::PebbleError>().filter(|pe| pe.is_not_running()) else {
+                return Err(e);
+            };
+            let container = pe.call().container.clone();
+            crate::workload::pebble::lost(ctx, &container);
+            ctx.charm.redis.workload_waiting = Some(format!("waiting for Pebble in the {container} container"));
+            Ok(())
+        }
+    }
 }
 
 /// While the config is invalid, the pods keep running what the last good one gave them, and the leader keeps
@@ -190,9 +244,8 @@ fn hold(ctx: &mut Ctx<'_>) -> Result<()> {
         return Ok(());
     }
     let Some(cfg) = last_good_config(ctx)? else { return Ok(()) };
-    let Some(info) = docker_resource::get_info(ctx, IMAGE) else { return Ok(()) };
-    let image = ImageDetails { image_path: info.registry_path, username: info.username, password: info.password };
-    lead(ctx, &cfg, &image, Spec::Keep)
+    let Some(image) = image(ctx) else { return Ok(()) };
+    lead(ctx, &cfg, image.as_ref(), Spec::Keep)
 }
 
 /// The last valid config: the one the leader last rendered from, as shared in the peer bag (so a unit that joined,
@@ -237,7 +290,7 @@ impl Plan {
     fn new(
         ctx: &Ctx<'_>,
         cfg: &RedisConfig,
-        image: &ImageDetails,
+        image: Option<&ImageDetails>,
         committed: Shared,
         rotate: bool,
         spec: Spec,
@@ -277,7 +330,7 @@ impl Plan {
         // they have not changed since the spec was last sent.
         let inputs = serde_json::json!({
             "config": &ctx.config,
-            "image": [&image.image_path, &image.username, &image.password],
+            "image": image.map(|i| [&i.image_path, &i.username, &i.password]),
             "app": &topo.app,
             "units": topo.units,
             "password": &topo.password,
@@ -294,7 +347,7 @@ impl Plan {
 }
 
 /// The leader's part of configure: the running pods, the password, the spec, and what it finds out about them.
-fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails, spec: Spec) -> Result<()> {
+fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: Option<&ImageDetails>, spec: Spec) -> Result<()> {
     let rotate = ctx.flags.is_set(&rotate_flag());
     let committed = peers::shared(ctx)?;
     let mut plan = Plan::new(ctx, cfg, image, committed, rotate, spec)?;
@@ -344,12 +397,14 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: &ImageDetails, spec: Spec) 
         let applied = Desired::new(ctx.env.app_name(), cfg, &plan.next, peers::units(ctx));
         ctx.kv.set_as(APPLIED_KEY, &applied.fingerprint());
     }
-    if plan.render {
+    // Pebble runtimes send only what changed by their own account (and resend all to a Pebble that restarted):
+    // asked every time; a pod spec only when its inputs changed.
+    if plan.render || (spec == Spec::Render && crate::workload::per_unit(ctx.charm.flavour)) {
         if cfg.require_auth && plan.topo.password.is_none() {
             anyhow::bail!("no password to render: the leader could not make one");
         }
-        let wanted = workload(cfg, image, &plan.topo).context("rendering the pod spec")?;
-        crate::workload::apply(ctx, &wanted)?;
+        let wanted = workload(cfg, image, &plan.topo).context("rendering the workload")?;
+        apply(ctx, &wanted)?;
         ctx.kv.data_changed(SPEC_INPUTS, &plan.inputs);
     }
     match (health, plan.live.as_ref().map(|(_, m)| *m)) {

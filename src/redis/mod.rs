@@ -41,6 +41,9 @@ pub struct HookState {
     pub shared_fresh: bool,
     /// Whether this hook put a pending password in force (its previous one is not retired in the same hook).
     pub promoted: bool,
+    /// Why the workload could not be given its configuration in this hook (a workload container's Pebble not
+    /// answering), for the status.
+    pub workload_waiting: Option<String>,
 }
 
 impl Default for HookState {
@@ -52,6 +55,13 @@ impl Default for HookState {
 impl HookState {
     /// A hook state administering servers through `admin` (tests pass a fake).
     pub fn with_admin(admin: admin::Admin) -> HookState {
-        HookState { admin, shared: None, shared_as_read: None, shared_fresh: false, promoted: false }
+        HookState {
+            admin,
+            shared: None,
+            shared_as_read: None,
+            shared_fresh: false,
+            promoted: false,
+            workload_waiting: None,
+        }
     }
 }

@@ -229,7 +229,7 @@ fn check_app_name(app: &str) -> anyhow::Result<()> {
 /// If the deployment cannot be rendered safely: `cfg.require_auth` without a valid `topo.password`, an application
 /// name Kubernetes would reject, or `cfg.port` equal to Sentinel's port (which [`RedisConfig::from_juju`] already
 /// refuses). Error messages never contain the password.
-pub fn workload(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> anyhow::Result<Workload> {
+pub fn workload(cfg: &RedisConfig, image: Option<&ImageDetails>, topo: &Deployment) -> anyhow::Result<Workload> {
     let rendered = Rendered::new(cfg, topo, &POD)?;
     let secret_name = format!("{}-auth", topo.app);
     let script = |name: &str| vec!["sh".to_owned(), format!("{}/{name}", POD.config_dir)];
@@ -238,7 +238,7 @@ pub fn workload(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> a
         containers: vec![
             Container {
                 name: REDIS_CONTAINER,
-                image: image.clone(),
+                image: image.cloned(),
                 command: script(START_REDIS),
                 ports: vec![Port { name: REDIS_CONTAINER, port: cfg.port }],
                 mounts: vec![mount(CONFIG_VOLUME, POD.config_dir), mount(AUTH_VOLUME, POD.auth_dir)],
@@ -263,7 +263,7 @@ pub fn workload(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> a
             },
             Container {
                 name: SENTINEL_CONTAINER,
-                image: image.clone(),
+                image: image.cloned(),
                 command: script(START_SENTINEL),
                 ports: vec![Port { name: SENTINEL_CONTAINER, port: SENTINEL_PORT }],
                 mounts: vec![
@@ -287,7 +287,7 @@ pub fn workload(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> a
 
 /// The version 3 pod spec `pod-spec-set` takes for this deployment: [`workload`] as the podspec flavour renders it.
 pub fn render_pod_spec(cfg: &RedisConfig, image: &ImageDetails, topo: &Deployment) -> anyhow::Result<String> {
-    crate::workload::podspec::render(&workload(cfg, image, topo)?)
+    crate::workload::podspec::render(&workload(cfg, Some(image), topo)?)
 }
 
 fn tcp_check(port: u16, initial_delay_s: u32, period_s: u32) -> Check {

@@ -7,7 +7,9 @@
 //! - [`PodSpecRuntime`] (Juju 2.8-3.6 podspec charms) renders it as a version 3 pod spec ([`podspec`]) and hands it
 //!   to `pod-spec-set` through the caas-base layer, only when it changed;
 //! - [`pebble::PebbleRuntime`] (the sidecar flavour, Juju 3.1-4.0) sends each workload container's Pebble its
-//!   layer and files from the same description, only what changed; no [`Flavour`] selects it yet.
+//!   layer and files from the same description, only what changed, on every unit.
+//!
+//! Which one runs is the [`Flavour`] of the archive the binary runs from ([`Flavour::of_charm_dir`]).
 //!
 //! Handlers hold a `&mut dyn Runtime` and never ask which flavour they are in.
 
@@ -56,7 +58,9 @@ pub struct Workload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
     pub name: &'static str,
-    pub image: ImageDetails,
+    /// What the pod spec runs it from (the podspec flavour's oci-image resource); `None` where Juju runs the image
+    /// itself (the sidecar flavour: the container's `resource:` in metadata.yaml).
+    pub image: Option<ImageDetails>,
     pub command: Vec<String>,
     pub ports: Vec<Port>,
     /// Volumes by name, each at a path.
@@ -143,25 +147,25 @@ pub enum Applied {
     Unchanged,
 }
 
-/// Which way this build of the charm runs its workload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Flavour {
-    /// `pod-spec-set` (Juju 2.8-3.6).
-    #[default]
-    PodSpec,
-}
+pub use crate::meta::Flavour;
 
-impl Flavour {
-    fn runtime(self) -> impl Runtime {
-        match self {
-            Flavour::PodSpec => PodSpecRuntime,
+/// Makes `workload` what runs, the way this unit's flavour does it: the leader's pod spec, or this unit's own
+/// pod's Pebbles (see [`Runtime::apply`]).
+pub fn apply(ctx: &mut Ctx<'_>, workload: &Workload) -> Result<Applied> {
+    match ctx.charm.flavour {
+        Flavour::PodSpec => PodSpecRuntime.apply(ctx, workload),
+        Flavour::Sidecar => {
+            let mut runtime = ctx.charm.pebble.take().unwrap_or_else(|| pebble::PebbleRuntime::real(workload));
+            let applied = runtime.apply(ctx, workload);
+            ctx.charm.pebble = Some(runtime);
+            applied
         }
     }
 }
 
-/// Makes `workload` what runs, the way this unit's flavour does it (leader only; see [`Runtime::apply`]).
-pub fn apply(ctx: &mut Ctx<'_>, workload: &Workload) -> Result<Applied> {
-    ctx.charm.flavour.runtime().apply(ctx, workload)
+/// Whether every unit applies the workload to its own pod (the sidecar flavour), rather than the leader for all.
+pub fn per_unit(flavour: Flavour) -> bool {
+    flavour == Flavour::Sidecar
 }
 
 /// Makes a [`Workload`] what runs, the way this flavour of the charm does it.

@@ -322,6 +322,42 @@ impl PebbleRuntime {
     }
 }
 
+/// Set once every workload container's Pebble has said it is up (`<container>-pebble-ready`): the sidecar flavour's
+/// counterpart of the podspec flavour's "image resource available", which the Redis handlers wait for.
+pub const READY: &str = "workload.pebble.ready";
+
+/// Set by `<container>-pebble-ready`; cleared when that Pebble stops answering.
+pub fn ready_flag(container: &str) -> String {
+    format!("workload.pebble.ready.{container}")
+}
+
+/// Registers the handler of the `<container>-pebble-ready` hooks: a Pebble that (re)started has an empty plan and
+/// none of the files, so what was sent to it is forgotten ([`forget`]) and sent again by the next apply.
+pub fn register(reg: &mut crate::reactive::Registry<crate::layers::State>, containers: &[String]) {
+    let hooks: Vec<String> = containers.iter().map(|c| format!("{c}-pebble-ready")).collect();
+    let names: Vec<&str> = hooks.iter().map(String::as_str).collect();
+    let containers = containers.to_vec();
+    reg.handler("workload:pebble-ready").hook(&names).run(move |ctx| {
+        let Some(container) = crate::meta::pebble_ready_container(ctx.hook).map(str::to_owned) else {
+            return Ok(());
+        };
+        forget(ctx, &container);
+        ctx.flags.set(&ready_flag(&container));
+        if containers.iter().all(|c| ctx.flags.is_set(&ready_flag(c))) {
+            ctx.flags.set(READY);
+        }
+        Ok(())
+    });
+}
+
+/// After an apply found `container`'s Pebble not answering (its container restarting): not ready until its next
+/// `pebble-ready`, which sends it everything again.
+pub fn lost(ctx: &mut Ctx<'_>, container: &str) {
+    ctx.flags.clear(&ready_flag(container));
+    ctx.flags.clear(READY);
+    forget(ctx, container);
+}
+
 /// Forgets what was sent to `container`, so the next apply sends it all again: for a container whose Pebble
 /// started afresh (`<container>-pebble-ready`), with no files and an empty plan.
 pub fn forget(ctx: &mut Ctx<'_>, container: &str) {

@@ -156,9 +156,12 @@ pub fn render(workload: &Workload) -> Result<String> {
             };
             volume_config.push(FileSet { name: volume.name, mount_path: &m.path, files, empty_dir, secret });
         }
+        let Some(image_details) = &c.image else {
+            bail!("container {} has no image: a pod spec names the image of each container", c.name);
+        };
         containers.push(Container {
             name: c.name,
-            image_details: &c.image,
+            image_details,
             image_pull_policy: "IfNotPresent",
             command: &c.command,
             ports: c.ports.iter().map(|p| Port { name: p.name, container_port: p.port, protocol: "TCP" }).collect(),
@@ -189,7 +192,7 @@ mod tests {
         Workload {
             containers: vec![Container {
                 name: "c",
-                image: image(),
+                image: Some(image()),
                 command: vec!["sh".into(), "/etc/c/run.sh".into()],
                 ports: vec![Port { name: "c", port: 7000 }],
                 mounts: vec![Mount { volume: mount, path: "/etc/c".into() }],

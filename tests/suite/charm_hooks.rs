@@ -4,10 +4,14 @@
 use std::fs;
 use std::path::PathBuf;
 
+use redis_k8s::charm::Boundaries;
 use redis_k8s::juju::fake::{FakeJuju, FakeModel, FakeRelation, Fault};
 use redis_k8s::juju::{HookEnv, HookTools, ToolError};
+use redis_k8s::pebble::Pebble;
+use redis_k8s::pebble::fake::FakePebble;
 use redis_k8s::redis::admin::Admin;
 use redis_k8s::redis::admin::fake::FakeCluster;
+use redis_k8s::workload::pebble::PebbleRuntime;
 use serde_json::json;
 
 struct Unit {
@@ -18,6 +22,8 @@ struct Unit {
     cluster: FakeCluster,
     /// Administer real servers instead (check-service against a real redis-server).
     real_admin: std::cell::Cell<bool>,
+    /// The sidecar flavour's Pebbles (`redis`, `sentinel`), when the charm dir holds the sidecar metadata.
+    pebbles: Option<(FakePebble, FakePebble)>,
 }
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -28,6 +34,8 @@ impl Unit {
         let dir = std::env::temp_dir().join(format!("redis-k8s-charm-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("charm")).unwrap();
+        // The charm dir's metadata says which archive this is: the podspec one.
+        fs::write(dir.join("charm/metadata.yaml"), redis_k8s::meta::METADATA_YAML).unwrap();
         fs::create_dir_all(dir.join("state")).unwrap();
         let mut m = FakeModel::new(unit);
         m.leader = leader;
@@ -47,9 +55,27 @@ impl Unit {
             fake: FakeJuju::new(m),
             cluster: FakeCluster::healthy("redis-k8s", 1, 6379, None),
             real_admin: std::cell::Cell::new(false),
+            pebbles: None,
         };
         u.set_image("registrypath: redis:7.0\nusername: ''\npassword: ''\n");
         u
+    }
+
+    /// A unit of the sidecar archive: its charm dir holds the sidecar metadata, its pod's Pebbles are fakes.
+    fn sidecar(unit: &str, leader: bool) -> Unit {
+        let mut u = Unit::new(unit, leader);
+        fs::write(u.env.charm_dir.join("metadata.yaml"), redis_k8s::meta::SIDECAR_METADATA_YAML).unwrap();
+        u.pebbles = Some((FakePebble::new(), FakePebble::new()));
+        u
+    }
+
+    fn pebble_runtime(&self) -> Option<PebbleRuntime> {
+        self.pebbles.as_ref().map(|(redis, sentinel)| {
+            PebbleRuntime::new([
+                Pebble::new("redis", Box::new(redis.clone())),
+                Pebble::new("sentinel", Box::new(sentinel.clone())),
+            ])
+        })
     }
 
     fn set_image(&self, content: &str) {
@@ -72,9 +98,8 @@ impl Unit {
         let before = self.fake.model.borrow().calls.len();
         let mut tools = HookTools::new(Box::new(self.fake.clone()));
         // SAFETY of the env var: tests in this file use the agent state dir, never the override.
-        let r = redis_k8s::charm::run_hook_with(hook, env, &mut tools, self.admin())
-            .map(|_| ())
-            .map_err(|e| format!("{e:#}"));
+        let with = Boundaries { admin: self.admin(), pebble: self.pebble_runtime() };
+        let r = redis_k8s::charm::run_hook_in(hook, env, &mut tools, with).map(|_| ()).map_err(|e| format!("{e:#}"));
         self.fake.model.borrow_mut().end_hook(r.is_ok());
         let calls = self.fake.model.borrow().calls[before..].iter().map(|c| c.tool.clone()).collect();
         (r, calls)
@@ -477,7 +502,8 @@ fn a_failing_pod_spec_set_fails_the_hook_and_the_retry_sends_it() {
 fn run_action(u: &Unit, action: &str) -> Result<(), String> {
     let mut tools = HookTools::new(Box::new(u.fake.clone()));
     let env = HookEnv { action_name: Some(action.into()), ..u.env.clone() };
-    let r = redis_k8s::charm::run_action(action, &env, &mut tools, u.admin()).map(|_| ()).map_err(|e| format!("{e:#}"));
+    let with = Boundaries { admin: u.admin(), pebble: u.pebble_runtime() };
+    let r = redis_k8s::charm::run_action_in(action, &env, &mut tools, with).map(|_| ()).map_err(|e| format!("{e:#}"));
     u.fake.model.borrow_mut().end_hook(r.is_ok());
     r
 }
@@ -771,4 +797,77 @@ fn a_password_changed_in_the_peer_bag_reaches_a_non_leaders_clients_in_update_st
     };
     u.hook_env("redis-peers-relation-changed", &peer_env).0.unwrap();
     assert!(published("db:6").contains("third-password-0123456789abcdef"), "{}", published("db:6"));
+}
+
+/// The sidecar archive over a whole lifecycle (deploy, both containers' pebble-ready, a port change, a client,
+/// update-status, a password rotation): the workload reaches each container's Pebble as a layer and pushed files,
+/// and no hook calls a tool Juju 4.0 removed (`pod-spec-set`, `k8s-spec-set`, `leader-get`, `leader-set`).
+#[test]
+fn the_sidecar_flavour_drives_pebble_and_never_calls_a_podspec_or_leadership_tool() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    let mut calls = Vec::new();
+    let mut run = |h: &str, env: Option<HookEnv>| {
+        let (r, c) = u.hook_env(h, &env.unwrap_or_else(|| u.env.clone()));
+        r.unwrap_or_else(|e| panic!("{h}: {e}"));
+        calls.extend(c);
+    };
+    for h in ["install", "leader-elected", "config-changed", "start"] {
+        run(h, None);
+    }
+    assert_eq!(u.model().last_status().map(|(s, _)| s.to_string()), None, "nothing to say before Pebble is up");
+    let (redis, sentinel) = u.pebbles.clone().unwrap();
+    assert!(redis.requests().is_empty(), "no Pebble call before pebble-ready: {:?}", redis.requests());
+    run("redis-pebble-ready", None);
+    assert!(redis.requests().is_empty(), "one container of two is not enough");
+    run("sentinel-pebble-ready", None);
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+    for (name, p) in [("redis", &redis), ("sentinel", &sentinel)] {
+        let plan = serde_yaml::to_string(&p.plan()).unwrap();
+        assert!(plan.contains(&format!("{name}:")), "{name}'s plan: {plan}");
+        assert_eq!(p.service(name).map(|s| s.current), Some("active".to_string()), "{name} runs");
+    }
+    let pw = u.model().relations["redis-peers:0"].local_app["password"].clone();
+    for p in [&redis, &sentinel] {
+        let plan = serde_yaml::to_string(&p.plan()).unwrap();
+        assert!(!plan.contains(&pw), "the password never goes into a layer (GET /v1/plan shows it)");
+    }
+
+    u.model().config.insert("port".into(), json!(7000));
+    run("config-changed", None);
+    let plan = serde_yaml::to_string(&redis.plan()).unwrap();
+    assert!(plan.contains("7000"), "the checks follow the port: {plan}");
+    let env = u.relate("db:7");
+    run("db-relation-joined", Some(env));
+    assert_eq!(u.model().relations["db:7"].local["port"], "7000");
+    run("update-status", None);
+    run_action(&u, "rotate-password").unwrap();
+    run("update-status", None);
+
+    let removed = ["pod-spec-set", "k8s-spec-set", "leader-get", "leader-set"];
+    let bad: Vec<&String> = calls.iter().filter(|c| removed.contains(&c.as_str())).collect();
+    assert!(bad.is_empty(), "tools Juju 4.0 removed: {bad:?} (all: {calls:?})");
+    assert!(!calls.iter().any(|c| c == "resource-get"), "Juju pulls a sidecar charm's image itself: {calls:?}");
+}
+
+/// A container whose Pebble stops answering (the container restarting) is waited for, not an error; its next
+/// pebble-ready sends it everything again.
+#[test]
+fn a_sidecar_unit_waits_for_a_restarting_pebble_and_resends_everything_when_it_is_back() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    let (redis, _) = u.pebbles.clone().unwrap();
+    let pushed = redis.requests().len();
+    redis.set_running(false);
+    u.model().config.insert("maxmemory".into(), json!("100mb"));
+    let (r, _) = u.hook("config-changed");
+    r.unwrap();
+    assert_eq!(u.model().last_status(), Some(("waiting", "waiting for Pebble in the redis container")));
+    // The container comes back with an empty Pebble: everything is sent again.
+    redis.restart_afresh();
+    u.hook("redis-pebble-ready").0.unwrap();
+    assert_eq!(redis.service("redis").map(|s| s.current), Some("active".to_string()));
+    assert!(redis.requests().len() > pushed, "resent after pebble-ready");
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
 }

@@ -16,6 +16,7 @@ mod fault_matrix;
 mod hook_binary;
 mod hostile_input;
 mod packaging;
+mod packaging_sidecar;
 mod pod_prerequisites;
 mod reactive_engine;
 mod secrets;

@@ -235,6 +235,8 @@ impl FakeUnit {
     fn with_model(label: &str, model: FakeModel, store: Option<&[u8]>, image: &[u8], cluster: Cluster) -> FakeUnit {
         let dir = TempDir::new(label);
         fs::create_dir_all(dir.path().join("charm")).unwrap();
+        // The charm dir's metadata says which archive this is: the podspec one.
+        fs::write(dir.path().join("charm/metadata.yaml"), redis_k8s::meta::METADATA_YAML).unwrap();
         fs::create_dir_all(dir.path().join("state")).unwrap();
         let env = HookEnv {
             unit_name: model.unit.clone(),

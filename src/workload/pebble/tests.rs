@@ -10,16 +10,16 @@ use crate::layers::State;
 use crate::pebble::fake::{FakePebble, Fault};
 use crate::reactive::{Flags, Kv};
 use crate::redis::config::RedisConfig;
-use crate::redis::pod::{Deployment, ImageDetails, workload};
+use crate::redis::pod::{Deployment, workload};
 use crate::workload::{Mount, Secret, Volume};
 
 const PW: &str = "pebble-test-password-0123456789";
 
 fn redis_workload(port: u16) -> Workload {
     let cfg = RedisConfig { port, ..RedisConfig::default() };
-    let image = ImageDetails { image_path: "redis:7.2".into(), username: String::new(), password: String::new() };
     let topo = Deployment { app: "redis-k8s".into(), units: 3, password: Some(PW.into()), previous_password: None };
-    workload(&cfg, &image, &topo).unwrap()
+    // Juju runs the containers' image in the sidecar flavour: the workload names none.
+    workload(&cfg, None, &topo).unwrap()
 }
 
 /// A tiny reimplementation of canonical/x-go `strutil/shlex.Split` (the lexer Pebble splits commands with):
