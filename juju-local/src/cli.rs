@@ -154,7 +154,7 @@ enum PebbleCmd {
         /// The unix socket to serve on ($PEBBLE_SOCKET in Pebble).
         #[arg(long)]
         socket: PathBuf,
-        /// Pebble's directory ($PEBBLE): the layers are read from <state-dir>/layers.
+        /// Pebble's directory ($PEBBLE): the layers are read from its layers/ subdirectory.
         #[arg(long)]
         state_dir: PathBuf,
         /// Do not start the default (`startup: enabled`) services; wait for a replan.

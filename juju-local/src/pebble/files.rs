@@ -199,10 +199,10 @@ fn write_file(item: &Value, path: &str, content: &[u8]) -> Result<(), (String, &
         }
         for dir in missing.into_iter().rev() {
             let made = std::fs::DirBuilder::new().mode(0o755).create(&dir);
-            if let Err(e) = made.and_then(|_| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))) {
-                if e.kind() != std::io::ErrorKind::AlreadyExists {
-                    return Err((format!("cannot create directory: {}", go_error("mkdir", &dir, &e)), kind_of(&e)));
-                }
+            if let Err(e) = made.and_then(|_| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)))
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err((format!("cannot create directory: {}", go_error("mkdir", &dir, &e)), kind_of(&e)));
             }
         }
     }

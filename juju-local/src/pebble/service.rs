@@ -194,6 +194,10 @@ fn start_internal(d: &Arc<Daemon>, st: &mut State, name: &str) -> Result<(), Str
         format!("cannot start service: fork/exec {}: {e}", path.display())
     })?;
     let pid = child.id() as i32;
+    // The output threads each hold a sender; the exit is reported once both ended (Go's cmd.Wait copies the
+    // output to the end first), or after WaitDelay (90 % of the kill delay) if a grandchild keeps a pipe open.
+    let (copied_tx, copied_rx) = std::sync::mpsc::channel::<()>();
+    let wait_delay = s.kill_delay().mul_f64(0.9);
     s.run += 1;
     s.pid = Some(pid);
     let run = s.run;
@@ -205,8 +209,9 @@ fn start_internal(d: &Arc<Daemon>, st: &mut State, name: &str) -> Result<(), Str
     .flatten()
     {
         let logs = Arc::clone(&s.logs);
-        let (verbose, service) = (d.verbose, name.to_string());
+        let (verbose, service, done) = (d.verbose, name.to_string(), copied_tx.clone());
         std::thread::spawn(move || {
+            let _done = done; // dropped when the stream ends
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
                 if verbose {
@@ -220,6 +225,7 @@ fn start_internal(d: &Arc<Daemon>, st: &mut State, name: &str) -> Result<(), Str
             }
         });
     }
+    drop(copied_tx);
     let waiter = Arc::clone(d);
     let service = name.to_string();
     std::thread::spawn(move || {
@@ -227,6 +233,7 @@ fn start_internal(d: &Arc<Daemon>, st: &mut State, name: &str) -> Result<(), Str
             Ok(status) => status.code().unwrap_or(-1),
             Err(_) => -1,
         };
+        let _ = copied_rx.recv_timeout(wait_delay);
         let mut st = waiter.lock();
         exited(&waiter, &mut st, &service, run, code);
         drop(st);
@@ -499,6 +506,9 @@ fn do_stop(d: &Arc<Daemon>, change: &str, task: &str, name: &str) -> Result<(), 
     }
 }
 
+/// Services in lanes, as `Plan::start_order` gives them.
+pub type Lanes = Vec<Vec<String>>;
+
 /// One lane of tasks: `(task id, service)`.
 pub type Lane = Vec<(String, String)>;
 
@@ -535,7 +545,9 @@ fn run_lanes(d: &Arc<Daemon>, change: &str, lanes: Vec<Lane>, starting: bool) ->
             })
         })
         .collect();
-    handles.into_iter().map(|h| h.join().unwrap_or(false)).fold(true, |a, b| a && b)
+    // Every lane is joined before the answer (no short-circuit).
+    let results: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap_or(false)).collect();
+    results.into_iter().all(|ok| ok)
 }
 
 /// Makes a change of stop tasks then start tasks (each start waiting for every stop), runs it in the
@@ -598,7 +610,7 @@ pub fn spawn_change(
 
 /// `ServiceManager.Replan`: services whose definition differs from the one they run with are stopped and
 /// started again; every `startup: enabled` service is started. Returns the stop and start lanes.
-pub fn replan(st: &mut State) -> Result<(Vec<Vec<String>>, Vec<Vec<String>>), String> {
+pub fn replan(st: &mut State) -> Result<(Lanes, Lanes), String> {
     let mut needs_restart = Vec::new();
     for (name, s) in st.services.iter_mut() {
         if let Some(config) = st.plan.services.get(name) {
