@@ -212,11 +212,51 @@ pub fn serve(d: Arc<Daemon>, mut stream: UnixStream) {
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
 }
 
-fn decode(body: &[u8], what: &str) -> Result<Value, Reply> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(error(400, &format!("{what}: expected a JSON object"))),
-        Err(e) => Err(error(400, &format!("{what}: {e}"))),
+/// JSON shapes a payload field may have (Go's `json.Decoder` into the handler's struct).
+#[derive(Clone, Copy)]
+enum Shape {
+    Str,
+    Bool,
+    Strings,
+}
+
+/// Decodes a JSON object as Go's decoder would into the handler's payload struct: a field of the wrong type is
+/// an error (`null` is the zero value), unknown fields are ignored.
+fn decode(body: &[u8], what: &str, fields: &[(&str, Shape)]) -> Result<Value, Reply> {
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(v) => return Err(error(400, &format!("{what}: json: cannot unmarshal {} into Go value", json_kind(&v)))),
+        Err(e) => return Err(error(400, &format!("{what}: {e}"))),
+    };
+    for (name, shape) in fields {
+        let Some(v) = value.get(*name).filter(|v| !v.is_null()) else { continue };
+        let ok = match shape {
+            Shape::Str => v.is_string(),
+            Shape::Bool => v.is_boolean(),
+            Shape::Strings => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        };
+        if !ok {
+            let ty = match shape {
+                Shape::Str => "string",
+                Shape::Bool => "bool",
+                Shape::Strings => "[]string",
+            };
+            let message =
+                format!("{what}: json: cannot unmarshal {} into Go struct field .{name} of type {ty}", json_kind(v));
+            return Err(error(400, &message));
+        }
+    }
+    Ok(value)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -324,7 +364,15 @@ fn wait_change(d: &Arc<Daemon>, id: &str, req: &Request) -> Reply {
 
 /// `v1PostLayers`.
 fn post_layers(d: &Arc<Daemon>, req: &Request) -> Reply {
-    let payload = match decode(&req.body, "cannot decode request body") {
+    let fields = [
+        ("action", Shape::Str),
+        ("combine", Shape::Bool),
+        ("inner", Shape::Bool),
+        ("label", Shape::Str),
+        ("format", Shape::Str),
+        ("layer", Shape::Str),
+    ];
+    let payload = match decode(&req.body, "cannot decode request body", &fields) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -360,7 +408,8 @@ fn post_layers(d: &Arc<Daemon>, req: &Request) -> Reply {
 
 /// `v1PostServices`.
 fn post_services(d: &Arc<Daemon>, req: &Request) -> Reply {
-    let payload = match decode(&req.body, "cannot decode data from request body") {
+    let fields = [("action", Shape::Str), ("services", Shape::Strings)];
+    let payload = match decode(&req.body, "cannot decode data from request body", &fields) {
         Ok(p) => p,
         Err(r) => return r,
     };

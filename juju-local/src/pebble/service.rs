@@ -650,7 +650,7 @@ pub fn services_json(st: &State, names: &[String]) -> Value {
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        let startup = if config.startup.is_empty() { "disabled" } else { config.startup.as_str() };
+        let startup = if config.startup == "enabled" { "enabled" } else { "disabled" };
         let mut info = json!({"name": name, "startup": startup, "current": "inactive"});
         if let Some(s) = st.services.get(name) {
             info["current"] = json!(s.state.status());

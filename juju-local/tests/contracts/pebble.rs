@@ -336,6 +336,11 @@ fn restart_gives_a_new_process() {
     assert!(!alive(first));
     let (status, env) = d.post("/v1/services", json!({"action": "restart", "services": []}));
     assert_eq!((status, env["result"]["message"].as_str()), (400, Some("must specify services for restart action")));
+    let (status, env) = d.post("/v1/services", json!({"action": "restart", "services": ["nope"]}));
+    let message = env["result"]["message"].as_str();
+    assert_eq!((status, message), (400, Some(r#"cannot restart services: service "nope" does not exist"#)));
+    let (status, env) = d.post("/v1/services", json!({"action": "replan", "services": ["s"]}));
+    assert_eq!((status, env["result"]["message"].as_str()), (400, Some("replan accepts no service names")));
 }
 
 /// `internals/overlord/servstate/handlers.go` `okayDelay` (1 s), `doStart` and `exited`: a process that
