@@ -500,3 +500,29 @@ fn sigterm_stops_the_services_then_the_daemon() {
     assert!(!alive(stubborn), "a service ignoring SIGTERM was not killed after its kill-delay");
     assert!(!d.socket.exists(), "the socket was left behind");
 }
+
+/// `internals/overlord/servstate/handlers.go` `exited` (`on-failure: shutdown` after a failure asks for a
+/// `RestartServiceFailure`) and `internals/cli/cmd_run.go` (that shutdown exits with status 10): once the
+/// service has started (past the okay delay) and then fails, the daemon stops the other services and exits 10.
+#[test]
+fn on_failure_shutdown_stops_the_daemon_with_status_10() {
+    let dir = test_dir("shutdown");
+    let mut d = Daemon::start(&dir, &["--hold"]);
+    let layer = format!(
+        "services:\n  s:\n    override: replace\n    startup: enabled\n    command: '{}'\n  dies:\n    override: replace\n    startup: enabled\n    on-failure: shutdown\n    command: /bin/sh -c 'sleep 1.5; exit 1'\n",
+        sleeper(&dir, "s")
+    );
+    assert_eq!(d.add_layer("base", &layer, false).0, 200);
+    assert_eq!(d.wait(&d.services("replan", &[]))["status"], "Done");
+    let s = pid_of(&dir, "s", None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not shut down within 15 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(10));
+    assert!(!alive(s), "the shutdown left a service running");
+}
