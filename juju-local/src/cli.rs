@@ -140,6 +140,33 @@ enum Cmd {
     /// The model's kubelet daemon (started by the other commands).
     #[command(hide = true)]
     Kubelet,
+    /// The Pebble stand-in (`pebble run`), the service manager of a sidecar workload container.
+    Pebble {
+        #[command(subcommand)]
+        command: PebbleCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PebbleCmd {
+    /// Serve Pebble's API on a unix socket until SIGTERM, like `pebble run`.
+    Run {
+        /// The unix socket to serve on ($PEBBLE_SOCKET in Pebble).
+        #[arg(long)]
+        socket: PathBuf,
+        /// Pebble's directory ($PEBBLE): the layers are read from its layers/ subdirectory.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Do not start the default (`startup: enabled`) services; wait for a replan.
+        #[arg(long)]
+        hold: bool,
+        /// Create the state directory if it does not exist.
+        #[arg(long)]
+        create_dirs: bool,
+        /// Copy the services' output to stdout.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 /// Prints a Juju-style warning on stderr.
@@ -201,6 +228,11 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    // The Pebble stand-in belongs to no model.
+    if let Cmd::Pebble { command: PebbleCmd::Run { socket, state_dir, hold, create_dirs, verbose } } = cli.command {
+        let opts = crate::pebble::RunOptions { socket, state_dir, hold, create_dirs, verbose };
+        return crate::pebble::run(&opts);
+    }
     let root = cli.model_dir.clone().unwrap_or_else(|| PathBuf::from(".juju-local"));
     let paths = Paths::new(&root)?;
     match cli.command {
@@ -515,6 +547,7 @@ fn run(cli: Cli) -> Result<i32> {
             kubelet::run_daemon(&paths)?;
             Ok(0)
         }
+        Cmd::Pebble { .. } => unreachable!("handled before the model is opened"),
     }
 }
 

@@ -14,6 +14,7 @@ mod kubelet;
 mod lifecycle;
 mod model;
 mod netns;
+mod pebble;
 mod podspec;
 mod probes;
 mod shim;

@@ -2,7 +2,8 @@
 //! group of the Juju and Kubernetes rules the stand-in follows, each test on its own throw-away model with
 //! small POSIX-sh charms built by `common`. Filter by module, e.g. `-- kubelet::`.
 //!
-//! Every test runs real pods, so every one needs root (network namespaces and `/run/juju-local`), `bwrap`,
+//! Every test but `pebble::` (the Pebble stand-in, which needs only unix sockets and `/bin/sh`) runs real pods, so
+//! each needs root (network namespaces and `/run/juju-local`), `bwrap`,
 //! `ip` and `redis-server`; without them each fails first with one line naming what is missing
 //! (`common::require_pods`).
 
@@ -14,6 +15,7 @@ mod dns;
 mod failures;
 mod hook_env;
 mod kubelet;
+mod pebble;
 mod relations;
 mod teardown;
 mod versions;
