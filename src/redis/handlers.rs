@@ -129,7 +129,7 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
     if !works(ctx) {
         return Ok(());
     }
-    let cfg = match RedisConfig::from_juju(&ctx.config) {
+    let mut cfg = match RedisConfig::from_juju(&ctx.config) {
         Ok(cfg) => {
             ctx.kv.set(LAST_GOOD_CONFIG, serde_json::Value::Object(ctx.config.clone()));
             cfg
@@ -158,7 +158,13 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         status::waiting(ctx, "waiting for the leader to share the Redis password");
         return Ok(());
     } else if crate::workload::per_unit(flavour) {
-        follow(ctx, &cfg)?;
+        match follow(ctx)? {
+            Some(applied) => cfg = applied,
+            None => {
+                status::waiting(ctx, "waiting for the leader to share the config");
+                return Ok(());
+            }
+        }
     }
     if let Some(waiting) = ctx.charm.redis.workload_waiting.clone() {
         status::waiting(ctx, &waiting);
@@ -205,17 +211,21 @@ fn image(ctx: &mut Ctx<'_>) -> Option<Option<ImageDetails>> {
 }
 
 /// A non-leader of the sidecar flavour: its own pod runs the workload rendered from what the leader shared (the
-/// password, the unit count), as the leader's own pod does.
-fn follow(ctx: &mut Ctx<'_>, cfg: &RedisConfig) -> Result<()> {
+/// config it rendered from, the password, the unit count), as the leader's own pod does, so that a change reaches
+/// a pod only once the leader has applied it to the running servers (a new port, above all). Returns the config
+/// applied; `None` while the leader has shared none.
+fn follow(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
     let shared = peers::shared(ctx)?;
+    let Some(cfg) = shared_config(&shared) else { return Ok(None) };
     let topo = Deployment {
         app: ctx.env.app_name().to_string(),
         units: peers::units(ctx),
         password: shared.password.clone(),
         previous_password: shared.previous.clone(),
     };
-    let wanted = workload(cfg, None, &topo).context("describing the workload")?;
-    apply(ctx, &wanted)
+    let wanted = workload(&cfg, None, &topo).context("describing the workload")?;
+    apply(ctx, &wanted)?;
+    Ok(Some(cfg))
 }
 
 /// Makes `wanted` what runs. In the sidecar flavour, a container whose Pebble does not answer (it is restarting)
@@ -246,6 +256,12 @@ fn hold(ctx: &mut Ctx<'_>) -> Result<()> {
     let Some(cfg) = last_good_config(ctx)? else { return Ok(()) };
     let Some(image) = image(ctx) else { return Ok(()) };
     lead(ctx, &cfg, image.as_ref(), Spec::Keep)
+}
+
+/// The config the leader last rendered the workload from, as shared in the peer bag.
+fn shared_config(shared: &Shared) -> Option<RedisConfig> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(shared.config.as_deref()?).ok()?;
+    RedisConfig::from_juju(&map).ok()
 }
 
 /// The last valid config: the one the leader last rendered from, as shared in the peer bag (so a unit that joined,
@@ -355,6 +371,30 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: Option<&ImageDetails>, spec
     if plan.acts() && !peers::is_fresh(ctx) {
         let committed = peers::fresh(ctx)?;
         plan = Plan::new(ctx, cfg, image, committed, rotate, spec)?;
+    }
+    // Under Pebble a new port is only in files and checks (a replan restarts nothing): the leader moves every
+    // running Redis to it first. One that cannot move (Redis before 7.0) blocks the change, before anything of it
+    // is shared or sent.
+    let from_port = shared_config(&plan.committed).map(|c| c.port);
+    if let (Some((desired, Mode::Apply)), Some(from)) = (&plan.live, from_port)
+        && crate::workload::per_unit(ctx.charm.flavour)
+        && from != desired.port
+    {
+        match live::move_port(&mut ctx.charm.redis.admin, desired, from) {
+            Ok(changed) => ctx.trace.extend(changed.into_iter().map(|c| format!("live: {c}"))),
+            Err(super::admin::AdminError::Rejected { node, message, .. }) => {
+                status::blocked(
+                    ctx,
+                    &format!(
+                        "port {} cannot be applied: {node} refused to move from {from} ({message}); Redis moves port \
+                         without a restart from 7.0 on: set port back to {from}",
+                        desired.port
+                    ),
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e).context("moving Redis to the new port"),
+        }
     }
     let health = match &plan.live {
         Some((desired, mode)) => {

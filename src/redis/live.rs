@@ -574,6 +574,60 @@ pub fn recover_primary(admin: &mut Admin, desired: &Desired, health: &Health) ->
     Ok(Some(node.pod))
 }
 
+/// Moves every running Redis from `from_port` to `desired.port` without restarting it (`CONFIG SET port`, which
+/// Redis 7.0 and later apply at once, keeping connected clients): the sidecar flavour's port change, where a new
+/// port is only in files and Pebble checks, so a replan restarts nothing. In order, so that no Sentinel fails a
+/// primary over while it moves:
+///
+/// 1. every Sentinel stops monitoring the application (`SENTINEL REMOVE`);
+/// 2. every Redis still on `from_port` moves to the new port;
+/// 3. every replica of a pod on `from_port` follows it on the new port (`REPLICAOF`).
+///
+/// The converge that follows points the Sentinels at the primary again (`SENTINEL MONITOR`). A pod that is not
+/// running is left to its files, which carry the new port. Returns what changed; a Redis that refuses the move
+/// (older than 7.0: "Unsupported CONFIG parameter") is an error naming it, after which the Sentinels are left
+/// for the converge to restore.
+pub fn move_port(admin: &mut Admin, desired: &Desired, from_port: u16) -> Result<Vec<String>, AdminError> {
+    let mut changed = Vec::new();
+    if from_port == desired.port {
+        return Ok(changed);
+    }
+    let creds = desired.credentials();
+    let old = Desired { port: from_port, ..desired.clone() };
+    for n in 0..desired.units {
+        let node = desired.sentinel(n);
+        match admin.session(&node, &creds, &[cmd(&["SENTINEL", "REMOVE", &desired.app])], TIMEOUT) {
+            Ok(_) => changed.push(format!("{}: stopped monitoring while the port moves", node.label())),
+            Err(e) if e.is_not_running() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let new_port = desired.port.to_string();
+    for n in 0..desired.units {
+        let node = old.redis(n);
+        match admin.run(&node, &creds, &[cmd(&["CONFIG", "SET", "port", &new_port])], TIMEOUT) {
+            Ok(_) => changed.push(format!("{}: now listens on {new_port} (was {from_port})", node.label())),
+            Err(e) if e.is_not_running() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for n in 0..desired.units {
+        let node = desired.redis(n);
+        let info = match admin.session(&node, &creds, &[cmd(&["INFO", "replication"])], TIMEOUT) {
+            Ok(s) => text(&s.replies[0]).and_then(|t| Replication::parse(&t)),
+            Err(e) if e.is_not_running() => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(Replication { role: Role::Replica { host, port, .. }, .. }) = info
+            && port == from_port
+        {
+            admin.run(&node, &creds, &[cmd(&["REPLICAOF", &host, &new_port])], TIMEOUT)?;
+            changed.push(format!("{}: follows {host}:{new_port}", node.label()));
+        }
+    }
+    Ok(changed)
+}
+
 /// What [`after_scale_down`] did, for the hook's trace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Departure {
@@ -775,6 +829,28 @@ mod tests {
             r.link_up = link_up;
             r.offset = offsets[n as usize];
         }
+    }
+
+    /// The sidecar flavour's port change: Sentinels stop watching, every Redis moves live, replicas follow the
+    /// primary on its new port, and the converge after it points the Sentinels at the primary again.
+    #[test]
+    fn a_port_moves_live_with_the_sentinels_out_of_the_way() {
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        let d = Desired { port: 7000, ..Desired::new("r", &cfg(), &sh(Some(PW), None), 3) };
+        let changed = move_port(&mut admin(&c), &d, 6379).unwrap();
+        assert_eq!(changed.iter().filter(|c| c.contains("now listens on 7000 (was 6379)")).count(), 3, "{changed:?}");
+        for n in 0..3 {
+            let r = c.redis(&format!("r-{n}.r-endpoints:7000"));
+            assert_eq!(r.replica_of, (n > 0).then(|| ("r-0.r-endpoints".to_string(), 7000)), "r-{n}");
+            assert!(c.sentinel(&format!("r-{n}.r-endpoints:26379")).monitor.is_none(), "r-{n}'s Sentinel stopped");
+        }
+        let h = converge(&mut admin(&c), &d, Mode::Apply).unwrap();
+        assert_eq!(h.primary.as_deref(), Some("r-0"), "{h:?}");
+        for n in 0..3 {
+            let m = c.sentinel(&format!("r-{n}.r-endpoints:26379")).monitor.unwrap();
+            assert_eq!((m.host.as_str(), m.port), ("r-0.r-endpoints", 7000));
+        }
+        assert!(move_port(&mut admin(&c), &d, 7000).unwrap().is_empty(), "nothing to move");
     }
 
     /// Two primaries are what a hand-over looks like for a moment: looked at again, and reported only if they

@@ -836,6 +836,10 @@ fn the_sidecar_flavour_drives_pebble_and_never_calls_a_podspec_or_leadership_too
     run("config-changed", None);
     let plan = serde_yaml::to_string(&redis.plan()).unwrap();
     assert!(plan.contains("7000"), "the checks follow the port: {plan}");
+    // The port is only in files and checks, so a replan restarts nothing: the running Redis was moved live.
+    assert!(u.cluster.state().redis.contains_key("redis-k8s-0.redis-k8s-endpoints:7000"), "Redis moved to 7000");
+    assert_eq!(redis.service("redis").map(|s| s.starts), Some(1), "and not restarted");
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 7000")));
     let env = u.relate("db:7");
     run("db-relation-joined", Some(env));
     assert_eq!(u.model().relations["db:7"].local["port"], "7000");
@@ -870,4 +874,63 @@ fn a_sidecar_unit_waits_for_a_restarting_pebble_and_resends_everything_when_it_i
     assert_eq!(redis.service("redis").map(|s| s.current), Some("active".to_string()));
     assert!(redis.requests().len() > pushed, "resent after pebble-ready");
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+}
+
+/// Under Pebble a port change is applied live (`CONFIG SET port`); a Redis that cannot move (older than 7.0)
+/// blocks the change, naming the pod, before any of it is shared or sent.
+#[test]
+fn a_sidecar_port_change_a_redis_cannot_apply_live_blocks_and_changes_nothing() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    let (redis, _) = u.pebbles.clone().unwrap();
+    let plan_before = redis.plan();
+    let bag_before = u.model().relations["redis-peers:0"].local_app.clone();
+    u.cluster.state_mut().redis.get_mut("redis-k8s-0.redis-k8s-endpoints:6379").unwrap().config.remove("port");
+    u.model().config.insert("port".into(), json!(7000));
+    u.hook("config-changed").0.unwrap();
+    let status = u.model().last_status().map(|(s, m)| (s.to_string(), m.to_string())).unwrap();
+    assert_eq!(status.0, "blocked", "{status:?}");
+    assert!(status.1.starts_with("port 7000 cannot be applied: redis-k8s-0 refused to move from 6379"), "{status:?}");
+    assert!(status.1.ends_with("set port back to 6379"), "{status:?}");
+    assert_eq!(redis.plan(), plan_before, "nothing sent to Pebble");
+    assert_eq!(u.model().relations["redis-peers:0"].local_app, bag_before, "nothing shared");
+    u.model().config.insert("port".into(), json!(6379));
+    u.hook("config-changed").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+}
+
+/// A sidecar non-leader runs what the leader rendered and shared (so a change reaches its pod only once the
+/// leader applied it to the running servers), not its own view of the config; with nothing shared it waits.
+#[test]
+fn a_sidecar_non_leader_follows_the_config_the_leader_shared() {
+    let u = Unit::sidecar("redis-k8s/1", false);
+    {
+        let mut m = u.model();
+        let peers = m.relations.get_mut("redis-peers:0").unwrap();
+        peers.units.entry("redis-k8s/0".into()).or_default();
+        peers.local_app.insert("password".into(), "shared-password-0123456789abcdef".into());
+        peers.local_app.insert("password-generation".into(), "1".into());
+    }
+    for h in ["install", "leader-settings-changed", "config-changed", "start", "redis-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    u.hook("sentinel-pebble-ready").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("waiting", "waiting for the leader to share the config")));
+    let (redis, _) = u.pebbles.clone().unwrap();
+    assert!(redis.layers().is_empty(), "nothing sent before the leader shared a config");
+
+    let shared = json!({"port": 7000, "require-auth": true}).to_string();
+    u.model().relations.get_mut("redis-peers:0").unwrap().local_app.insert("last-good-config".into(), shared);
+    let peer_env = HookEnv {
+        relation: Some("redis-peers".into()),
+        relation_id: Some("redis-peers:0".into()),
+        remote_app: Some("redis-k8s".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("redis-peers-relation-changed", &peer_env).0.unwrap();
+    let plan = serde_yaml::to_string(&redis.plan()).unwrap();
+    assert!(plan.contains("7000"), "{plan}");
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 7000")));
 }

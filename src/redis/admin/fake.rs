@@ -137,6 +137,7 @@ impl FakeCluster {
                 ("protected-mode", if password.is_some() { "yes" } else { "no" }),
                 ("masterauth", password.unwrap_or("")),
                 ("replica-priority", "100"),
+                ("port", &port.to_string()),
             ] {
                 config.insert(k.to_string(), v.to_string());
             }
@@ -321,6 +322,13 @@ impl Cluster {
                     let value =
                         if key == "maxmemory" { parse_size(&kv[1]).unwrap_or(0).to_string() } else { kv[1].clone() };
                     r.config.insert(key, value);
+                }
+                // A new port: the server now answers there (Redis 7.0+ rebinds at once), not at the old address.
+                if let Some(port) = args.chunks(2).find(|kv| kv[0].eq_ignore_ascii_case("port")).map(|kv| kv[1].clone())
+                    && let Some((host, _)) = addr.rsplit_once(':')
+                    && let Some(moved) = self.redis.remove(addr)
+                {
+                    self.redis.insert(format!("{host}:{port}"), moved);
                 }
                 Resp::Simple("OK".into())
             }
