@@ -228,11 +228,22 @@ fn follow(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
     Ok(Some(cfg))
 }
 
-/// Makes `wanted` what runs. In the sidecar flavour, a container whose Pebble does not answer (it is restarting)
-/// is waited for, not an error: its next `pebble-ready` hook sends it everything.
+/// Makes `wanted` what runs and, in update-status, finds out whether this unit's pod is ready (the sidecar
+/// flavour's Pebble checks; a pod that is not is shown as waiting). In the sidecar flavour, a container whose
+/// Pebble does not answer (it is restarting) is waited for, not an error: its next `pebble-ready` hook sends it
+/// everything.
 fn apply(ctx: &mut Ctx<'_>, wanted: &crate::workload::Workload) -> Result<()> {
-    match crate::workload::apply(ctx, wanted) {
-        Ok(_) => Ok(()),
+    let mut result = crate::workload::apply(ctx, wanted).map(|_| None);
+    if result.is_ok() && ctx.hook == hook::UPDATE_STATUS {
+        result = crate::workload::not_ready(ctx, wanted);
+    }
+    match result {
+        Ok(not_ready) => {
+            if not_ready.is_some() {
+                ctx.charm.redis.workload_waiting = not_ready;
+            }
+            Ok(())
+        }
         Err(e) => {
             let Some(pe) = e.downcast_ref::<crate::pebble::PebbleError>().filter(|pe| pe.is_not_running()) else {
                 return Err(e);

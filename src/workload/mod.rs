@@ -163,6 +163,20 @@ pub fn apply(ctx: &mut Ctx<'_>, workload: &Workload) -> Result<Applied> {
     }
 }
 
+/// Why this unit's pod is not ready, where the charm must say it: in the sidecar flavour, from the containers'
+/// Pebble readiness checks. `None` in the podspec flavour, where Juju shows the pod's readiness itself.
+pub fn not_ready(ctx: &mut Ctx<'_>, workload: &Workload) -> Result<Option<String>> {
+    match ctx.charm.flavour {
+        Flavour::PodSpec => Ok(None),
+        Flavour::Sidecar => {
+            let mut runtime = ctx.charm.pebble.take().unwrap_or_else(|| pebble::PebbleRuntime::real(workload));
+            let found = runtime.not_ready(workload);
+            ctx.charm.pebble = Some(runtime);
+            found
+        }
+    }
+}
+
 /// Whether every unit applies the workload to its own pod (the sidecar flavour), rather than the leader for all.
 pub fn per_unit(flavour: Flavour) -> bool {
     flavour == Flavour::Sidecar

@@ -320,6 +320,22 @@ impl PebbleRuntime {
     pub fn pebble(&self, container: &str) -> Option<&Pebble> {
         self.pebbles.get(container)
     }
+
+    /// Why a container of `workload` is not ready, from its Pebble's readiness check (`GET /v1/checks`, one call
+    /// per container): the sidecar flavour's counterpart of the pod readiness Juju shows for a podspec charm.
+    pub fn not_ready(&mut self, workload: &Workload) -> Result<Option<String>> {
+        for c in &workload.containers {
+            let Some(pebble) = self.pebbles.get_mut(c.name) else { continue };
+            let name = ready_check(c.name);
+            if let Some(check) = pebble.checks()?.into_iter().find(|k| k.name == name && k.status == "down") {
+                return Ok(Some(format!(
+                    "container {:?} not ready: check {name} failing ({} failures)",
+                    c.name, check.failures
+                )));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Set once every workload container's Pebble has said it is up (`<container>-pebble-ready`): the sidecar flavour's

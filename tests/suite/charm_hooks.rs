@@ -934,3 +934,50 @@ fn a_sidecar_non_leader_follows_the_config_the_leader_shared() {
     assert!(plan.contains("7000"), "{plan}");
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 7000")));
 }
+
+/// In the sidecar flavour Juju shows no pod readiness: the unit says it, in update-status, from its containers'
+/// Pebble readiness checks.
+#[test]
+fn a_sidecar_unit_reports_a_failing_readiness_check_in_update_status() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    let (redis, _) = u.pebbles.clone().unwrap();
+    redis.set_check("redis-ready", "down", 3);
+    u.hook("update-status").0.unwrap();
+    assert_eq!(
+        u.model().last_status(),
+        Some(("waiting", "container \"redis\" not ready: check redis-ready failing (3 failures)"))
+    );
+    redis.set_check("redis-ready", "up", 0);
+    u.hook("update-status").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+}
+
+/// Pebble calls are counted like tool calls: a quiet config-changed sends Pebble nothing, and update-status
+/// reads each container's checks once (`GET /v1/checks`), nothing else.
+#[test]
+fn quiet_sidecar_hooks_cost_no_pebble_call_but_update_status_s_checks() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    // The first config-changed with the password committed applies it to the running servers (and shares the
+    // primary it finds); the next one has nothing to do.
+    u.hook("config-changed").0.unwrap();
+    let (redis, sentinel) = u.pebbles.clone().unwrap();
+    let count = || redis.requests().len() + sentinel.requests().len();
+    let before = count();
+    let (r, calls) = u.hook("config-changed");
+    r.unwrap();
+    assert_eq!(count(), before, "a quiet config-changed: {:?}", redis.requests());
+    assert!(calls.len() <= 4, "{calls:?}");
+    u.hook("update-status").0.unwrap();
+    let (r, _) = u.hook("update-status");
+    r.unwrap();
+    let last: Vec<String> =
+        redis.requests().into_iter().rev().take(1).chain(sentinel.requests().into_iter().rev().take(1)).collect();
+    assert_eq!(last, ["GET /v1/checks", "GET /v1/checks"]);
+    assert_eq!(count(), before + 4, "two update-status hooks, one checks call per container each");
+}

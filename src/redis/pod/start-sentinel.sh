@@ -1,7 +1,8 @@
 #!/bin/sh
 # start-sentinel.sh, shipped by the redis-k8s charm: the sentinel container's
-# command. It copies sentinel.conf to the writable emptyDir (Sentinel rewrites its
-# config file), appends this pod's announce address, the monitor line for the
+# command. It copies sentinel.conf to the writable scratch directory (Sentinel
+# rewrites its config file; an emptyDir in a pod spec, a directory this script
+# creates under Pebble, which has no scratch volumes), appends this pod's announce address, the monitor line for the
 # current primary and, when authentication is on, the passwords, and execs
 # Sentinel. It always runs, even with one unit, so that Sentinel-aware clients
 # always find one.
@@ -18,6 +19,7 @@ HERE="$(dirname "$0")"
 # The copy may hold the password: keep it private to this container's user.
 umask 077
 find_primary
+mkdir -p "$SENTINEL_DIR"
 CONF="$SENTINEL_DIR/sentinel.conf"
 cp "$CONFIG_DIR/sentinel.conf" "$CONF"
 {
