@@ -221,8 +221,13 @@ impl Endpoint {
 pub const DB: Endpoint = Endpoint { name: "db", role: Role::Provides, interface: "redis" };
 /// The peer relation the units share the password and the primary through.
 pub const PEERS: Endpoint = Endpoint { name: "redis-peers", role: Role::Peers, interface: "redis-peers" };
-/// Every endpoint constant (the tests check each against metadata.yaml, and that none is missing).
+/// The sidecar archive's endpoint a new application copies a deployed podspec one's data through.
+pub const SOURCE: Endpoint = Endpoint { name: "source", role: Role::Requires, interface: "redis" };
+/// Every endpoint constant of the podspec archive (the tests check each against metadata.yaml, and that none
+/// is missing).
 pub const ENDPOINTS: [Endpoint; 2] = [DB, PEERS];
+/// Every endpoint constant of the sidecar archive.
+pub const SIDECAR_ENDPOINTS: [Endpoint; 3] = [DB, SOURCE, PEERS];
 
 /// One of the charm's resources, as code names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,8 +244,9 @@ pub mod action {
     pub const GET_PASSWORD: &str = "get-password";
     pub const CHECK_SERVICE: &str = "check-service";
     pub const ROTATE_PASSWORD: &str = "rotate-password";
+    pub const PROMOTE: &str = "promote";
     /// Every action constant (the tests check them against actions.yaml).
-    pub const ALL: [&str; 3] = [GET_PASSWORD, CHECK_SERVICE, ROTATE_PASSWORD];
+    pub const ALL: [&str; 4] = [GET_PASSWORD, CHECK_SERVICE, ROTATE_PASSWORD, PROMOTE];
 }
 
 /// An endpoint as metadata.yaml declares it.
@@ -572,7 +578,7 @@ mod tests {
             m.resources,
             [ResourceMeta { name: "redis-image".into(), kind: "oci-image".into(), auto_fetch: true }]
         );
-        assert_eq!(m.actions, ["get-password", "check-service", "rotate-password"]);
+        assert_eq!(m.actions, ["get-password", "check-service", "rotate-password", "promote"]);
         let port = m.option("port").unwrap();
         assert_eq!((port.kind, &port.default), (OptionType::Int, &Value::from(6379)));
         assert!(std::ptr::eq(m, shipped()), "parsed once per process");
@@ -595,13 +601,15 @@ mod tests {
     /// Every endpoint constant is declared with its role and interface, and every declared endpoint has one.
     #[test]
     fn endpoint_constants_match_metadata_yaml() {
-        let m = shipped();
-        for ep in ENDPOINTS {
-            let declared = m.endpoint(ep.name).unwrap_or_else(|| panic!("{} is not in metadata.yaml", ep.name));
-            assert_eq!((declared.role, declared.interface.as_str()), (ep.role, ep.interface), "{}", ep.name);
+        for (flavour, constants) in [(Flavour::PodSpec, &ENDPOINTS[..]), (Flavour::Sidecar, &SIDECAR_ENDPOINTS[..])] {
+            let m = CharmMeta::of(flavour).unwrap();
+            for ep in constants {
+                let declared = m.endpoint(ep.name).unwrap_or_else(|| panic!("{} is not in metadata.yaml", ep.name));
+                assert_eq!((declared.role, declared.interface.as_str()), (ep.role, ep.interface), "{}", ep.name);
+            }
+            let ours: Vec<&str> = constants.iter().map(|e| e.name).collect();
+            assert_eq!(m.endpoint_names(), ours, "{flavour:?}");
         }
-        let ours: Vec<&str> = ENDPOINTS.iter().map(|e| e.name).collect();
-        assert_eq!(m.endpoint_names(), ours);
     }
 
     #[test]
@@ -634,7 +642,9 @@ mod tests {
     #[test]
     fn the_sidecar_metadata_is_the_same_charm_with_containers() {
         let (p, s) = (CharmMeta::of(Flavour::PodSpec).unwrap(), CharmMeta::of(Flavour::Sidecar).unwrap());
-        assert_eq!((&p.name, &p.endpoints, &p.actions, &p.options), (&s.name, &s.endpoints, &s.actions, &s.options));
+        assert_eq!((&p.name, &p.actions, &p.options), (&s.name, &s.actions, &s.options));
+        let without_source: Vec<&EndpointMeta> = s.endpoints.iter().filter(|e| e.name != SOURCE.name).collect();
+        assert_eq!(p.endpoints.iter().collect::<Vec<_>>(), without_source, "the same endpoints, and source");
         assert_eq!(
             p.storage.iter().map(|x| (&x.name, &x.kind)).collect::<Vec<_>>(),
             [(&s.storage[0].name, &s.storage[0].kind)]

@@ -70,6 +70,8 @@ pub fn register(reg: &mut Registry<State>, flavour: Flavour) {
         Flavour::Sidecar => crate::workload::pebble::READY.to_owned(),
     };
     reg.handler("redis:rotate-password-check").when(&rotate_flag()).run(rotate_password_check);
+    // Before configure: what the source published is shared in time for this hook's configure to follow it.
+    super::migration::register(reg, flavour);
     reg.handler("redis:configure").when(&workload_ready).run(configure);
     reg.handler("redis:publish-db").when(&endpoint_flag(ENDPOINT, EndpointFlag::Joined)).run(publish_db);
     reg.per_relation(ENDPOINT, &["redis.db.published.", "redis.db.published-app."]);
@@ -311,6 +313,9 @@ struct Plan {
     topo: Deployment,
     inputs: serde_json::Value,
     render: bool,
+    /// Whether the running servers can be administered in this hook at all (not in install; with auth on, once
+    /// a password is committed).
+    live_possible: bool,
 }
 
 impl Plan {
@@ -327,7 +332,8 @@ impl Plan {
         // Nothing reaches the servers that Juju has not committed (see auth): with auth on and no password
         // committed yet, there is nothing to apply. In install no pod of the application runs yet (the first spec
         // creates them, with the files it carries).
-        let live = if ctx.hook == hook::INSTALL || (cfg.require_auth && committed.password.is_none()) {
+        let live_possible = !(ctx.hook == hook::INSTALL || (cfg.require_auth && committed.password.is_none()));
+        let live = if !live_possible {
             None
         } else {
             let desired = Desired::new(&app, cfg, &committed, units);
@@ -365,7 +371,7 @@ impl Plan {
         });
         let render =
             spec == Spec::Render && (ctx.hook == hook::UPGRADE_CHARM || ctx.kv.is_data_changed(SPEC_INPUTS, &inputs));
-        Ok(Plan { committed, live, base, next, topo, inputs, render })
+        Ok(Plan { committed, live, base, next, topo, inputs, render, live_possible })
     }
 
     fn acts(&self) -> bool {
@@ -382,6 +388,16 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: Option<&ImageDetails>, spec
     if plan.acts() && !peers::is_fresh(ctx) {
         let committed = peers::fresh(ctx)?;
         plan = Plan::new(ctx, cfg, image, committed, rotate, spec)?;
+    }
+    // While copying a deployed podspec application's data (sidecar only), the pods follow the source: the usual
+    // live pass (which would point the Sentinels back at a primary and promote one) waits for the switch-over.
+    let migrating =
+        super::migration::following(&plan.committed).filter(|_| crate::workload::per_unit(ctx.charm.flavour));
+    if migrating.is_some() {
+        plan.live = None;
+    } else if ctx.kv.get_as::<String>(HEALTH_KEY).is_some_and(|h| h.starts_with(super::migration::STATUS_PREFIX)) {
+        // Switched over (by the promote action, which commits nothing of this unit's state) or abandoned.
+        ctx.kv.set_as(HEALTH_KEY, &String::new());
     }
     // Under Pebble a new port is only in files and checks (a replan restarts nothing): the leader moves every
     // running Redis to it first. One that cannot move (Redis before 7.0) blocks the change, before anything of it
@@ -458,6 +474,17 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: Option<&ImageDetails>, spec
         apply(ctx, &wanted)?;
         ctx.kv.data_changed(SPEC_INPUTS, &plan.inputs);
     }
+    if let Some(source) = migrating
+        && plan.live_possible
+    {
+        let desired = Desired::new(ctx.env.app_name(), cfg, &plan.base, peers::units(ctx));
+        let primary = super::migration::primary_ordinal(&plan.committed);
+        let (progress, changed) = super::migration::follow(&mut ctx.charm.redis.admin, &desired, primary, &source)
+            .context("following the source")?;
+        ctx.trace.extend(changed.into_iter().map(|c| format!("migration: {c}")));
+        ctx.kv.set_as(HEALTH_KEY, &progress.message(&source));
+        return Ok(());
+    }
     match (health, plan.live.as_ref().map(|(_, m)| *m)) {
         (Some(h), Some(mode)) => {
             note_health(ctx, &h, &plan.next, mode == Mode::Verify && ctx.hook == hook::UPDATE_STATUS)
@@ -510,7 +537,7 @@ fn ingress_address(ctx: &mut Ctx<'_>) -> Result<String> {
 
 /// The config to act on: the current one when valid, else the last good one, so a client that joins while the
 /// config is blocked still learns where Redis really is.
-fn good_config(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
+pub(crate) fn good_config(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
     match RedisConfig::from_juju(&ctx.config) {
         Ok(cfg) => Ok(Some(cfg)),
         Err(_) => last_good_config(ctx),

@@ -125,7 +125,7 @@ impl Desired {
 
     /// The credentials to offer a server, in order: the current password, the previous one, none (a server that
     /// runs without auth). With auth off, none comes first.
-    fn credentials(&self) -> Vec<Option<&str>> {
+    pub(crate) fn credentials(&self) -> Vec<Option<&str>> {
         let mut c: Vec<Option<&str>> = self.known.iter().map(|p| Some(p.as_str())).collect();
         if self.passwords.is_empty() {
             c.insert(0, None);
@@ -148,16 +148,16 @@ impl Desired {
         c
     }
 
-    fn outgoing(&self) -> String {
+    pub(crate) fn outgoing(&self) -> String {
         self.passwords.first().cloned().unwrap_or_default()
     }
 
-    fn redis(&self, ordinal: u32) -> Node {
+    pub(crate) fn redis(&self, ordinal: u32) -> Node {
         let pod = format!("{}-{ordinal}", self.app);
         Node::new(&pod, NodeKind::Redis, &format!("{}:{}", pod_host(&self.app, ordinal), self.port))
     }
 
-    fn sentinel(&self, ordinal: u32) -> Node {
+    pub(crate) fn sentinel(&self, ordinal: u32) -> Node {
         let pod = format!("{}-{ordinal}", self.app);
         Node::new(&pod, NodeKind::Sentinel, &format!("{}:{SENTINEL_PORT}", pod_host(&self.app, ordinal)))
     }

@@ -11,6 +11,7 @@
 //!   [`resp`], a small bounded RESP2 client, and [`resolve`], the name resolver it uses (a static glibc binary
 //!   cannot rely on getaddrinfo);
 //! - [`topology`] names pods and says what clients are told; [`relation`] is the data published on `db`;
+//! - [`migration`] copies a deployed podspec application's data into a sidecar one (the `source` endpoint);
 //! - [`handlers`] wires these into the reactive engine, and [`actions`] serves the charm's actions.
 
 pub(crate) mod actions;
@@ -19,6 +20,7 @@ pub(crate) mod auth;
 pub mod config;
 pub(crate) mod handlers;
 pub(crate) mod live;
+pub(crate) mod migration;
 pub(crate) mod peers;
 pub(crate) mod pod;
 pub(crate) mod relation;

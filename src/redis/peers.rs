@@ -39,8 +39,10 @@ const KEY_PENDING: &str = "pending-password";
 const KEY_GENERATION: &str = "password-generation";
 const KEY_PRIMARY: &str = "primary";
 const KEY_CONFIG: &str = "last-good-config";
+const KEY_SOURCE: &str = "migration-source";
 /// Every key this charm writes in the application bag.
-const APP_KEYS: &[&str] = &[KEY_PASSWORD, KEY_PREVIOUS, KEY_PENDING, KEY_GENERATION, KEY_PRIMARY, KEY_CONFIG];
+const APP_KEYS: &[&str] =
+    &[KEY_PASSWORD, KEY_PREVIOUS, KEY_PENDING, KEY_GENERATION, KEY_PRIMARY, KEY_CONFIG, KEY_SOURCE];
 /// The unit-bag key acknowledging a password generation.
 const KEY_PUBLISHED: &str = "published-generation";
 
@@ -61,6 +63,9 @@ pub struct Shared {
     /// what every unit acts on while the current config is invalid, a unit that joined or a leader elected
     /// while it was invalid included.
     pub config: Option<String>,
+    /// While the application copies a deployed podspec one's data (the `source` endpoint, sidecar only): where
+    /// its primary is and its password (JSON, see [`super::migration::Source`]).
+    pub source: Option<String>,
 }
 
 /// Hides the passwords.
@@ -73,6 +78,7 @@ impl std::fmt::Debug for Shared {
             .field("generation", &self.generation)
             .field("primary", &self.primary)
             .field("config", &self.config.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -87,6 +93,7 @@ impl Shared {
             generation: bag.get(KEY_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
             primary: text(KEY_PRIMARY),
             config: text(KEY_CONFIG),
+            source: text(KEY_SOURCE),
         }
     }
 
@@ -101,6 +108,7 @@ impl Shared {
         );
         bag.insert(KEY_PRIMARY.into(), self.primary.clone().unwrap_or_default());
         bag.insert(KEY_CONFIG.into(), self.config.clone().unwrap_or_default());
+        bag.insert(KEY_SOURCE.into(), self.source.clone().unwrap_or_default());
         bag
     }
 }

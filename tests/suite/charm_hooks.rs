@@ -981,3 +981,130 @@ fn quiet_sidecar_hooks_cost_no_pebble_call_but_update_status_s_checks() {
     assert_eq!(last, ["GET /v1/checks", "GET /v1/checks"]);
     assert_eq!(count(), before + 4, "two update-status hooks, one checks call per container each");
 }
+
+const OLD_HOST: &str = "old-redis-0.old-redis-endpoints.test.svc.cluster.local";
+const OLD_PW: &str = "old-app-password-0123456789abcdef";
+
+/// The migration from a deployed podspec application, through the fakes: relating `source` to its `db`
+/// endpoint makes this application's primary a replica of the old one (Sentinels out of the way) and the status
+/// tells the progress; `promote` switches over once in sync; nothing the source publishes later is followed.
+#[test]
+fn a_sidecar_application_copies_a_podspec_one_through_source_and_promote_switches_over() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    u.hook("config-changed").0.unwrap();
+    let mut old = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+    old.passwords = vec![OLD_PW.into()];
+    old.offset = 5000;
+    u.cluster.state_mut().redis.insert(format!("{OLD_HOST}:6379"), old);
+
+    let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
+    let mut bag = redis_k8s::juju::Settings::new();
+    bag.insert("host".into(), OLD_HOST.into());
+    bag.insert("port".into(), "6379".into());
+    bag.insert("password".into(), format!("\"{OLD_PW}\""));
+    rel.units.insert("old-redis/0".into(), bag);
+    u.model().relations.insert("source:9".into(), rel);
+    let env = HookEnv {
+        relation: Some("source".into()),
+        relation_id: Some("source:9".into()),
+        remote_unit: Some("old-redis/0".into()),
+        remote_app: Some("old-redis".into()),
+        ..u.env.clone()
+    };
+    for h in ["source-relation-created", "source-relation-joined", "source-relation-changed"] {
+        u.hook_env(h, &env).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    let primary = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+    assert_eq!(primary.replica_of, Some((OLD_HOST.to_string(), 6379)), "the primary follows the source");
+    assert_eq!(primary.config["masterauth"], OLD_PW);
+    assert!(u.cluster.sentinel("redis-k8s-0.redis-k8s-endpoints:26379").monitor.is_none());
+    let status = u.model().last_status().map(|(s, m)| (s.to_string(), m.to_string())).unwrap();
+    assert_eq!(status.0, "waiting");
+    assert!(status.1.starts_with(&format!("migrating from {OLD_HOST}:6379: in sync at offset")), "{status:?}");
+    assert!(!u.model().statuses.iter().any(|(_, m)| m.contains(OLD_PW)), "the source's password is not echoed");
+    // update-status keeps following: no pod is "promoted, as no pod was a writable primary".
+    u.hook("update-status").0.unwrap();
+    assert!(u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379").replica_of.is_some());
+
+    // Behind the source: promote refuses after its pause, and nothing changes.
+    u.model().action_params.insert("pause-seconds".into(), json!(1));
+    run_action(&u, "promote").unwrap();
+    assert!(
+        u.model().action_failed.as_deref().is_some_and(|m| m.contains("did not catch up")),
+        "{:?}",
+        u.model().action_failed
+    );
+    u.model().action_failed = None;
+    u.cluster.state_mut().redis.get_mut("redis-k8s-0.redis-k8s-endpoints:6379").unwrap().offset = 5000;
+    run_action(&u, "promote").unwrap();
+    assert_eq!(u.model().action_failed, None);
+    assert_eq!(u.model().action_results.get("promoted").map(String::as_str), Some("redis-k8s-0"));
+    let primary = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+    assert_eq!(primary.replica_of, None);
+    let m = u.cluster.sentinel("redis-k8s-0.redis-k8s-endpoints:26379").monitor.expect("monitoring again");
+    assert_eq!((m.host.as_str(), m.port), ("redis-k8s-0.redis-k8s-endpoints", 6379));
+    assert_eq!(u.model().relations["redis-peers:0"].local_app["migration-source"], "promoted");
+
+    u.hook("update-status").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+    u.hook_env("source-relation-changed", &env).0.unwrap();
+    assert_eq!(u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379").replica_of, None, "not followed again");
+    u.hook_env("source-relation-broken", &env).0.unwrap();
+    assert_eq!(u.model().relations["redis-peers:0"].local_app.get("migration-source"), None, "cleared");
+}
+
+#[test]
+fn promote_is_refused_by_the_podspec_archive_and_when_not_migrating() {
+    let u = Unit::new("redis-k8s/0", true);
+    u.deploy();
+    run_action(&u, "promote").unwrap();
+    assert!(u.model().action_failed.as_deref().is_some_and(|m| m.contains("sidecar")), "{:?}", u.model().action_failed);
+    let s = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        s.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    run_action(&s, "promote").unwrap();
+    assert!(
+        s.model().action_failed.as_deref().is_some_and(|m| m.contains("not migrating")),
+        "{:?}",
+        s.model().action_failed
+    );
+}
+
+/// Removing the source relation before promote abandons the copy: the primary serves what it copied, with its
+/// own masterauth back, and the Sentinels monitor it again.
+#[test]
+fn removing_the_source_relation_before_promote_abandons_the_copy() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    u.hook("config-changed").0.unwrap();
+    let old = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+    u.cluster.state_mut().redis.insert(format!("{OLD_HOST}:6379"), old);
+    let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
+    let mut bag = redis_k8s::juju::Settings::new();
+    bag.insert("host".into(), OLD_HOST.into());
+    bag.insert("port".into(), "6379".into());
+    rel.units.insert("old-redis/0".into(), bag);
+    u.model().relations.insert("source:9".into(), rel);
+    let env = HookEnv {
+        relation: Some("source".into()),
+        relation_id: Some("source:9".into()),
+        remote_unit: Some("old-redis/0".into()),
+        remote_app: Some("old-redis".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("source-relation-changed", &env).0.unwrap();
+    assert!(u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379").replica_of.is_some());
+    u.hook_env("source-relation-broken", &env).0.unwrap();
+    let primary = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+    assert_eq!(primary.replica_of, None);
+    assert_ne!(primary.config["masterauth"], "", "its own password back");
+    u.hook("update-status").0.unwrap();
+    assert!(u.cluster.sentinel("redis-k8s-0.redis-k8s-endpoints:26379").monitor.is_some(), "monitoring again");
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+}

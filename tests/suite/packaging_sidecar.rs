@@ -147,11 +147,18 @@ fn metadata_is_a_v2_sidecar_charm_for_juju_3_1_to_4_0() {
             assert!(ep != "juju" && !ep.starts_with("juju-"), "{ep}: a reserved relation name");
         }
     }
-    // The same charm: the podspec archive's endpoints, storage names and resource names.
+    // The same charm: the podspec archive's endpoints, and the source endpoint a migration from it relates.
     let podspec = yaml(content(&entries_of_podspec(), "metadata.yaml"));
-    for section in ["name", "provides", "requires", "peers"] {
+    for section in ["name", "provides", "peers"] {
         assert_eq!(get(&meta, section), get(&podspec, section), "{section} differs between the archives");
     }
+    assert!(get(&podspec, "requires").is_none());
+    let requires = get(&meta, "requires").and_then(Value::as_mapping).expect("requires");
+    let names: Vec<&str> = requires.keys().filter_map(Value::as_str).collect();
+    assert_eq!(names, ["source"]);
+    let source = requires.get(Value::from("source")).and_then(Value::as_mapping).unwrap();
+    assert_eq!(get(source, "interface").and_then(Value::as_str), Some("redis"));
+    assert_eq!(get(source, "limit").and_then(Value::as_u64), Some(1), "one source at a time");
 }
 
 /// `manifest.yaml` names the bases: without it a charm is not v2 (`MetaFormatReasons`), and Juju 4.0 refuses
