@@ -252,7 +252,7 @@ fn apply(ctx: &mut Ctx<'_>, wanted: &crate::workload::Workload) -> Result<()> {
             };
             let container = pe.call().container.clone();
             crate::workload::pebble::lost(ctx, &container);
-            ctx.charm.redis.workload_waiting = Some(format!("waiting for Pebble in the {container} container"));
+            ctx.charm.redis.workload_waiting = Some(crate::workload::pebble::waiting_message(&[&container]));
             Ok(())
         }
     }

@@ -347,11 +347,13 @@ pub fn ready_flag(container: &str) -> String {
     format!("workload.pebble.ready.{container}")
 }
 
-/// Registers the handler of the `<container>-pebble-ready` hooks: a Pebble that (re)started has an empty plan and
-/// none of the files, so what was sent to it is forgotten ([`forget`]) and sent again by the next apply.
+/// Registers the handler of the `<container>-pebble-ready` hooks (a Pebble that (re)started has an empty plan and
+/// none of the files, so what was sent to it is forgotten ([`forget`]) and sent again by the next apply), and the
+/// status while a container's Pebble has not said it is up.
 pub fn register(reg: &mut crate::reactive::Registry<crate::layers::State>, containers: &[String]) {
     let hooks: Vec<String> = containers.iter().map(|c| format!("{c}-pebble-ready")).collect();
     let names: Vec<&str> = hooks.iter().map(String::as_str).collect();
+    let waiting_for = containers.to_vec();
     let containers = containers.to_vec();
     reg.handler("workload:pebble-ready").hook(&names).run(move |ctx| {
         let Some(container) = crate::meta::pebble_ready_container(ctx.hook).map(str::to_owned) else {
@@ -364,6 +366,21 @@ pub fn register(reg: &mut crate::reactive::Registry<crate::layers::State>, conta
         }
         Ok(())
     });
+    // After the handler above, so a hook that makes every container ready does not also say it waits.
+    reg.handler("workload:waiting-for-pebble").when_not(READY).run(move |ctx| {
+        let missing: Vec<&str> =
+            waiting_for.iter().filter(|c| !ctx.flags.is_set(&ready_flag(c))).map(String::as_str).collect();
+        crate::layers::status::waiting(ctx, &waiting_message(&missing));
+        Ok(())
+    });
+}
+
+/// The status while these containers' Pebbles have not said they are up.
+pub fn waiting_message(containers: &[&str]) -> String {
+    match containers {
+        [one] => format!("waiting for Pebble in the {one} container"),
+        many => format!("waiting for Pebble in the {} containers", many.join(" and ")),
+    }
 }
 
 /// After an apply found `container`'s Pebble not answering (its container restarting): not ready until its next

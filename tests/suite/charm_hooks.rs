@@ -814,11 +814,16 @@ fn the_sidecar_flavour_drives_pebble_and_never_calls_a_podspec_or_leadership_too
     for h in ["install", "leader-elected", "config-changed", "start"] {
         run(h, None);
     }
-    assert_eq!(u.model().last_status().map(|(s, _)| s.to_string()), None, "nothing to say before Pebble is up");
+    assert_eq!(
+        u.model().last_status(),
+        Some(("waiting", "waiting for Pebble in the redis and sentinel containers")),
+        "before Pebble is up"
+    );
     let (redis, sentinel) = u.pebbles.clone().unwrap();
     assert!(redis.requests().is_empty(), "no Pebble call before pebble-ready: {:?}", redis.requests());
     run("redis-pebble-ready", None);
     assert!(redis.requests().is_empty(), "one container of two is not enough");
+    assert_eq!(u.model().last_status(), Some(("waiting", "waiting for Pebble in the sentinel container")));
     run("sentinel-pebble-ready", None);
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
     for (name, p) in [("redis", &redis), ("sentinel", &sentinel)] {
