@@ -175,6 +175,10 @@ fn run_hook(hook: &str) -> ExitCode {
             if !sessions.is_empty() {
                 println!("redis-k8s: {hook}: {} Redis/Sentinel sessions: {}", sessions.len(), sessions.join("; "));
             }
+            let pebble = outcome.charm.pebble.as_ref().map(|p| p.calls()).unwrap_or_default();
+            if !pebble.is_empty() {
+                println!("redis-k8s: {hook}: {} Pebble calls: {}", pebble.len(), pebble.join("; "));
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -321,6 +321,11 @@ impl PebbleRuntime {
         self.pebbles.get(container)
     }
 
+    /// Every call made, as `<container>: METHOD /v1/path`, counted like hook tool calls.
+    pub fn calls(&self) -> Vec<String> {
+        self.pebbles.iter().flat_map(|(c, p)| p.calls().iter().map(move |call| format!("{c}: {call}"))).collect()
+    }
+
     /// Why a container of `workload` is not ready, from its Pebble's readiness check (`GET /v1/checks`, one call
     /// per container): the sidecar flavour's counterpart of the pod readiness Juju shows for a podspec charm.
     pub fn not_ready(&mut self, workload: &Workload) -> Result<Option<String>> {
