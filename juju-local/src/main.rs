@@ -18,6 +18,7 @@ mod pebble;
 mod podspec;
 mod probes;
 mod shim;
+mod sidecar;
 mod status;
 mod tools;
 mod util;
