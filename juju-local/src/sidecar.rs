@@ -192,7 +192,12 @@ pub fn host_socket(paths: &Paths, pod: &str, container: &str) -> PathBuf {
 
 /// `GET /v1/system-info` on a Pebble socket (the uniter's poll): true when it answers 200.
 pub fn pebble_answers(socket: &std::path::Path) -> bool {
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else { return false };
+    // A model dir's socket path can be longer than sun_path's 108 bytes: connect through the directory's fd.
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else { return false };
+    let Ok(d) = std::fs::File::open(dir) else { return false };
+    use std::os::unix::io::AsRawFd;
+    let short = format!("/proc/self/fd/{}/{}", d.as_raw_fd(), name.to_string_lossy());
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(short) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
     if s.write_all(b"GET /v1/system-info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
