@@ -981,6 +981,32 @@ fn depart(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Ve
     model.save(paths)
 }
 
+/// Scale-down of a sidecar application, the other way round from podspec (`worker/caasapplicationprovisioner/
+/// ops.go` `ensureScale`, 3.1-3.6): while more units exist than the scale target, Juju destroys the surplus
+/// units (`UnitsToRemove`: the highest ordinals) and waits; their agents, still running in their pods' charm
+/// containers, run the departure hooks; only when the units are gone does `app.Scale` lower the StatefulSet's
+/// replicas, and Kubernetes deletes the pods.
+fn sidecar_scale_down(
+    paths: &Paths,
+    model: &mut Model,
+    app: &str,
+    doomed: &[u32],
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    for n in doomed {
+        let u = model.unit_mut(app, *n)?;
+        u.dying = true;
+        u.queue.clear();
+    }
+    model.save(paths)?;
+    for n in doomed {
+        depart(paths, model, app, *n, warnings)?;
+    }
+    workload::ensure_service(paths, model, app)?;
+    model.save(paths)?;
+    await_pods_terminating(paths, app, doomed)
+}
+
 /// `juju remove-unit APP/N` (Deployments): the pod is deleted first, then the unit's hooks run.
 pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Vec<String>) -> Result<()> {
     if begin_departure(paths, model, app, &[n])? {
@@ -1011,7 +1037,9 @@ pub fn scale(paths: &Paths, model: &mut Model, app: &str, target: u32) -> Result
         by_pod.sort_unstable();
         let mut doomed: Vec<u32> = by_pod.iter().rev().take((current - target) as usize).map(|(_, n)| *n).collect();
         doomed.sort_unstable();
-        if begin_departure(paths, model, app, &doomed)? {
+        if model.app(app)?.sidecar {
+            sidecar_scale_down(paths, model, app, &doomed, &mut warnings)?;
+        } else if begin_departure(paths, model, app, &doomed)? {
             // Units are visited in sorted order (findings §7).
             for n in doomed {
                 depart(paths, model, app, n, &mut warnings)?;

@@ -389,7 +389,8 @@ fn assignments(model: &Model, app: &str) -> Vec<Assignment> {
     let Some(a) = model.apps.get(app) else { return Vec::new() };
     a.units
         .values()
-        .filter(|u| !u.dying)
+        // A dying sidecar unit keeps its pod until it is gone (`ensureScale` scales after the units go).
+        .filter(|u| !u.dying || a.sidecar)
         .map(|u| Assignment {
             unit: u.number,
             pod: model::pod_name(app, u),

@@ -215,3 +215,39 @@ fn juju_4_has_no_leader_or_spec_tools() {
     assert_eq!(logs(&m, "tools:"), ["tools:     is-leader"]);
     assert!(logs(&m, "pod-spec-set:").is_empty());
 }
+
+#[test]
+fn scaling_a_sidecar_app_down_runs_the_departure_hooks_in_the_live_pod_before_the_pod_goes() {
+    let m = TestModel::new("side-scale");
+    let charm = side_charm(&m);
+    m.ok(&[
+        "deploy",
+        charm.to_str().unwrap(),
+        "--resource",
+        "app-image=redis:7.0",
+        "--juju-version",
+        "3.6.0",
+        "-n",
+        "2",
+    ]);
+    m.wait_active("testside");
+    assert!(m.pods_json()["pods"]["testside-1"].is_object());
+    m.ok(&["scale", "testside", "1"]);
+    // testside/1's stop and remove ran in its charm container (a hook there fails if the pod is gone).
+    let log = m.debug_log();
+    for h in ["stop", "remove"] {
+        let ran_there = log.lines().any(|l| l.starts_with("unit-testside-1:") && l.contains(&format!("ran \"{h}\"")));
+        assert!(ran_there, "{h} did not run on testside/1:\n{log}");
+    }
+    assert!(!log.contains("hook failed"), "{log}");
+    m.wait_for("pod testside-1 to go", || (!m.pods_json()["pods"]["testside-1"].is_object()).then_some(()));
+    assert_eq!(m.k8s("testside")["workload"]["replicas"], 1);
+    m.ok(&["scale", "testside", "2"]);
+    m.wait_active("testside");
+    assert_eq!(m.k8s("testside")["workload"]["replicas"], 2);
+    // remove-application: every unit's departure hooks in its live pod, then the objects and pods go.
+    m.ok(&["remove", "testside"]);
+    let log = m.debug_log();
+    assert!(!log.contains("hook failed"), "{log}");
+    assert!(m.pods_json()["pods"].as_object().is_none_or(|p| p.is_empty()), "{}", m.pods_json());
+}
