@@ -153,6 +153,34 @@ fn deploy_config_port_and_status_on_a_real_redis() {
     assert_eq!(r["results"]["role"].as_str(), Some("primary"), "{r:?}");
 }
 
+/// The sidecar archive (`REDIS_K8S_SIDECAR_CHARM`, else `<repo>/redis-k8s-sidecar.charm`) on juju-local's
+/// Juju 3 sidecar mode: the hooks run in the unit pod's charm container and start Redis and Sentinel through
+/// each workload container's Pebble; the password comes from the action (run in the charm container), Redis
+/// answers on the pod address, a port change moves it, and the status says where it listens.
+#[test]
+fn sidecar_deploy_password_ping_and_port_change_on_a_real_redis() {
+    let m = Model::new("sidecar");
+    let charm = support::local::sidecar_charm();
+    m.ok(&["deploy", charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "--juju-version", "3.6.0"]);
+    m.wait_active("redis-k8s");
+    let addr = m.address("redis-k8s/0");
+    let r = support::local::action_result(&m.ok(&["run", "redis-k8s/0", "get-password"]), "redis-k8s/0");
+    let pw = r["results"]["password"].as_str().unwrap_or_else(|| panic!("get-password gave {r:?}")).to_string();
+    assert_eq!(pw.len(), 32);
+    ping_eventually(&format!("{addr}:6379"), Some(&pw)).unwrap();
+
+    m.ok(&["config", "redis-k8s", "port=7000"]);
+    m.wait_active("redis-k8s");
+    let st = m.status();
+    assert_eq!(unit_status(&st, "redis-k8s", "redis-k8s/0"), ("active".into(), "listening on port 7000".into()));
+    // Once the status says so, Redis must answer there (ping_eventually allows 20 s for a restart).
+    ping_eventually(&format!("{addr}:7000"), Some(&pw)).unwrap();
+    assert!(
+        resp::ping(&format!("{addr}:6379"), Some(&pw), Duration::from_secs(1)).is_err(),
+        "nothing on 6379 any more"
+    );
+}
+
 #[test]
 fn relate_gives_the_client_host_port_and_password_and_remove_leaves_nothing() {
     let m = Model::new("relate");

@@ -22,6 +22,13 @@ pub fn read_entry(archive: &Path, name: &str) -> Result<Option<String>> {
     Ok(Some(text))
 }
 
+/// True when the archive has an entry of that name (whatever its content: dispatch may be a binary).
+pub fn has_entry(archive: &Path, name: &str) -> Result<bool> {
+    let file = fs::File::open(archive).with_context(|| format!("cannot open charm {}", archive.display()))?;
+    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("invalid charm archive {}", archive.display()))?;
+    Ok(zip.by_name(name).is_ok())
+}
+
 /// Unpacks `archive` into `dest` (which must not exist yet or be empty).
 pub fn unpack(archive: &Path, dest: &Path) -> Result<()> {
     let file = fs::File::open(archive).with_context(|| format!("cannot open charm {}", archive.display()))?;

@@ -27,17 +27,85 @@ pub struct Metadata {
     pub storage: BTreeMap<String, String>,
     pub stateful: bool,
     pub service_omitted: bool,
+    /// 1 (podspec) or 2 (sidecar), as Juju decides it (see [`detect_format`]).
+    pub format: u8,
+    /// Format v2 `containers:`: name → (oci-image resource, [(storage, location)]).
+    pub containers: BTreeMap<String, ContainerMeta>,
+}
+
+/// One `containers.<name>` entry of a format v2 charm.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerMeta {
+    pub resource: Option<String>,
+    /// `mounts: [{storage, location}]`.
+    pub mounts: Vec<(String, String)>,
+}
+
+/// juju/charm `ensureUnambiguousFormat` (meta.go; the same in charm v11/v12 for Juju 3.1-3.6 and in
+/// Juju 4.0 `internal/charm/meta.go`): the top-level keys sorted, the first v1 or v2 key fixes the format,
+/// and any key of the other format is refused with exactly this text.
+pub fn ensure_unambiguous(doc: &Value) -> Result<()> {
+    let Some(map) = doc.as_object() else { return Ok(()) };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let (mut format, mut matched, mut mismatched) = (0u8, Vec::new(), Vec::new());
+    for k in keys {
+        let detected = match k.as_str() {
+            "containers" | "assumes" | "charm-user" => 2,
+            "series" | "deployment" | "min-juju-version" => 1,
+            _ => continue,
+        };
+        if format == 0 {
+            format = detected;
+        }
+        if format == detected { matched.push(k.as_str()) } else { mismatched.push(k.as_str()) }
+    }
+    if !mismatched.is_empty() {
+        bail!(
+            "ambiguous metadata: keys \"{}\" cannot be used with \"{}\"",
+            mismatched.join("\", \""),
+            matched.join("\", \"")
+        );
+    }
+    Ok(())
+}
+
+/// The charm's format, as the Juju version decides it. Juju 3.1-3.6 (juju/charm v11/v12 `MetaFormatReasons`,
+/// `charm.go`): any `series` makes it v1; otherwise a `manifest.yaml` with `bases` makes it v2. Juju 4.0
+/// (`internal/charm/charm.go` `metaFormatReasons`, commit ce5b95b8): v2 when the manifest has bases or the
+/// metadata has `containers`, else v1 (4.0 has no `series` at all).
+pub fn detect_format(doc: &Value, manifest: Option<&str>, juju4: bool) -> u8 {
+    let bases = manifest
+        .and_then(|m| serde_yaml::from_str::<Value>(m).ok())
+        .and_then(|m| m.get("bases").and_then(Value::as_array).map(|b| !b.is_empty()))
+        .unwrap_or(false);
+    let containers = doc.get("containers").and_then(Value::as_object).is_some_and(|c| !c.is_empty());
+    if juju4 {
+        return if bases || containers { 2 } else { 1 };
+    }
+    let series = doc.get("series").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
+    if !series && bases { 2 } else { 1 }
 }
 
 impl Metadata {
     pub fn load(charm_dir: &Path) -> Result<Metadata> {
         let path = charm_dir.join("metadata.yaml");
         let text = std::fs::read_to_string(&path).context("charm missing from disk: no metadata.yaml")?;
-        Self::parse(&text)
+        let manifest = std::fs::read_to_string(charm_dir.join("manifest.yaml")).ok();
+        Self::parse_charm(&text, manifest.as_deref(), false)
     }
 
+    /// metadata.yaml alone, detected as Juju 3.x does (the tests' shorthand).
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Metadata> {
+        Self::parse_charm(text, None, false)
+    }
+
+    /// metadata.yaml with the archive's manifest.yaml, the format detected as `juju4` or 3.x does.
+    pub fn parse_charm(text: &str, manifest: Option<&str>, juju4: bool) -> Result<Metadata> {
         let doc: Value = serde_yaml::from_str(text).context("invalid metadata.yaml")?;
+        ensure_unambiguous(&doc)?;
+        let format = detect_format(&doc, manifest, juju4);
         let name = doc.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         if name.is_empty() {
             bail!("invalid metadata.yaml: name is missing");
@@ -47,11 +115,23 @@ impl Metadata {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        if !series.contains(&"kubernetes") {
+        if format == 1 && !series.contains(&"kubernetes") {
             bail!("charm {name:?} is not a podspec Kubernetes charm (series must include kubernetes)");
         }
-        if doc.get("containers").is_some() || doc.get("assumes").is_some() {
-            bail!("charm {name:?} is a sidecar (metadata v2) charm; juju-local runs podspec charms only");
+        let mut containers = BTreeMap::new();
+        if format == 2
+            && let Some(map) = doc.get("containers").and_then(Value::as_object)
+        {
+            for (c, spec) in map {
+                let resource = spec.get("resource").and_then(Value::as_str).map(str::to_string);
+                let mut mounts = Vec::new();
+                for m in spec.get("mounts").and_then(Value::as_array).cloned().unwrap_or_default() {
+                    let st = m.get("storage").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let loc = m.get("location").and_then(Value::as_str).unwrap_or_default().to_string();
+                    mounts.push((st, loc));
+                }
+                containers.insert(c.clone(), ContainerMeta { resource, mounts });
+            }
         }
         let mut endpoints = Vec::new();
         for (key, role) in [("provides", "provider"), ("requires", "requirer"), ("peers", "peer")] {
@@ -98,9 +178,12 @@ impl Metadata {
             endpoints,
             extra_bindings,
             oci_resources,
-            stateful: dtype == "stateful" || !storage.is_empty(),
+            // A sidecar application is always a StatefulSet (application.go `Ensure`, DeploymentStateful).
+            stateful: format == 2 || dtype == "stateful" || !storage.is_empty(),
             storage,
             service_omitted: service == "omit",
+            format,
+            containers,
         })
     }
 

@@ -42,8 +42,13 @@ pub fn ensure_tools(paths: &Paths, app: &str, n: u32) -> Result<PathBuf> {
     let dir = paths.tools_dir(app, n);
     std::fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe().context("cannot find the juju-local binary")?;
+    let version = Model::load(paths).map(|m| m.settings.juju_version).unwrap_or_default();
     for name in tools::TOOL_NAMES.iter().copied().chain(["jujuc"]) {
         let link = dir.join(name);
+        if !crate::sidecar::tool_exists(name, &version) {
+            let _ = std::fs::remove_file(&link);
+            continue;
+        }
         if std::fs::read_link(&link).ok().as_deref() != Some(exe.as_path()) {
             let _ = std::fs::remove_file(&link);
             std::os::unix::fs::symlink(&exe, &link).with_context(|| format!("cannot create {}", link.display()))?;
@@ -147,6 +152,47 @@ fn in_operator_pod(paths: &Paths, model: &Model, argv: Vec<String>) -> Result<Ve
     Ok(crate::shim::prefix(None, &binds).into_iter().chain(argv).collect())
 }
 
+/// A program to run: argv, environment, working dir.
+type Invocation = (Vec<String>, Vec<(String, String)>, PathBuf);
+
+/// How long a sidecar unit's hook waits for its pod's charm container (the unit agent runs there).
+const CHARM_CONTAINER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A sidecar unit's hook runs in its pod's charm container (Juju 3 `caas/kubernetes/provider/application`:
+/// the unit agent is a service of the charm container's Pebble): the container's mount, UTS, network and PID
+/// namespaces, charm dir `/var/lib/juju/agents/unit-<app>-<n>/charm`, the tools in
+/// `/var/lib/juju/tools/unit-<app>-<n>`. Returns argv, environment and working dir.
+fn in_charm_container(
+    paths: &Paths,
+    app: &str,
+    n: u32,
+    host_charm: &Path,
+    handler: &Path,
+    mut env: Vec<(String, String)>,
+) -> Result<Invocation> {
+    let (_pod, ctr) = crate::sidecar::charm_container(paths, app, n, CHARM_CONTAINER_WAIT)?;
+    let unit_dir = format!("unit-{app}-{n}");
+    let in_pod_charm = format!("{}/agents/{unit_dir}/charm", crate::workload::JUJU_DATA_DIR);
+    let rel = handler.strip_prefix(host_charm).unwrap_or(handler).display().to_string();
+    let script = format!("{in_pod_charm}/{rel}");
+    let container_path =
+        ctr.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_else(|| "/usr/bin:/bin".into());
+    for (k, v) in env.iter_mut() {
+        match k.as_str() {
+            "CHARM_DIR" | "JUJU_CHARM_DIR" => *v = in_pod_charm.clone(),
+            "PATH" => *v = format!("{}/tools/{unit_dir}:{container_path}", crate::workload::JUJU_DATA_DIR),
+            _ => {}
+        }
+    }
+    let mut line = format!("cd {} || exit 1; ", shell_quote(&in_pod_charm));
+    for (k, v) in &env {
+        line.push_str(&format!("export {k}={}; ", shell_quote(v)));
+    }
+    line.push_str(&format!("exec {}", shell_quote(&script)));
+    let argv: Vec<String> = kubelet::exec_prefix(ctr.pid).into_iter().chain(["sh".into(), "-c".into(), line]).collect();
+    Ok((argv, ctr.env.clone(), PathBuf::from("/")))
+}
+
 /// Runs a program with a Juju-like environment, sending stdout/stderr to the unit log.
 fn execute(
     paths: &Paths,
@@ -228,8 +274,15 @@ pub fn run_hook(paths: &Paths, model: &mut Model, app: &str, n: u32, hook: &Hook
     match find_handler(&charm_dir, "hooks", &hook.name) {
         Ok(Some((path, kind))) => {
             let env = hook_env(paths, model, &ctx, Some(hook))?;
-            let argv = in_operator_pod(paths, model, vec![path.display().to_string()])?;
-            match execute(paths, &ctx, &argv, &env, &charm_dir, &logger) {
+            let sidecar = model.app(app)?.sidecar;
+            let run = if sidecar {
+                in_charm_container(paths, app, n, &charm_dir, &path, env.clone())
+            } else {
+                in_operator_pod(paths, model, vec![path.display().to_string()])
+                    .map(|argv| (argv, env.clone(), charm_dir.clone()))
+            };
+            let run = run.and_then(|(argv, env, cwd)| execute(paths, &ctx, &argv, &env, &cwd, &logger));
+            match run {
                 Ok((0, _, _)) => model::log_line(
                     paths,
                     app,
@@ -390,9 +443,11 @@ pub fn run_action(
     wait: std::time::Duration,
 ) -> Result<(ActionOutcome, Outcome)> {
     let deadline = std::time::Instant::now() + wait;
+    let sidecar = model.app(app)?.sidecar;
     let (pod, ctr) = loop {
         let pods = kubelet::load_pods(paths);
         let found = kubelet::pod_of(&pods, app, n).filter(|p| !p.terminating()).and_then(|p| {
+            // Podspec: the workload pod's first container; sidecar: the charm container (it is first too).
             let first = p.template.containers.first()?.name.clone();
             let c = p.containers.iter().find(|c| c.name == first)?.clone();
             c.running().then(|| (p.clone(), c))
@@ -412,13 +467,12 @@ pub fn run_action(
     };
     let unit_dir = format!("unit-{app}-{n}");
     let in_pod_charm = format!("{}/agents/{unit_dir}/charm", crate::workload::JUJU_DATA_DIR);
-    let host_charm = paths
-        .pod_dir(&pod.name)
-        .join("emptydir")
-        .join(crate::workload::JUJU_DATA_VOLUME)
-        .join("agents")
-        .join(&unit_dir)
-        .join("charm");
+    let data = if sidecar {
+        crate::sidecar::charm_data(paths, &pod.name).join("var/lib/juju")
+    } else {
+        paths.pod_dir(&pod.name).join("emptydir").join(crate::workload::JUJU_DATA_VOLUME)
+    };
+    let host_charm = data.join("agents").join(&unit_dir).join("charm");
     let script = match find_handler(&host_charm, "actions", name) {
         Ok(Some((p, _))) => p,
         Ok(None) => anyhow::bail!("action {name:?} not defined on unit \"{app}/{n}\""),

@@ -199,8 +199,8 @@ mod tests {
     fn a_mount_of_a_missing_volume_is_not_found() {
         let mut c = container(vec![port(1, None, None)]);
         c.volume_mounts = vec![
-            Mount { name: "a".into(), mount_path: "/a".into() },
-            Mount { name: "redis-conf-config".into(), mount_path: "/b".into() },
+            Mount { name: "a".into(), mount_path: "/a".into(), sub_path: None },
+            Mount { name: "redis-conf-config".into(), mount_path: "/b".into(), sub_path: None },
         ];
         let mut w = workload(c);
         w.template.volumes = vec![Volume { name: "a".into(), source: VolumeSource::EmptyDir { medium: None } }];
@@ -214,8 +214,8 @@ mod tests {
     fn storage_and_volume_at_the_same_path_clash() {
         let mut c = container(vec![port(1, None, None)]);
         c.volume_mounts = vec![
-            Mount { name: "d".into(), mount_path: "/data".into() },
-            Mount { name: "data".into(), mount_path: "/data".into() },
+            Mount { name: "d".into(), mount_path: "/data".into(), sub_path: None },
+            Mount { name: "data".into(), mount_path: "/data".into(), sub_path: None },
         ];
         let mut w = workload(c);
         w.template.volumes = vec![Volume { name: "d".into(), source: VolumeSource::EmptyDir { medium: None } }];

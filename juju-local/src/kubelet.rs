@@ -189,8 +189,9 @@ pub fn image_name(image: &str) -> &str {
 }
 
 /// True when the image is emulated by the host's redis binaries.
+/// The charm base image of a sidecar pod's `charm` container runs only juju-local and the charm's own files.
 pub fn image_available(image: &str) -> bool {
-    image_name(image) == "redis"
+    image_name(image) == "redis" || image_name(image) == "charm-base"
 }
 
 /// `kubectl rollout status` for an application: Ok when every pod the workload wants exists on the
@@ -729,8 +730,13 @@ impl Kubelet {
                 }
             }
         }
-        // What `caas-unit-init` puts in the Juju data dir: the unit's charm and the hook tools.
-        let data = dir.join("emptydir").join(workload::JUJU_DATA_VOLUME);
+        // What `caas-unit-init` puts in the Juju data dir: the unit's charm and the hook tools. A sidecar
+        // pod's `charm-init` puts them in `charm-data`, sub-path var/lib/juju (see `sidecar`).
+        let data = if crate::sidecar::is_sidecar_template(&pod.template) {
+            crate::sidecar::charm_data(&self.paths, &pod.name).join("var/lib/juju")
+        } else {
+            dir.join("emptydir").join(workload::JUJU_DATA_VOLUME)
+        };
         let unit_dir = format!("unit-{}-{}", pod.app, pod.unit);
         let charm = self.paths.charm_dir(&pod.app, pod.unit);
         if charm.is_dir() {
@@ -739,7 +745,9 @@ impl Kubelet {
         let tools = data.join("tools").join(&unit_dir);
         fs::create_dir_all(&tools)?;
         for name in crate::tools::TOOL_NAMES.iter().copied().chain(["jujuc"]) {
-            let _ = std::os::unix::fs::symlink(&self.exe, tools.join(name));
+            if crate::sidecar::tool_exists(name, &cluster.juju_version) {
+                let _ = std::os::unix::fs::symlink(&self.exe, tools.join(name));
+            }
         }
         pod.last_sync_ms = util::now_ms();
         Ok(())
@@ -811,6 +819,12 @@ impl Kubelet {
             } else {
                 let v = pod.template.volumes.iter().find(|v| v.name == m.name).context("volume not found")?;
                 match &v.source {
+                    // subPath: a directory of the volume, created if missing (kubelet `subpath`).
+                    VolumeSource::EmptyDir { .. } if m.sub_path.is_some() => {
+                        let d = dir.join("emptydir").join(&v.name).join(m.sub_path.as_deref().unwrap_or_default());
+                        fs::create_dir_all(&d)?;
+                        (d, false)
+                    }
                     VolumeSource::EmptyDir { .. } => (dir.join("emptydir").join(&v.name), false),
                     VolumeSource::ConfigMap { .. } | VolumeSource::Secret { .. } => {
                         (dir.join("volumes").join(&v.name), true)
@@ -819,6 +833,14 @@ impl Kubelet {
                 }
             };
             binds.push((src, PathBuf::from(&m.mount_path), ro));
+        }
+        // A sidecar workload container's Pebble directory is in the container's own filesystem: a new,
+        // empty one on every start (a restarted container is a new container).
+        if c.env.contains_key("JUJU_CONTAINER_NAME") {
+            let layer = dir.join("containers").join(&c.name).join("pebble");
+            let _ = fs::remove_dir_all(&layer);
+            fs::create_dir_all(&layer)?;
+            binds.push((layer, PathBuf::from(crate::sidecar::PEBBLE_DIR), false));
         }
         // Parents before children, so a nested mount is not hidden.
         binds.sort_by_key(|(_, d, _)| d.components().count());

@@ -85,9 +85,10 @@ fn allocate_address(paths: &Paths, model: &Model) -> Result<String> {
 }
 
 fn charm_meta(paths: &Paths, app: &str) -> Result<Metadata> {
-    let text =
-        charm_archive::read_entry(&paths.charm_archive(app), "metadata.yaml")?.context("charm has no metadata.yaml")?;
-    Metadata::parse(&text)
+    let archive = paths.charm_archive(app);
+    let text = charm_archive::read_entry(&archive, "metadata.yaml")?.context("charm has no metadata.yaml")?;
+    let manifest = charm_archive::read_entry(&archive, "manifest.yaml")?;
+    Metadata::parse_charm(&text, manifest.as_deref(), false)
 }
 
 /// Creates unit `app/<next>`: unpacks the charm into its agent dir and queues its deploy hooks.
@@ -106,7 +107,24 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
         a.leader = Some(n);
     }
     let leader = a.leader == Some(n);
-    let mut queue = vec![HookSpec::plain("install")];
+    let sidecar = a.sidecar;
+    let mut queue = Vec::new();
+    let mut storage_first = false;
+    if sidecar {
+        // A sidecar pod has its storage from creation, and the uniter runs storage hooks "before anything
+        // else", then install (`worker/uniter/resolver.go` `nextOp`; `storage/resolver.go`).
+        if let Ok(meta) = charm_meta(paths, app) {
+            for st in meta.storage.keys() {
+                queue.push(HookSpec {
+                    name: format!("{st}-storage-attached"),
+                    storage: Some(st.clone()),
+                    ..Default::default()
+                });
+                storage_first = true;
+            }
+        }
+    }
+    queue.push(HookSpec::plain("install"));
     let rels: Vec<Relation> = model.relations_of(app).cloned().collect();
     for r in &rels {
         queue.push(HookSpec {
@@ -129,7 +147,14 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
             model.apps.get(app).map(|a| a.units.values().filter_map(|u| u.ordinal).collect()).unwrap_or_default();
         (0..).find(|o| !used.contains(o)).unwrap_or(0)
     });
-    let unit = Unit { number: n, ordinal, agent: StatusInfo::new("allocating", ""), address, ..Default::default() };
+    let unit = Unit {
+        number: n,
+        ordinal,
+        agent: StatusInfo::new("allocating", ""),
+        address,
+        storage_attached: storage_first,
+        ..Default::default()
+    };
     model.app_mut(app)?.units.insert(n, unit);
     for r in &rels {
         queue.extend(join_hooks(model, r, &me));
@@ -385,6 +410,79 @@ fn wait_for_storage_pods(paths: &Paths, model: &Model) -> bool {
     }
 }
 
+/// Hooks whose resolvers come before the workload-event one (`worker/uniter/resolver.go` `NextOp`: created
+/// relations, then leadership, then the optional resolvers); install is the pending operation until it ran.
+fn precedes_workload_events(h: &HookSpec) -> bool {
+    h.name == "install"
+        || h.name.ends_with("-relation-created")
+        || h.name == "leader-elected"
+        || h.name == "leader-settings-changed"
+        || h.name.ends_with("-storage-attached")
+}
+
+/// A sidecar unit's `<container>-pebble-ready` hooks (see `sidecar`): for every workload container whose
+/// Pebble answers on a boot the uniter has not seen, queued before the hooks of the later resolvers.
+fn queue_pebble_ready(paths: &Paths, model: &mut Model, app: &str, n: u32) {
+    let Ok(a) = model.app(app) else { return };
+    if !a.sidecar {
+        return;
+    }
+    let Ok(u) = model.unit(app, n) else { return };
+    if !u.installed || u.dying || u.failed_hook.is_some() {
+        return;
+    }
+    let pos = u.queue.iter().position(|h| !precedes_workload_events(h)).unwrap_or(u.queue.len());
+    let boots = crate::sidecar::new_pebble_boots(paths, app, n, &u.pebble_seen);
+    if boots.is_empty() {
+        return;
+    }
+    let Ok(u) = model.unit_mut(app, n) else { return };
+    for (i, (c, boot)) in boots.into_iter().enumerate() {
+        let name = format!("{c}-pebble-ready");
+        u.queue.retain(|h| h.name != name);
+        u.queue.insert(pos.min(u.queue.len()) + i, HookSpec::plain(&name));
+        u.pebble_seen.insert(c, boot);
+    }
+}
+
+/// How long a deploy or scale waits for a sidecar unit's workload containers' Pebble to answer.
+const PEBBLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits (bounded) until every installed sidecar unit's workload containers have a Pebble the uniter has
+/// seen or that answers now; true when a pebble-ready was queued.
+fn wait_for_pebble(paths: &Paths, model: &mut Model) -> bool {
+    let units: Vec<(String, u32, usize)> = model
+        .apps
+        .iter()
+        .filter(|(_, a)| a.sidecar)
+        .flat_map(|(name, a)| {
+            let containers = charm_meta(paths, name).map(|m| m.containers.len()).unwrap_or(0);
+            a.units
+                .values()
+                .filter(|u| u.installed && !u.dying && u.failed_hook.is_none())
+                .map(move |u| (name.clone(), u.number, containers))
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + PEBBLE_WAIT;
+    let mut queued = false;
+    loop {
+        let mut waiting = false;
+        for (app, n, containers) in &units {
+            queue_pebble_ready(paths, model, app, *n);
+            let Ok(u) = model.unit(app, *n) else { continue };
+            if u.queue.iter().any(|h| h.name.ends_with("-pebble-ready")) {
+                queued = true;
+            } else if u.pebble_seen.len() < *containers {
+                waiting = true;
+            }
+        }
+        if queued || !waiting || std::time::Instant::now() > deadline {
+            return queued;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Runs every unit's queued hooks until nothing is left to run. Returns warnings (failed hooks) for
 /// the CLI to print.
 pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
@@ -396,6 +494,7 @@ pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
             model.apps.iter().flat_map(|(a, app)| app.units.keys().map(move |n| (a.clone(), *n))).collect();
         for (app, n) in units {
             loop {
+                queue_pebble_ready(paths, model, &app, n);
                 let Ok(unit) = model.unit_mut(&app, n) else { break };
                 if unit.failed_hook.is_some() || unit.queue.is_empty() || unit.dying {
                     break;
@@ -413,6 +512,9 @@ pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
         queue_storage_hooks(paths, model);
         if wait_for_storage_pods(paths, model) {
             queue_storage_hooks(paths, model);
+            progressed = true;
+        }
+        if wait_for_pebble(paths, model) {
             progressed = true;
         }
         model.save(paths)?;
@@ -439,12 +541,31 @@ pub fn deploy(
     model_settings: Option<&model::Settings>,
 ) -> Result<(Model, Vec<String>)> {
     let meta_text = charm_archive::read_entry(charm, "metadata.yaml")?.context("invalid charm: no metadata.yaml")?;
-    let meta = Metadata::parse(&meta_text)?;
+    let manifest = charm_archive::read_entry(charm, "manifest.yaml")?;
+    let version = match model_settings {
+        Some(s) => model::Version::parse(&s.juju_version)?,
+        None if paths.model_file().exists() => Model::load(paths)?.version(),
+        None => model::Version::parse(model::DEFAULT_JUJU_VERSION)?,
+    };
+    let juju4 = version.at_least(4, 0, 0);
+    let meta = Metadata::parse_charm(&meta_text, manifest.as_deref(), juju4)?;
+    // Juju 4.0 refuses a format v1 charm on Kubernetes (`deployer/charm.go` `checkCharmFormat`).
+    if juju4 && meta.format == 1 {
+        bail!("deploying format v1 charms not supported");
+    }
+    // juju-local models sidecar applications as Juju 3.1-4.0 do (a stand-in limit, not a Juju rule).
+    if meta.format == 2 && !version.at_least(3, 1, 0) {
+        bail!(
+            "charm {:?} is a sidecar (format v2) charm: juju-local runs those as Juju 3.1 to 4.0 \
+             (deploy --juju-version 3.1.9 … 4.0.0), not {version}",
+            meta.name
+        );
+    }
     let schema = match charm_archive::read_entry(charm, "config.yaml")? {
         Some(t) => ConfigSchema::parse(&t)?,
         None => ConfigSchema::default(),
     };
-    let has_dispatch = charm_archive::read_entry(charm, "dispatch").ok().flatten().is_some();
+    let has_dispatch = charm_archive::has_entry(charm, "dispatch").unwrap_or(false);
     if !has_dispatch && charm_archive::read_entry(charm, "hooks/install").ok().flatten().is_none() {
         // 2.8.1+ client check; charms built with hook symlinks only still pass through hooks/.
         crate::cli::warn("charm has no dispatch script and no hooks/install");
@@ -475,7 +596,14 @@ pub fn deploy(
     std::fs::copy(charm, &dest).with_context(|| format!("cannot copy {}", charm.display()))?;
     model.apps.insert(
         name.clone(),
-        App { name: name.clone(), charm: meta.name.clone(), config: settings, resources: images, ..Default::default() },
+        App {
+            name: name.clone(),
+            charm: meta.name.clone(),
+            config: settings,
+            resources: images,
+            sidecar: meta.format == 2,
+            ..Default::default()
+        },
     );
     // Juju creates the peer relations with the application.
     for ep in meta.endpoints.iter().filter(|e| e.role == "peer") {
@@ -853,6 +981,32 @@ fn depart(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Ve
     model.save(paths)
 }
 
+/// Scale-down of a sidecar application, the other way round from podspec (`worker/caasapplicationprovisioner/
+/// ops.go` `ensureScale`, 3.1-3.6): while more units exist than the scale target, Juju destroys the surplus
+/// units (`UnitsToRemove`: the highest ordinals) and waits; their agents, still running in their pods' charm
+/// containers, run the departure hooks; only when the units are gone does `app.Scale` lower the StatefulSet's
+/// replicas, and Kubernetes deletes the pods.
+fn sidecar_scale_down(
+    paths: &Paths,
+    model: &mut Model,
+    app: &str,
+    doomed: &[u32],
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    for n in doomed {
+        let u = model.unit_mut(app, *n)?;
+        u.dying = true;
+        u.queue.clear();
+    }
+    model.save(paths)?;
+    for n in doomed {
+        depart(paths, model, app, *n, warnings)?;
+    }
+    workload::ensure_service(paths, model, app)?;
+    model.save(paths)?;
+    await_pods_terminating(paths, app, doomed)
+}
+
 /// `juju remove-unit APP/N` (Deployments): the pod is deleted first, then the unit's hooks run.
 pub fn remove_unit(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Vec<String>) -> Result<()> {
     if begin_departure(paths, model, app, &[n])? {
@@ -883,7 +1037,9 @@ pub fn scale(paths: &Paths, model: &mut Model, app: &str, target: u32) -> Result
         by_pod.sort_unstable();
         let mut doomed: Vec<u32> = by_pod.iter().rev().take((current - target) as usize).map(|(_, n)| *n).collect();
         doomed.sort_unstable();
-        if begin_departure(paths, model, app, &doomed)? {
+        if model.app(app)?.sidecar {
+            sidecar_scale_down(paths, model, app, &doomed, &mut warnings)?;
+        } else if begin_departure(paths, model, app, &doomed)? {
             // Units are visited in sorted order (findings §7).
             for n in doomed {
                 depart(paths, model, app, n, &mut warnings)?;

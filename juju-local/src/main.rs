@@ -1,7 +1,8 @@
-//! juju-local: a local stand-in for a Juju 2.9 controller, unit agent and kubelet, to run podspec
-//! charms on one machine. One binary plays two parts, busybox style: invoked as `juju-local` it is
-//! the CLI (`cli`); invoked through a symlink named after a hook tool (`config-get`, `pod-spec-set`,
-//! …) it is that tool (`tools`), talking to the running hook's context.
+//! juju-local: a local stand-in for a Juju controller, unit agent and kubelet, to run podspec charms
+//! (Juju 2.8-3.6) and sidecar charms (Juju 3.1-4.0, see `sidecar`) on one machine. One binary plays two
+//! parts, busybox style: invoked as `juju-local` it is the CLI (`cli`); invoked through a symlink named
+//! after a hook tool (`config-get`, `pod-spec-set`, …) it is that tool (`tools`), talking to the running
+//! hook's context.
 
 mod charm_archive;
 mod charm_meta;
@@ -18,6 +19,7 @@ mod pebble;
 mod podspec;
 mod probes;
 mod shim;
+mod sidecar;
 mod status;
 mod tools;
 mod util;

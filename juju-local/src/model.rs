@@ -127,6 +127,9 @@ pub struct Unit {
     /// departure hooks run once the kubelet has marked the pod for deletion.
     #[serde(default)]
     pub dying: bool,
+    /// Sidecar units: the Pebble boot the uniter last saw per workload container (see `sidecar`).
+    #[serde(default)]
+    pub pebble_seen: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -151,6 +154,9 @@ pub struct App {
     pub charm_modified_version: u64,
     /// Set when Kubernetes rejects the spec: shown as application status `error`.
     pub operator_error: Option<String>,
+    /// A format v2 (sidecar) charm: hooks and actions run in the unit pod's charm container.
+    #[serde(default)]
+    pub sidecar: bool,
 }
 
 /// The stand-in for a related application that has no charm (e.g. `client`).

@@ -9,12 +9,20 @@ use serde_json::{Value, json};
 
 const WAITING_FOR_CONTAINER: &str = "waiting for container";
 
-/// core/status/caas.go UnitDisplayStatus.
-fn unit_display(charm: &StatusInfo, container: Option<&StatusInfo>) -> StatusInfo {
+/// core/status/caas.go UnitDisplayStatus. `expect_workload` is `state.CheckApplicationExpectsWorkload`:
+/// false for a sidecar (format v2) application, whose charm-set status shows before any container status.
+fn unit_display(charm: &StatusInfo, container: Option<&StatusInfo>, expect_workload: bool) -> StatusInfo {
     if charm.status == "terminated" {
         return charm.clone();
     }
     let Some(c) = container else {
+        if !expect_workload {
+            // isStatusModified && !expectWorkload: the charm's status; unmodified: waiting, its message.
+            if charm.status == "unknown" {
+                return StatusInfo::new("waiting", &charm.message);
+            }
+            return charm.clone();
+        }
         if charm.status == "active" || charm.status == "unknown" {
             return StatusInfo::new("waiting", WAITING_FOR_CONTAINER);
         }
@@ -63,7 +71,7 @@ fn unit_view(app: &App, n: u32, u: &Unit, pods: &PodsFile) -> UnitView {
     let charm = u.workload.clone().unwrap_or_else(|| StatusInfo::new("waiting", "agent initialising"));
     let pod = kubelet::pod_of(pods, &app.name, n);
     let container = kubelet::container_status(pod).map(|(s, m)| StatusInfo::new(&s, &m));
-    let workload = unit_display(&charm, container.as_ref());
+    let workload = unit_display(&charm, container.as_ref(), !app.sidecar);
     let ports = pod
         .map(|p| {
             p.template
@@ -271,14 +279,14 @@ mod tests {
     #[test]
     fn active_only_with_a_running_container() {
         let active = StatusInfo::new("active", "");
-        assert_eq!(unit_display(&active, None).message, WAITING_FOR_CONTAINER);
+        assert_eq!(unit_display(&active, None, true).message, WAITING_FOR_CONTAINER);
         let running = StatusInfo::new("running", "");
-        assert_eq!(unit_display(&active, Some(&running)), active);
+        assert_eq!(unit_display(&active, Some(&running), true), active);
         let waiting = StatusInfo::new("waiting", "not ready");
-        assert_eq!(unit_display(&active, Some(&waiting)), waiting);
+        assert_eq!(unit_display(&active, Some(&waiting), true), waiting);
         let err = StatusInfo::new("error", "crash");
-        assert_eq!(unit_display(&StatusInfo::new("blocked", "x"), Some(&err)), err);
+        assert_eq!(unit_display(&StatusInfo::new("blocked", "x"), Some(&err), true), err);
         let maint = StatusInfo::new("maintenance", "busy");
-        assert_eq!(unit_display(&maint, Some(&err)), maint);
+        assert_eq!(unit_display(&maint, Some(&err), true), maint);
     }
 }

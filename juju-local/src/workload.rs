@@ -36,6 +36,9 @@ pub struct Cluster {
     pub network: Option<Network>,
     /// The kubelet's sync period (ConfigMap/Secret refresh), seconds.
     pub sync_seconds: u64,
+    /// The model's Juju version (which hook tools a pod's agent has).
+    #[serde(default)]
+    pub juju_version: String,
     pub apps: BTreeMap<String, AppObjects>,
 }
 
@@ -154,6 +157,9 @@ pub struct PortT {
 pub struct Mount {
     pub name: String,
     pub mount_path: String,
+    /// `subPath`: a directory inside the volume (created by the kubelet), as Juju's sidecar pods use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -312,9 +318,13 @@ fn build(app: &str, spec: &PodSpec, meta: &Metadata, v: Version, cmv: u64, model
                 continue;
             };
             push_volume(Volume { name: name.clone(), source });
-            ct.volume_mounts.push(Mount { name, mount_path: fs.mount_path.clone() });
+            ct.volume_mounts.push(Mount { name, mount_path: fs.mount_path.clone(), sub_path: None });
         }
-        ct.volume_mounts.push(Mount { name: JUJU_DATA_VOLUME.into(), mount_path: JUJU_DATA_DIR.into() });
+        ct.volume_mounts.push(Mount {
+            name: JUJU_DATA_VOLUME.into(),
+            mount_path: JUJU_DATA_DIR.into(),
+            sub_path: None,
+        });
         if c.init {
             template.init_containers.push(ct);
         } else {
@@ -327,7 +337,7 @@ fn build(app: &str, spec: &PodSpec, meta: &Metadata, v: Version, cmv: u64, model
     let claims: Vec<String> = meta.storage.keys().cloned().collect();
     if let Some(first) = template.containers.first_mut() {
         for (name, location) in &meta.storage {
-            first.volume_mounts.push(Mount { name: name.clone(), mount_path: location.clone() });
+            first.volume_mounts.push(Mount { name: name.clone(), mount_path: location.clone(), sub_path: None });
         }
     }
     let config_maps = spec.configmaps.clone();
@@ -379,7 +389,8 @@ fn assignments(model: &Model, app: &str) -> Vec<Assignment> {
     let Some(a) = model.apps.get(app) else { return Vec::new() };
     a.units
         .values()
-        .filter(|u| !u.dying)
+        // A dying sidecar unit keeps its pod until it is gone (`ensureScale` scales after the units go).
+        .filter(|u| !u.dying || a.sidecar)
         .map(|u| Assignment {
             unit: u.number,
             pod: model::pod_name(app, u),
@@ -414,6 +425,7 @@ fn refresh_model_fields(cluster: &mut Cluster, model: &Model) {
     cluster.namespace = model.name.clone();
     cluster.network = Some(model.network.clone());
     cluster.sync_seconds = model.settings.kubelet_sync_seconds;
+    cluster.juju_version = model.settings.juju_version.clone();
     cluster.apps.retain(|name, _| model.apps.contains_key(name));
 }
 
@@ -425,6 +437,15 @@ fn ensure_into(paths: &Paths, model: &mut Model, cluster: &mut Cluster, app: &st
     let a = model.app(app)?.clone();
     let objs = cluster.apps.entry(app.to_string()).or_default();
     objs.units = units;
+    if let Some(n) = a.units.keys().next()
+        && let Ok(meta) = Metadata::load(&paths.charm_dir(app, *n))
+        && meta.format == 2
+    {
+        // A sidecar application: Juju's caasapplicationprovisioner owns the StatefulSet; a pod spec the
+        // charm may have set is stored and ignored (see `sidecar`).
+        crate::sidecar::ensure(objs, app, &meta, &a, replicas, &model.uuid)?;
+        return Ok(Applied::Accepted);
+    }
     let Some(spec_text) = a.pod_spec.clone() else {
         return Ok(Applied::NoSpec);
     };

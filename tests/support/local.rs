@@ -22,6 +22,22 @@ pub fn charm() -> PathBuf {
     p
 }
 
+/// Where the built sidecar charm is looked for: `REDIS_K8S_SIDECAR_CHARM`, else `<repo>/redis-k8s-sidecar.charm`.
+#[allow(dead_code)] // e2e_local only
+pub fn sidecar_charm_path() -> PathBuf {
+    std::env::var_os("REDIS_K8S_SIDECAR_CHARM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join("redis-k8s-sidecar.charm"))
+}
+
+/// The built sidecar charm; fails clearly when missing.
+#[allow(dead_code)] // e2e_local only
+pub fn sidecar_charm() -> PathBuf {
+    let p = sidecar_charm_path();
+    assert!(p.is_file(), "{} is missing: build it with `make charm` (or set REDIS_K8S_SIDECAR_CHARM)", p.display());
+    p
+}
+
 /// Where the juju-local binary is: `JUJU_LOCAL_BIN` (as given), else the workspace's debug or release build;
 /// `None` when neither is set or built.
 pub fn juju_local_path() -> Option<PathBuf> {

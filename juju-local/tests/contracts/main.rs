@@ -17,5 +17,6 @@ mod hook_env;
 mod kubelet;
 mod pebble;
 mod relations;
+mod sidecar;
 mod teardown;
 mod versions;
