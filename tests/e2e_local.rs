@@ -1001,3 +1001,77 @@ fn a_poisoned_sentinel_with_auth_off_leaves_one_writable_primary_and_a_truthful_
         assert!(!message.contains("degraded"), "redis-k8s/{u}: {message}");
     }
 }
+
+/// The sidecar archive with three units (Juju 3.6, Pebble in each container): a primary that stops answering is
+/// failed over by the Sentinels the charm started through Pebble, the relation follows the new primary, and the
+/// data written before is there; then a password rotation reaches every server, and the old password is retired.
+#[test]
+fn sidecar_three_units_fail_over_and_rotate_the_password() {
+    let m = Model::new("sidecar-ha");
+    let charm = support::local::sidecar_charm();
+    m.ok(&[
+        "deploy",
+        charm.to_str().unwrap(),
+        "--resource",
+        "redis-image=redis:7.0",
+        "-n",
+        "3",
+        "--juju-version",
+        "3.6.0",
+    ]);
+    m.wait_active("redis-k8s");
+    let addrs: Vec<String> = (0..3).map(|i| m.address(&format!("redis-k8s/{i}"))).collect();
+    let pw = m.password("redis-k8s/0");
+    let out = m.ok(&["relate", "redis-k8s:db", "client"]);
+    let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    let rid = format!("db:{}", v["relation-id"].as_u64().unwrap());
+
+    let primary = format!("{}:6379", addrs[0]);
+    for i in 0..20 {
+        resp::query(&primary, Some(&pw), &["SET", &format!("k{i}"), &format!("v{i}")], Duration::from_secs(5))
+            .and_then(|r| r.into_result())
+            .unwrap();
+    }
+    let sentinels: Vec<String> = addrs.iter().map(|a| format!("{a}:26379")).collect();
+    wait_sentinels_settled(&sentinels, &pw, 3);
+
+    // The primary stops answering (SIGSTOP) for longer than Sentinel's down-after: Pebble sees nothing to restart,
+    // the Sentinels fail over.
+    let pid = until("the primary's redis-server", 30, || redis_server_pid(&m.dir, "redis-k8s", 0));
+    Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
+    let others = &sentinels[1..];
+    let new_primary = until("the Sentinels to promote a replica", 60, || {
+        resp::sentinel_primary(others, "redis-k8s", Some(&pw), Duration::from_secs(1))
+            .map(|(host, _)| host)
+            .filter(|h| !h.starts_with("redis-k8s-0."))
+    });
+    Command::new("kill").args(["-CONT", &pid.to_string()]).status().unwrap();
+    let n: usize = new_primary.split('.').next().unwrap().rsplit('-').next().unwrap().parse().unwrap();
+    m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+    let view = relation_view(&m, &rid);
+    assert_eq!(view["views"]["reactive-interface-redis"]["uses"]["host"], Value::String(fqdn(&new_primary)), "{view}");
+    let np = format!("{}:6379", addrs[n]);
+    assert_eq!(resp::query(&np, Some(&pw), &["GET", "k7"], Duration::from_secs(5)).unwrap().as_str(), Some("v7"));
+    // The old primary came back as a replica of the new one.
+    until("the old primary to follow the new one", 60, || {
+        let i = resp::info(&primary, Some(&pw), "replication", Duration::from_secs(2)).ok()?;
+        (resp::info_field(&i, "role") == Some("slave")).then_some(())
+    });
+
+    let r = m.action("redis-k8s/0", "rotate-password");
+    assert_eq!(r["status"].as_str(), Some("completed"), "{r:?}");
+    let new = until("the new password to be shared", 60, || {
+        m.ok(&["run-hook", "redis-k8s/0", "update-status"]);
+        Some(m.password("redis-k8s/0")).filter(|p| *p != pw)
+    });
+    until("every server to take the new password and refuse the old one", 90, || {
+        for u in 0..3 {
+            m.ok(&["run-hook", &format!("redis-k8s/{u}"), "update-status"]);
+        }
+        let new_ok = addrs.iter().all(|a| resp::ping(&format!("{a}:6379"), Some(&new), Duration::from_secs(2)).is_ok());
+        let old_refused =
+            addrs.iter().all(|a| resp::ping(&format!("{a}:6379"), Some(&pw), Duration::from_secs(2)).is_err());
+        (new_ok && old_refused).then_some(())
+    });
+    m.wait_active("redis-k8s");
+}

@@ -230,13 +230,15 @@ fn follow(ctx: &mut Ctx<'_>) -> Result<Option<RedisConfig>> {
     Ok(Some(cfg))
 }
 
-/// Makes `wanted` what runs and, in update-status, finds out whether this unit's pod is ready (the sidecar
-/// flavour's Pebble checks; a pod that is not is shown as waiting). In the sidecar flavour, a container whose
+/// Makes `wanted` what runs and, in update-status and when Juju (3.6+) says a Pebble check failed or recovered,
+/// finds out whether this unit's pod is ready (the sidecar flavour's Pebble checks; a pod that is not is shown as
+/// waiting). In the sidecar flavour, a container whose
 /// Pebble does not answer (it is restarting) is waited for, not an error: its next `pebble-ready` hook sends it
 /// everything.
 fn apply(ctx: &mut Ctx<'_>, wanted: &crate::workload::Workload) -> Result<()> {
     let mut result = crate::workload::apply(ctx, wanted).map(|_| None);
-    if result.is_ok() && ctx.hook == hook::UPDATE_STATUS {
+    let checks_changed = ["-pebble-check-failed", "-pebble-check-recovered"].iter().any(|k| ctx.hook.ends_with(k));
+    if result.is_ok() && (ctx.hook == hook::UPDATE_STATUS || checks_changed) {
         result = crate::workload::not_ready(ctx, wanted);
     }
     match result {

@@ -958,6 +958,13 @@ fn a_sidecar_unit_reports_a_failing_readiness_check_in_update_status() {
     redis.set_check("redis-ready", "up", 0);
     u.hook("update-status").0.unwrap();
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
+    // Juju 3.6+ says so at once: the check hooks look too.
+    redis.set_check("redis-ready", "down", 3);
+    u.hook("redis-pebble-check-failed").0.unwrap();
+    assert_eq!(u.model().last_status().map(|(s, _)| s), Some("waiting"));
+    redis.set_check("redis-ready", "up", 0);
+    u.hook("redis-pebble-check-recovered").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
 }
 
 /// Pebble calls are counted like tool calls: a quiet config-changed sends Pebble nothing, and update-status
