@@ -56,6 +56,8 @@ const HEALTH_KEY: &str = "redis.live.health";
 /// In update-status, how many times and how far apart the leader looks before reporting degraded replication.
 const VERIFY_ATTEMPTS: u32 = 6;
 const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How many times an apply pass is run when a server does not answer in time, `VERIFY_PAUSE` apart.
+const APPLY_ATTEMPTS: u32 = 3;
 
 /// How long the leader waits, in a peer-departed hook, for the pod that went to have handed the primary over
 /// (its start script's hand-over takes at most about 20 s, inside Kubernetes' 30 s grace period).
@@ -429,9 +431,8 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: Option<&ImageDetails>, spec
         Some((desired, mode)) => {
             let admin = &mut ctx.charm.redis.admin;
             let health = match mode {
-                Mode::Apply => {
-                    live::converge(admin, desired, Mode::Apply).context("applying the config to the running pods")?
-                }
+                Mode::Apply => live::apply_patiently(admin, desired, APPLY_ATTEMPTS, VERIFY_PAUSE)
+                    .context("applying the config to the running pods")?,
                 // In update-status, a check that finds something wrong looks again (bounded) before saying so.
                 Mode::Verify if ctx.hook == hook::UPDATE_STATUS => {
                     live::verify_settled(admin, desired, VERIFY_ATTEMPTS, VERIFY_PAUSE)

@@ -520,6 +520,28 @@ pub fn verify_settled(
     Ok(health)
 }
 
+/// [`converge`] in apply mode, run again (at most `attempts` in all, `pause` apart) when a server did not answer in
+/// time: a Sentinel busy for a moment (resolving its peers' names, saving its config, in TILT after a stall)
+/// must not fail the hook, while one that keeps not answering does. Every step is idempotent, so a pass that
+/// got half way is simply run again. `changed` lists what the pass that succeeded changed.
+pub fn apply_patiently(
+    admin: &mut Admin,
+    desired: &Desired,
+    attempts: u32,
+    pause: Duration,
+) -> Result<Health, AdminError> {
+    let mut attempt = 1;
+    loop {
+        match converge(admin, desired, Mode::Apply) {
+            Err(AdminError::Failed { .. }) if attempt < attempts => {
+                attempt += 1;
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Converges again (at most `attempts - 1` more times, `pause` apart) while what `health` found settles by itself;
 /// what each look changed is kept.
 fn look_again(
@@ -851,6 +873,20 @@ mod tests {
             assert_eq!((m.host.as_str(), m.port), ("r-0.r-endpoints", 7000));
         }
         assert!(move_port(&mut admin(&c), &d, 7000).unwrap().is_empty(), "nothing to move");
+    }
+
+    /// A server that does not answer in time once is asked again; one that keeps not answering fails the pass.
+    #[test]
+    fn an_apply_pass_asks_again_a_server_that_did_not_answer_in_time() {
+        use crate::redis::admin::fake::{Fault, FaultKind};
+        let d = Desired::new("r", &cfg(), &sh(Some(PW), None), 3);
+        let c = FakeCluster::healthy("r", 3, 6379, Some(PW));
+        c.inject(Fault { times: 1, ..Fault::on("r-1.r-endpoints:26379", FaultKind::Timeout) });
+        let h = apply_patiently(&mut admin(&c), &d, 3, Duration::ZERO).unwrap();
+        assert_eq!(h.primary.as_deref(), Some("r-0"));
+        c.inject(Fault { times: 10, ..Fault::on("r-1.r-endpoints:26379", FaultKind::Timeout) });
+        let e = apply_patiently(&mut admin(&c), &d, 3, Duration::ZERO).unwrap_err();
+        assert!(matches!(e, AdminError::Failed { .. }), "{e:?}");
     }
 
     /// Two primaries are what a hand-over looks like for a moment: looked at again, and reported only if they
