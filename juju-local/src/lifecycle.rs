@@ -177,7 +177,8 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
             .collect();
         let Some(target) = model.apps.get_mut(&other) else { continue };
         for (m, u) in target.units.iter_mut() {
-            if !(other == app && *m == n) && !u.dying {
+            let is_new_unit = other == app && *m == n;
+            if !is_new_unit && !u.dying {
                 u.queue.extend(hooks.iter().cloned());
             }
         }
