@@ -1011,16 +1011,46 @@ fn a_poisoned_sentinel_with_auth_off_leaves_one_writable_primary_and_a_truthful_
 /// writes, and `redis-new` must end active.
 #[test]
 fn a_podspec_deployment_moves_to_the_sidecar_archive_live_without_losing_an_acknowledged_write() {
+    migrate_live("migrate", 1);
+}
+
+/// The same with three units on each side: the old primary is pod 0 of a replicated podspec deployment with
+/// Sentinels, and the new application's primary (with its own replicas) copies it.
+#[test]
+fn a_three_unit_podspec_deployment_moves_to_the_sidecar_archive_live_without_losing_an_acknowledged_write() {
+    migrate_live("migrate3", 3);
+}
+
+/// The writable primary among the units of `app`, as `host:6379`.
+fn primary_of(m: &Model, app: &str, units: u32, pw: &str) -> Option<String> {
+    (0..units)
+        .map(|i| format!("{}:6379", m.address(&format!("{app}/{i}"))))
+        .find(|a| role(a, Some(pw)).is_some_and(|(r, _, _)| r == "master"))
+}
+
+fn migrate_live(tag: &str, units: u32) {
     use std::sync::{Arc, Mutex};
     use support::load::{Load, Target, mget};
 
-    let m = Model::new("migrate");
+    let m = Model::new(tag);
     let old_charm = charm();
     let new_charm = support::local::sidecar_charm();
-    m.ok(&["deploy", old_charm.to_str().unwrap(), "--resource", "redis-image=redis:7.0", "--juju-version", "3.6.0"]);
-    m.wait_active("redis-k8s");
-    let old = format!("{}:6379", m.address("redis-k8s/0"));
+    let n = units.to_string();
+    m.ok(&[
+        "deploy",
+        old_charm.to_str().unwrap(),
+        "--resource",
+        "redis-image=redis:7.0",
+        "--juju-version",
+        "3.6.0",
+        "-n",
+        &n,
+    ]);
+    until("redis-k8s to be active", 90, || {
+        m.run(&["wait", "redis-k8s", "--timeout", "10"]).status.success().then_some(())
+    });
     let old_pw = m.password("redis-k8s/0");
+    let old = until("the old primary", 30, || primary_of(&m, "redis-k8s", units, &old_pw));
     ping_eventually(&old, Some(&old_pw)).unwrap();
 
     // 10,000 keys, pipelined 1,000 a session.
@@ -1047,8 +1077,10 @@ fn a_podspec_deployment_moves_to_the_sidecar_archive_live_without_losing_an_ackn
     );
     assert!(load.wait_for_progress(50, Duration::from_secs(20)), "the writer writes to the old primary");
 
-    m.ok(&["deploy", new_charm.to_str().unwrap(), "redis-new", "--resource", "redis-image=redis:7.0"]);
-    m.wait_active("redis-new");
+    m.ok(&["deploy", new_charm.to_str().unwrap(), "redis-new", "--resource", "redis-image=redis:7.0", "-n", &n]);
+    until("redis-new to be active", 90, || {
+        m.run(&["wait", "redis-new", "--timeout", "10"]).status.success().then_some(())
+    });
     m.ok(&["relate", "redis-new:source", "redis-k8s:db"]);
     // The charm sets "syncing" when it starts the copy and says "in sync" only from a later hook: juju-local
     // has no update-status timer, so run it by hand as Juju's (every 5 minutes by default) would.
@@ -1077,9 +1109,9 @@ fn a_podspec_deployment_moves_to_the_sidecar_archive_live_without_losing_an_ackn
     assert_eq!(r["status"].as_str(), Some("completed"), "promote: {out}");
 
     // The clients move: the new primary's address and password.
-    let new = format!("{}:6379", m.address("redis-new/0"));
     let rp = support::local::action_result(&m.ok(&["run", "redis-new/0", "get-password"]), "redis-new/0");
     let new_pw = rp["results"]["password"].as_str().unwrap_or_else(|| panic!("get-password gave {rp:?}")).to_string();
+    let new = primary_of(&m, "redis-new", units, &new_pw).expect("a writable primary in redis-new after promote");
     *target.lock().unwrap() = Target { addr: new.clone(), password: Some(new_pw.clone()) };
     assert!(load.wait_for_progress(50, Duration::from_secs(30)), "the writer writes to the new primary");
     let report = load.finish();
@@ -1113,6 +1145,25 @@ fn a_podspec_deployment_moves_to_the_sidecar_archive_live_without_losing_an_ackn
     assert!(matches!(&reply, resp::Resp::Simple(s) if s == "OK"), "{reply:?}");
     until("redis-new to be active", 60, || {
         let st = m.status();
-        (unit_status(&st, "redis-new", "redis-new/0").0 == "active").then_some(())
+        let units = st["applications"]["redis-new"]["units"].as_object()?.clone();
+        units.values().all(|u| u["workload-status"]["current"] == "active").then_some(())
     });
+    // The new application's replicas follow its new primary, not the old one.
+    if units > 1 {
+        let new_host = new.trim_end_matches(":6379").to_string();
+        until("redis-new's replicas to follow its primary", 60, || {
+            let replicas: Vec<String> = (0..units)
+                .map(|i| format!("{}:6379", m.address(&format!("redis-new/{i}"))))
+                .filter(|a| *a != new)
+                .collect();
+            replicas
+                .iter()
+                .all(|a| {
+                    role(a, Some(&new_pw)).is_some_and(|(r, host, up)| {
+                        r == "slave" && up && (host == new_host || host.starts_with("redis-new-"))
+                    })
+                })
+                .then_some(())
+        });
+    }
 }
