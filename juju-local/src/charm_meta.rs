@@ -13,6 +13,8 @@ pub struct Endpoint {
     pub name: String,
     pub interface: String,
     pub role: &'static str,
+    /// `limit:` (0 = none): how many relations the endpoint may have (`state.go` `enforceMaxRelationLimit`).
+    pub limit: u32,
 }
 
 /// The parts of metadata.yaml juju-local acts on.
@@ -138,7 +140,8 @@ impl Metadata {
             if let Some(map) = doc.get(key).and_then(Value::as_object) {
                 for (ep, spec) in map {
                     let interface = spec.get("interface").and_then(Value::as_str).unwrap_or_default().to_string();
-                    endpoints.push(Endpoint { name: ep.clone(), interface, role });
+                    let limit = spec.get("limit").and_then(Value::as_u64).unwrap_or(0) as u32;
+                    endpoints.push(Endpoint { name: ep.clone(), interface, role, limit });
                 }
             }
         }

@@ -63,9 +63,17 @@ enum Cmd {
     },
     /// Change an oci-image resource: upgrade-charm + config-changed on every unit.
     AttachResource { application: String, resource: String },
-    /// Relate an application endpoint to a stand-in application (no charm), e.g. `relate redis-k8s client`.
+    /// Relate two deployed applications (`relate new:source old:db`, as `juju integrate`), or an
+    /// application endpoint to a stand-in application with no charm (`relate redis-k8s client`: the
+    /// second name is no deployed application and has no `:endpoint`).
     #[command(alias = "integrate", alias = "add-relation")]
     Relate { application: String, remote: String },
+    /// Remove a relation: `remove-relation app1[:ep] app2[:ep]` or `remove-relation <relation-id>`;
+    /// both sides run departed/broken.
+    RemoveRelation {
+        #[arg(num_args = 1..=2, required = true)]
+        names: Vec<String>,
+    },
     /// Show a relation as the stand-in client sees it (`db:0` or `0`), with both client families' views.
     ShowRelation { relation: String },
     /// Set the number of units.
@@ -304,9 +312,22 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Relate { application, remote } => {
             let _l = lock(&paths)?;
             let mut model = Model::load(&paths)?;
+            if lifecycle::names_deployed_app(&model, &remote) {
+                // As `juju integrate`, which prints nothing on success.
+                lifecycle::relate_apps(&paths, &mut model, &application, &remote)?;
+                print_warnings(&lifecycle::drain(&paths, &mut model)?);
+                return Ok(0);
+            }
             let id = lifecycle::relate(&paths, &mut model, &application, &remote)?;
             print_warnings(&lifecycle::drain(&paths, &mut model)?);
             print!("{}", serde_yaml::to_string(&lifecycle::client_view(&model, id))?);
+            Ok(0)
+        }
+        Cmd::RemoveRelation { names } => {
+            let _l = lock(&paths)?;
+            let mut model = Model::load(&paths)?;
+            let id = lifecycle::find_relation(&model, &names)?;
+            print_warnings(&lifecycle::remove_relation(&paths, &mut model, id)?);
             Ok(0)
         }
         Cmd::ShowRelation { relation } => {

@@ -93,10 +93,13 @@ fn hook_env(paths: &Paths, model: &Model, ctx: &HookContext, hook: Option<&HookS
     if let Some(h) = hook {
         if let Some(rid) = h.relation_id {
             let rel = model.relations.get(&rid).with_context(|| format!("relation {rid} not found"))?;
-            env.push(("JUJU_RELATION".into(), rel.endpoint.clone()));
-            env.push(("JUJU_RELATION_ID".into(), rel.key()));
+            env.push(("JUJU_RELATION".into(), rel.endpoint_of(app).to_string()));
+            env.push(("JUJU_RELATION_ID".into(), rel.key_for(app)));
             env.push(("JUJU_REMOTE_UNIT".into(), h.remote_unit.clone().unwrap_or_default()));
-            env.push(("JUJU_REMOTE_APP".into(), h.remote_app.clone().unwrap_or_else(|| rel.remote_app.clone())));
+            env.push((
+                "JUJU_REMOTE_APP".into(),
+                h.remote_app.clone().unwrap_or_else(|| rel.other_app(app).to_string()),
+            ));
             if let Some(d) = &h.departing_unit {
                 env.push(("JUJU_DEPARTING_UNIT".into(), d.clone()));
             }

@@ -125,12 +125,12 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
         }
     }
     queue.push(HookSpec::plain("install"));
-    let rels: Vec<Relation> = model.relations_of(app).cloned().collect();
+    let rels: Vec<Relation> = model.relations_of(app).filter(|r| !r.dying).cloned().collect();
     for r in &rels {
         queue.push(HookSpec {
-            name: format!("{}-relation-created", r.endpoint),
+            name: format!("{}-relation-created", r.endpoint_of(app)),
             relation_id: Some(r.id),
-            remote_app: Some(r.remote_app.clone()),
+            remote_app: Some(r.other_app(app).to_string()),
             ..Default::default()
         });
     }
@@ -139,7 +139,7 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
     queue.push(HookSpec::plain("start"));
     let me = model::unit_name(app, n);
     // Entering scope publishes the unit's addresses at once, before any of its hooks run.
-    for r in model.relations.values_mut().filter(|r| r.app == app) {
+    for r in model.relations.values_mut().filter(|r| r.involves(app) && !r.dying) {
         r.unit_data.insert(me.clone(), scope_settings(&address));
     }
     let ordinal = charm_meta(paths, app).ok().filter(|m| m.stateful).map(|_| {
@@ -157,23 +157,28 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
     };
     model.app_mut(app)?.units.insert(n, unit);
     for r in &rels {
-        queue.extend(join_hooks(model, r, &me));
+        queue.extend(join_hooks(model, r, app, &me));
     }
     queue.push(HookSpec::plain("update-status"));
-    // Peers: the existing units see the new one join.
-    for r in rels.iter().filter(|r| r.remote_app == r.app) {
+    // Peers, and the units of a related deployed application: the existing units see the new one join
+    // (`relation/resolver.go` `nextHookForRelation`: a remote member not yet known locally → joined,
+    // then the ChangedPending changed).
+    for r in &rels {
+        let other = r.other_app(app).to_string();
         let hooks: Vec<HookSpec> = ["joined", "changed"]
             .iter()
             .map(|kind| HookSpec {
-                name: format!("{}-relation-{kind}", r.endpoint),
+                name: format!("{}-relation-{kind}", r.endpoint_of(&other)),
                 relation_id: Some(r.id),
                 remote_unit: Some(me.clone()),
                 remote_app: Some(app.to_string()),
                 ..Default::default()
             })
             .collect();
-        for (m, u) in model.app_mut(app)?.units.iter_mut() {
-            if *m != n {
+        let Some(target) = model.apps.get_mut(&other) else { continue };
+        for (m, u) in target.units.iter_mut() {
+            let is_new_unit = other == app && *m == n;
+            if !is_new_unit && !u.dying {
                 u.queue.extend(hooks.iter().cloned());
             }
         }
@@ -183,7 +188,13 @@ pub fn add_unit(paths: &Paths, model: &mut Model, app: &str) -> Result<u32> {
 }
 
 /// The units on the other side of a relation, as seen from `me` (peers: the other units of the app).
-fn remote_units(model: &Model, r: &Relation, me: &str) -> Vec<String> {
+fn remote_units(model: &Model, r: &Relation, local_app: &str, me: &str) -> Vec<String> {
+    let other = r.other_app(local_app);
+    if !r.is_peer()
+        && let Some(a) = model.apps.get(other)
+    {
+        return a.units.values().filter(|u| !u.dying).map(|u| model::unit_name(other, u.number)).collect();
+    }
     if r.remote_app == r.app {
         let units: Vec<String> = model
             .apps
@@ -208,15 +219,15 @@ fn scope_settings(addr: &str) -> BTreeMap<String, String> {
 }
 
 /// relation-joined + relation-changed for every remote unit of a relation.
-fn join_hooks(model: &Model, r: &Relation, me: &str) -> Vec<HookSpec> {
+fn join_hooks(model: &Model, r: &Relation, local_app: &str, me: &str) -> Vec<HookSpec> {
     let mut v = Vec::new();
-    for ru in remote_units(model, r, me) {
+    for ru in remote_units(model, r, local_app, me) {
         for kind in ["joined", "changed"] {
             v.push(HookSpec {
-                name: format!("{}-relation-{kind}", r.endpoint),
+                name: format!("{}-relation-{kind}", r.endpoint_of(local_app)),
                 relation_id: Some(r.id),
                 remote_unit: Some(ru.clone()),
-                remote_app: Some(r.remote_app.clone()),
+                remote_app: Some(r.other_app(local_app).to_string()),
                 ..Default::default()
             });
         }
@@ -301,6 +312,9 @@ fn queue_relation_changed(model: &mut Model, app: &str, n: u32, changed: &[(u32,
     let writer = model::unit_name(app, n);
     for &(rid, unit_changed, app_changed) in changed {
         let Some(rel) = model.relations.get(&rid) else { continue };
+        if rel.dying {
+            continue;
+        }
         let peer = rel.app == rel.remote_app;
         let (other_app, other_ep) = if rel.app == app {
             (rel.remote_app.clone(), rel.remote_endpoint.clone())
@@ -527,6 +541,8 @@ pub fn drain(paths: &Paths, model: &mut Model) -> Result<Vec<String>> {
             break;
         }
     }
+    reap_dying_relations(model);
+    model.save(paths)?;
     Ok(warnings)
 }
 
@@ -762,13 +778,278 @@ pub fn relate(paths: &Paths, model: &mut Model, app_ep: &str, remote: &str) -> R
         ..Default::default()
     };
     model.relations.insert(id, rel.clone());
-    let joins = join_hooks(model, &rel, "");
+    let joins = join_hooks(model, &rel, &app, "");
     for u in model.app_mut(&app)?.units.values_mut() {
         u.queue.push(created.clone());
         u.queue.extend(joins.iter().cloned());
     }
     model.save(paths)?;
     Ok(id)
+}
+
+/// `app[:endpoint]` → (app, endpoint).
+fn split_endpoint(s: &str) -> (String, Option<String>) {
+    match s.split_once(':') {
+        Some((a, e)) => (a.to_string(), Some(e.to_string())),
+        None => (s.to_string(), None),
+    }
+}
+
+/// Juju's relation key (`state/relation.go` `relationKey`): the endpoints sorted requirer, provider,
+/// peer (`roleOrder`), then by `app:endpoint`, joined by a space.
+fn relation_key(eps: &[(&str, &crate::charm_meta::Endpoint)]) -> String {
+    let order = |role: &str| match role {
+        "requirer" => 0,
+        "provider" => 1,
+        _ => 2,
+    };
+    let mut v: Vec<(u8, String)> = eps.iter().map(|(a, e)| (order(e.role), format!("{a}:{}", e.name))).collect();
+    v.sort();
+    v.into_iter().map(|(_, s)| s).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `spec` names a deployed application (`app` or `app:endpoint`): `relate A B` relates two
+/// charms then; otherwise B is a stand-in client.
+pub fn names_deployed_app(model: &Model, spec: &str) -> bool {
+    spec.contains(':') || model.apps.contains_key(spec)
+}
+
+/// `juju integrate A[:ep] B[:ep]` between two deployed applications of the model.
+///
+/// - The endpoints are inferred as `state/state.go` `InferEndpoints` does (3.6-rc1 2f9226cf, 3.1.9
+///   05a19fb8): every non-peer endpoint pair (restricted to the named endpoints) that `CanRelateTo`
+///   (`state/endpoint.go`: different applications, the same interface, counterpart roles
+///   provider↔requirer); none → `no relations found`; several → `ambiguous relation: "A B" could
+///   refer to "k1"; "k2"`. A named endpoint the charm lacks → `application "A" has no "ep" relation`
+///   (`Application.Endpoint`).
+/// - `AddRelation`: an existing relation with the same key → AlreadyExists (`relation <key>`);
+///   `enforceMaxRelationLimit` for each endpoint with a `limit`: the relations already established on
+///   that application endpoint (same name and interface; stand-in relations count) + 1 may not exceed
+///   it, else `establishing a new relation for A:ep would exceed its maximum relation limit of N`;
+///   errors annotated `cannot add relation "<key>"`.
+/// - Then every unit of both sides enters scope (its address settings, as for any relation) and runs
+///   `<ep>-relation-created` (`createdRelationsResolver`), then for each remote unit `-relation-joined`
+///   and the pending `-relation-changed` (`relationsResolver.nextHookForRelation`, ChangedPending), with
+///   JUJU_REMOTE_UNIT/JUJU_REMOTE_APP set.
+///
+/// The relation is stored provider first (`app`/`endpoint`), requirer second (`remote_app`/…).
+pub fn relate_apps(paths: &Paths, model: &mut Model, a: &str, b: &str) -> Result<u32> {
+    let names = [split_endpoint(a), split_endpoint(b)];
+    let mut sides: Vec<Vec<(String, crate::charm_meta::Endpoint)>> = Vec::new();
+    for (app, ep) in &names {
+        model.app(app)?;
+        let meta = charm_meta(paths, app)?;
+        let eps: Vec<crate::charm_meta::Endpoint> = match ep {
+            Some(e) => {
+                vec![meta.endpoint(e).cloned().with_context(|| format!("application {app:?} has no {e:?} relation"))?]
+            }
+            None => meta.endpoints.clone(),
+        };
+        sides.push(eps.into_iter().filter(|e| e.role != "peer").map(|e| (app.clone(), e)).collect());
+    }
+    let counterpart = |r: &str| match r {
+        "provider" => "requirer",
+        "requirer" => "provider",
+        _ => "",
+    };
+    let mut candidates = Vec::new();
+    for (a1, e1) in &sides[0] {
+        for (a2, e2) in &sides[1] {
+            if a1 != a2 && e1.interface == e2.interface && counterpart(e1.role) == e2.role {
+                candidates.push(((a1.clone(), e1.clone()), (a2.clone(), e2.clone())));
+            }
+        }
+    }
+    let ((pa, pe), (ra, re)) = match candidates.len() {
+        0 => bail!("no relations found"),
+        1 => {
+            let (x, y) = candidates.remove(0);
+            if x.1.role == "provider" { (x, y) } else { (y, x) }
+        }
+        _ => {
+            let mut keys: Vec<String> =
+                candidates.iter().map(|(x, y)| format!("{:?}", relation_key(&[(&x.0, &x.1), (&y.0, &y.1)]))).collect();
+            keys.sort();
+            bail!("ambiguous relation: {:?} could refer to {}", format!("{a} {b}"), keys.join("; "));
+        }
+    };
+    let key = relation_key(&[(&pa, &pe), (&ra, &re)]);
+    let exists = model
+        .relations
+        .values()
+        .any(|r| r.app == pa && r.endpoint == pe.name && r.remote_app == ra && r.remote_endpoint == re.name);
+    if exists {
+        bail!("cannot add relation {key:?}: relation {key} already exists");
+    }
+    for (app, ep) in [(&pa, &pe), (&ra, &re)] {
+        if ep.limit == 0 {
+            continue;
+        }
+        let established = model
+            .relations_of(app)
+            .filter(|r| !r.is_peer() && r.endpoint_of(app) == ep.name && r.interface == ep.interface)
+            .count() as u32;
+        if established + 1 > ep.limit {
+            bail!(
+                "cannot add relation {key:?}: establishing a new relation for {app}:{} would exceed its maximum \
+                 relation limit of {}",
+                ep.name,
+                ep.limit
+            );
+        }
+    }
+    let id = model.next_relation_id;
+    model.next_relation_id += 1;
+    let mut rel = Relation {
+        id,
+        app: pa.clone(),
+        endpoint: pe.name.clone(),
+        interface: pe.interface.clone(),
+        remote_app: ra.clone(),
+        remote_endpoint: re.name.clone(),
+        ..Default::default()
+    };
+    for side in [&pa, &ra] {
+        for (n, u) in model.app(side)?.units.iter().filter(|(_, u)| !u.dying) {
+            rel.unit_data.insert(model::unit_name(side, *n), scope_settings(&u.address));
+        }
+    }
+    model.relations.insert(id, rel.clone());
+    for side in [&pa, &ra] {
+        let created = HookSpec {
+            name: format!("{}-relation-created", rel.endpoint_of(side)),
+            relation_id: Some(id),
+            remote_app: Some(rel.other_app(side).to_string()),
+            ..Default::default()
+        };
+        let units: Vec<u32> = model.app(side)?.units.values().filter(|u| !u.dying).map(|u| u.number).collect();
+        for n in units {
+            let joins = join_hooks(model, &rel, side, &model::unit_name(side, n));
+            let u = model.unit_mut(side, n)?;
+            u.queue.push(created.clone());
+            u.queue.extend(joins);
+        }
+    }
+    model.save(paths)?;
+    Ok(id)
+}
+
+/// Finds the relation `juju remove-relation` names: a relation id, or one or two `app[:endpoint]`
+/// (`state.go` `InferActiveRelation`: none → `relation matching "…" not found`; several → ambiguous).
+pub fn find_relation(model: &Model, names: &[String]) -> Result<u32> {
+    if names.len() == 1
+        && let Ok(id) = names[0].parse::<u32>()
+    {
+        return match model.relations.get(&id) {
+            Some(r) if !r.is_peer() => Ok(id),
+            _ => bail!("relation {id} not found"),
+        };
+    }
+    if names.len() != 2 {
+        bail!("a relation must involve two applications");
+    }
+    let wanted: Vec<(String, Option<String>)> = names.iter().map(|n| split_endpoint(n)).collect();
+    let side_matches =
+        |app: &str, ep: &str, w: &(String, Option<String>)| w.0 == app && w.1.as_deref().is_none_or(|e| e == ep);
+    let found: Vec<&Relation> = model
+        .relations
+        .values()
+        .filter(|r| !r.is_peer() && !r.dying)
+        .filter(|r| {
+            let (x, y) = (&wanted[0], &wanted[1]);
+            let remote_ep = if model.apps.contains_key(&r.remote_app) { r.remote_endpoint.as_str() } else { "" };
+            let y_remote = |w: &(String, Option<String>)| {
+                if model.apps.contains_key(&r.remote_app) {
+                    side_matches(&r.remote_app, remote_ep, w)
+                } else {
+                    w.0 == r.remote_app
+                }
+            };
+            (side_matches(&r.app, &r.endpoint, x) && y_remote(y))
+                || (side_matches(&r.app, &r.endpoint, y) && y_remote(x))
+        })
+        .collect();
+    match found.as_slice() {
+        [] => bail!("relation matching {:?} not found", names.join(" ")),
+        [one] => Ok(one.id),
+        many => bail!(
+            "ambiguous relation: {:?} could refer to {}",
+            names.join(" "),
+            many.iter()
+                .map(|r| format!("\"{}:{} {}:{}\"", r.remote_app, r.remote_endpoint, r.app, r.endpoint))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// Marks a relation Dying and queues its teardown on every unit of both charm sides
+/// (`relation/resolver.go` `processRelationSnapshot`: relation Dying → remoteBroken; then
+/// `nextHookForRelation`): `-relation-departed` for every remote unit the unit has seen join, then
+/// `-relation-broken`. JUJU_DEPARTING_UNIT is the remote unit, unless the unit's own application is
+/// dying (`dying_app`), when it is the unit itself ("if localUnitLife != Alive || localAppLife !=
+/// Alive { departee = LocalUnitName }"). The relation stays readable until its hooks ran (`drain`
+/// deletes it then); no relation-changed is queued for a Dying relation.
+pub fn queue_relation_teardown(model: &mut Model, id: u32, dying_app: Option<&str>) -> Result<()> {
+    let rel = model.relations.get_mut(&id).context("relation not found")?;
+    rel.dying = true;
+    let rel = rel.clone();
+    for side in [rel.app.clone(), rel.remote_app.clone()] {
+        let Some(a) = model.apps.get_mut(&side) else { continue };
+        for u in a.units.values_mut() {
+            let me = model::unit_name(&side, u.number);
+            // Hooks for the relation not yet run are moot now (the remote state no longer shows it).
+            u.queue.retain(|h| {
+                h.relation_id != Some(id)
+                    || h.name.ends_with("-relation-departed")
+                    || h.name.ends_with("-relation-broken")
+            });
+            for ru in rel.joined.get(&me).cloned().unwrap_or_default() {
+                u.queue.push(HookSpec {
+                    name: format!("{}-relation-departed", rel.endpoint_of(&side)),
+                    relation_id: Some(id),
+                    remote_unit: Some(ru.clone()),
+                    remote_app: Some(rel.other_app(&side).to_string()),
+                    departing_unit: Some(if dying_app == Some(side.as_str()) { me.clone() } else { ru }),
+                    ..Default::default()
+                });
+            }
+            if !u.installed && !u.queue.iter().any(|h| h.name == "install") {
+                continue;
+            }
+            u.queue.push(HookSpec {
+                name: format!("{}-relation-broken", rel.endpoint_of(&side)),
+                relation_id: Some(id),
+                remote_app: Some(rel.other_app(&side).to_string()),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Deletes Dying relations no unit still has a hook queued (or failed) for.
+fn reap_dying_relations(model: &mut Model) {
+    let busy: Vec<u32> = model
+        .apps
+        .values()
+        .flat_map(|a| a.units.values())
+        .flat_map(|u| u.queue.iter().chain(u.failed_hook.iter()))
+        .filter_map(|h| h.relation_id)
+        .collect();
+    let gone: Vec<u32> = model.relations.values().filter(|r| r.dying && !busy.contains(&r.id)).map(|r| r.id).collect();
+    for id in gone {
+        model.relations.remove(&id);
+    }
+    let used: Vec<String> = model.relations.values().map(|r| r.remote_app.clone()).collect();
+    model.remote_apps.retain(|name, _| used.contains(name));
+}
+
+/// `juju remove-relation`: the relation goes Dying, both sides run departed/broken, then it is gone.
+pub fn remove_relation(paths: &Paths, model: &mut Model, id: u32) -> Result<Vec<String>> {
+    queue_relation_teardown(model, id, None)?;
+    model.save(paths)?;
+    drain(paths, model)
 }
 
 /// What the stand-in client sees of a relation: the provider's application and unit bags.
@@ -909,21 +1190,47 @@ fn depart(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Ve
     for r in model.relations_of(app) {
         for ru in r.joined.get(&uname).cloned().unwrap_or_default() {
             hooks.push_back(HookSpec {
-                name: format!("{}-relation-departed", r.endpoint),
+                name: format!("{}-relation-departed", r.endpoint_of(app)),
                 relation_id: Some(r.id),
                 remote_unit: Some(ru),
-                remote_app: Some(r.remote_app.clone()),
+                remote_app: Some(r.other_app(app).to_string()),
                 departing_unit: Some(uname.clone()),
                 ..Default::default()
             });
         }
         if r.remote_app != r.app {
             hooks.push_back(HookSpec {
-                name: format!("{}-relation-broken", r.endpoint),
+                name: format!("{}-relation-broken", r.endpoint_of(app)),
                 relation_id: Some(r.id),
-                remote_app: Some(r.remote_app.clone()),
+                remote_app: Some(r.other_app(app).to_string()),
                 ..Default::default()
             });
+        }
+    }
+    // The units of a related deployed application see this one leave the scope: `-relation-departed`
+    // with JUJU_REMOTE_UNIT = JUJU_DEPARTING_UNIT = the departing unit (`relation/resolver.go`: a local
+    // member gone from the remote state, the local unit alive → departee = the remote unit); only those
+    // that saw it join.
+    let mut remote_departs: Vec<(String, u32, HookSpec)> = Vec::new();
+    for r in model.relations_of(app).filter(|r| !r.is_peer()) {
+        let other = r.other_app(app);
+        let Some(target) = model.apps.get(other) else { continue };
+        for u in target.units.values().filter(|u| !u.dying) {
+            let seen = r.joined.get(&model::unit_name(other, u.number)).is_some_and(|l| l.contains(&uname));
+            if seen {
+                remote_departs.push((
+                    other.to_string(),
+                    u.number,
+                    HookSpec {
+                        name: format!("{}-relation-departed", r.endpoint_of(other)),
+                        relation_id: Some(r.id),
+                        remote_unit: Some(uname.clone()),
+                        remote_app: Some(app.to_string()),
+                        departing_unit: Some(uname.clone()),
+                        ..Default::default()
+                    },
+                ));
+            }
         }
     }
     hooks.push_back(HookSpec::plain("stop"));
@@ -960,6 +1267,16 @@ fn depart(paths: &Paths, model: &mut Model, app: &str, n: u32, warnings: &mut Ve
     for r in model.relations.values_mut() {
         r.unit_data.remove(&uname);
         r.joined.remove(&uname);
+    }
+    for a in model.apps.values_mut().filter(|a| a.name != app) {
+        for u in a.units.values_mut() {
+            u.queue.retain(|h| h.remote_unit.as_deref() != Some(uname.as_str()));
+        }
+    }
+    for (other, m, hook) in remote_departs {
+        if let Ok(u) = model.unit_mut(&other, m) {
+            u.queue.push(hook);
+        }
     }
     let _ = std::fs::remove_dir_all(paths.unit_dir(app, n));
     let _ = std::fs::remove_dir_all(paths.tools_dir(app, n));
@@ -1059,6 +1376,22 @@ pub fn scale(paths: &Paths, model: &mut Model, app: &str, target: u32) -> Result
 /// kubelet deletes its pods gracefully; the command returns once they are gone (bounded).
 pub fn remove_app(paths: &Paths, model: &mut Model, app: &str) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
+    model.app(app)?;
+    // Its relations with other deployed applications go first (`state/application.go` `removeOps` →
+    // each relation's `destroyOps`: Dying, its units leave scope): departed/broken on both sides, this
+    // application's units departing as themselves.
+    let charm_rels: Vec<u32> = model
+        .relations_of(app)
+        .filter(|r| !r.is_peer() && model.apps.contains_key(r.other_app(app)))
+        .map(|r| r.id)
+        .collect();
+    if !charm_rels.is_empty() {
+        for id in charm_rels {
+            queue_relation_teardown(model, id, Some(app))?;
+        }
+        model.save(paths)?;
+        warnings.extend(drain(paths, model)?);
+    }
     model.app_mut(app)?.leader = None;
     let units: Vec<u32> = model.app(app)?.units.keys().copied().collect();
     for n in units {
@@ -1066,7 +1399,7 @@ pub fn remove_app(paths: &Paths, model: &mut Model, app: &str) -> Result<Vec<Str
         model.app_mut(app)?.leader = None;
     }
     model.apps.remove(app);
-    model.relations.retain(|_, r| r.app != app);
+    model.relations.retain(|_, r| !r.involves(app));
     let used: Vec<String> = model.relations.values().map(|r| r.remote_app.clone()).collect();
     model.remote_apps.retain(|name, _| used.contains(name));
     let _ = std::fs::remove_file(paths.charm_archive(app));
@@ -1115,22 +1448,23 @@ pub fn hook_for(
                 model
                     .relations
                     .get(&id)
-                    .filter(|rel| rel.app == app)
+                    .filter(|rel| rel.involves(app))
                     .with_context(|| format!("relation {r:?} not found"))?
             }
             None => model
                 .relations_of(app)
-                .find(|r| r.endpoint == ep)
+                .find(|r| r.endpoint_of(app) == ep)
                 .with_context(|| format!("unit \"{app}/{n}\" has no relation on endpoint {ep:?}"))?,
         };
         hook.relation_id = Some(rel.id);
-        hook.remote_app = Some(rel.remote_app.clone());
+        hook.remote_app = Some(rel.other_app(app).to_string());
         if !matches!(kind, "created" | "broken") {
             let default = rel
                 .joined
                 .get(&model::unit_name(app, n))
                 .and_then(|j| j.first().cloned())
-                .or_else(|| model.remote_apps.get(&rel.remote_app).and_then(|a| a.units.first().cloned()));
+                .or_else(|| model.remote_apps.get(&rel.remote_app).and_then(|a| a.units.first().cloned()))
+                .or_else(|| remote_units(model, rel, app, &model::unit_name(app, n)).into_iter().next());
             hook.remote_unit = remote_unit.map(str::to_string).or(default);
         }
         if kind == "departed" {

@@ -180,12 +180,37 @@ pub struct Relation {
     pub unit_data: BTreeMap<String, BTreeMap<String, String>>,
     /// Local unit name → the remote units it has seen join.
     pub joined: BTreeMap<String, Vec<String>>,
+    /// Set by `remove-relation` (and by removing an application): the relation is Dying; its
+    /// departed/broken hooks are queued and it goes once none is left (`lifecycle::remove_relation`).
+    #[serde(default)]
+    pub dying: bool,
 }
 
 impl Relation {
-    /// `db:3`, the form of JUJU_RELATION_ID and relation-ids.
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.endpoint, self.id)
+    /// Whether `app` is on either side of the relation. For a relation between two deployed
+    /// applications `app`/`endpoint` is the provider and `remote_app`/`remote_endpoint` the requirer;
+    /// for a stand-in relation `app` is the charm; for a peer relation both sides are the application.
+    pub fn involves(&self, app: &str) -> bool {
+        self.app == app || self.remote_app == app
+    }
+
+    pub fn is_peer(&self) -> bool {
+        self.app == self.remote_app
+    }
+
+    /// `app`'s endpoint name in this relation (what JUJU_RELATION is for its units).
+    pub fn endpoint_of(&self, app: &str) -> &str {
+        if self.app == app { &self.endpoint } else { &self.remote_endpoint }
+    }
+
+    /// The application on the other side, as seen from `app` (itself for a peer relation).
+    pub fn other_app(&self, app: &str) -> &str {
+        if self.app == app { &self.remote_app } else { &self.app }
+    }
+
+    /// `db:3` as `app`'s units see it: JUJU_RELATION_ID and relation-ids name the local endpoint.
+    pub fn key_for(&self, app: &str) -> String {
+        format!("{}:{}", self.endpoint_of(app), self.id)
     }
 }
 
@@ -291,7 +316,7 @@ impl Model {
 
     /// Relations this application takes part in.
     pub fn relations_of<'a>(&'a self, app: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
-        self.relations.values().filter(move |r| r.app == app)
+        self.relations.values().filter(move |r| r.involves(app))
     }
 }
 

@@ -45,7 +45,7 @@ fn juju_log(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
         && let Ok(m) = ctx.model()
         && let Some(rel) = m.relations.get(&rid)
     {
-        msg = format!("{}: {msg}", rel.key());
+        msg = format!("{}: {msg}", rel.key_for(&ctx.hook.app));
     }
     let logger = format!("unit.{}.juju-log", ctx.hook.unit_name());
     model::log_line(&ctx.paths, &ctx.hook.app, ctx.hook.unit, &level, &logger, &msg);

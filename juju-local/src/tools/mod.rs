@@ -187,7 +187,7 @@ impl Ctx<'_> {
         let num = raw.rsplit(':').next().unwrap_or(raw);
         let id: u32 = num.parse().map_err(|_| bad("invalid relation id"))?;
         match model.relations.get(&id) {
-            Some(r) if r.app == self.hook.app => Ok(Some(id)),
+            Some(r) if r.involves(&self.hook.app) => Ok(Some(id)),
             _ => Err(bad("relation not found")),
         }
     }

@@ -34,15 +34,15 @@ fn relation_ids(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
     let name = match p.args.first() {
         Some(n) => n.clone(),
         None => match ctx.hook.relation_id.and_then(|id| model.relations.get(&id)) {
-            Some(r) => r.endpoint.clone(),
+            Some(r) => r.endpoint_of(&ctx.hook.app).to_string(),
             None => return Err(usage_err("no relation name specified")),
         },
     };
     let ids: Vec<Value> = model
         .relations
         .values()
-        .filter(|r| r.app == ctx.hook.app && r.endpoint == name)
-        .map(|r| Value::String(r.key()))
+        .filter(|r| r.involves(&ctx.hook.app) && r.endpoint_of(&ctx.hook.app) == name)
+        .map(|r| Value::String(r.key_for(&ctx.hook.app)))
         .collect();
     ctx.print(p, &Value::Array(ids))
 }
@@ -63,7 +63,7 @@ fn relation_list(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
     let model = ctx.model()?;
     let rel = require_relation(ctx, p, &model)?;
     if p.has("app") {
-        return ctx.print(p, &Value::String(rel.remote_app.clone()));
+        return ctx.print(p, &Value::String(rel.other_app(&ctx.hook.app).to_string()));
     }
     let units: Vec<Value> =
         rel.joined.get(&ctx.hook.unit_name()).cloned().unwrap_or_default().into_iter().map(Value::String).collect();
@@ -97,9 +97,12 @@ fn relation_get(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
     let app_flag = p.has("app");
     let target = match p.args.get(1) {
         Some(t) => t.clone(),
-        None if app_flag => {
-            ctx.hook.remote_app.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| rel.remote_app.clone())
-        }
+        None if app_flag => ctx
+            .hook
+            .remote_app
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| rel.other_app(&ctx.hook.app).to_string()),
         None => match ctx.hook.remote_unit.clone().filter(|u| !u.is_empty()) {
             Some(u) => u,
             None => return Err(usage_err("no unit or application specified")),
@@ -110,12 +113,12 @@ fn relation_get(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
         let app = target.split('/').next().unwrap_or(&target).to_string();
         if app == ctx.hook.app {
             own_bag(ctx, rel, true)
-        } else if app == rel.remote_app {
+        } else if app == rel.other_app(&ctx.hook.app) {
             rel.app_data.get(&app).cloned().unwrap_or_default()
         } else {
             return Err(run_err(format!(
                 "cannot read application settings: application {app:?} is not in relation {:?}",
-                rel.key()
+                rel.key_for(&ctx.hook.app)
             )));
         }
     } else if target == ctx.hook.unit_name() {
@@ -126,7 +129,7 @@ fn relation_get(ctx: &mut Ctx, p: &Parsed) -> ToolResult {
             None => {
                 return Err(run_err(format!(
                     "cannot read settings for unit {target:?} in relation {:?}: unit {target:?}: settings not found",
-                    rel.key()
+                    rel.key_for(&ctx.hook.app)
                 )));
             }
         }

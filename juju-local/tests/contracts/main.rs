@@ -10,6 +10,7 @@
 mod common;
 
 mod actions;
+mod charm_relations;
 mod deploy;
 mod dns;
 mod failures;
