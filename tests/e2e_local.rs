@@ -1074,6 +1074,7 @@ fn sidecar_three_units_fail_over_and_rotate_the_password() {
         (new_ok && old_refused).then_some(())
     });
     m.wait_active("redis-k8s");
+}
 
 /// Moving a podspec deployment to the sidecar archive, live (README "Moving a podspec deployment to the sidecar
 /// archive, live"): the podspec `redis-k8s` holds 10,000 keys and takes a steady stream of writes; a sidecar
