@@ -56,6 +56,10 @@ const HEALTH_KEY: &str = "redis.live.health";
 /// In update-status, how many times and how far apart the leader looks before reporting degraded replication.
 const VERIFY_ATTEMPTS: u32 = 6;
 const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long the leader waits, in the hook that starts a migration, for the first sync, so the status says where
+/// it got.
+const FIRST_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How many times an apply pass is run when a server does not answer in time, `VERIFY_PAUSE` apart.
 const APPLY_ATTEMPTS: u32 = 3;
 
@@ -482,8 +486,11 @@ fn lead(ctx: &mut Ctx<'_>, cfg: &RedisConfig, image: Option<&ImageDetails>, spec
     {
         let desired = Desired::new(ctx.env.app_name(), cfg, &plan.base, peers::units(ctx));
         let primary = super::migration::primary_ordinal(&plan.committed);
-        let (progress, changed) = super::migration::follow(&mut ctx.charm.redis.admin, &desired, primary, &source)
+        let (mut progress, changed) = super::migration::follow(&mut ctx.charm.redis.admin, &desired, primary, &source)
             .context("following the source")?;
+        if !changed.is_empty() && progress == super::migration::Progress::LinkDown {
+            progress = super::migration::wait_linked(&mut ctx.charm.redis.admin, &desired, primary, FIRST_SYNC_WAIT);
+        }
         ctx.trace.extend(changed.into_iter().map(|c| format!("migration: {c}")));
         ctx.kv.set_as(HEALTH_KEY, &progress.message(&source));
         return Ok(());

@@ -349,6 +349,30 @@ pub fn follow(
     Ok((progress, changed))
 }
 
+/// After [`follow`] has just pointed the primary at the source: looks again (every half second, within `wait`)
+/// until the first sync is done, so that the hook's status says where the copy got (a small data set takes
+/// seconds; a large one is reported as syncing, and the leader's next hook looks again).
+pub fn wait_linked(admin: &mut Admin, desired: &Desired, primary: u32, wait: Duration) -> Progress {
+    let creds = desired.credentials();
+    let node = desired.redis(primary);
+    let deadline = Instant::now() + wait;
+    loop {
+        let progress = match admin.session(&node, &creds, &[cmd(&["INFO", "replication"])], TIMEOUT) {
+            Ok(s) => match text(&s.replies[0]).and_then(|t| Replication::parse(&t)) {
+                Some(Replication { role: Role::Replica { link_up: true, .. }, offset, .. }) => {
+                    Progress::Linked { offset }
+                }
+                _ => Progress::LinkDown,
+            },
+            Err(_) => Progress::LinkDown,
+        };
+        if matches!(progress, Progress::Linked { .. }) || Instant::now() >= deadline {
+            return progress;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Why [`promote`] did not switch over.
 #[derive(Debug)]
 pub enum NotPromoted {
