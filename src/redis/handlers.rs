@@ -178,6 +178,10 @@ fn configure(ctx: &mut Ctx<'_>) -> Result<()> {
         status::waiting(ctx, &waiting);
         return Ok(());
     }
+    if let Some(bad) = ctx.kv.get_as::<String>(super::migration::BAD_SOURCE_KEY).filter(|_| ctx.is_leader) {
+        status::blocked(ctx, &bad);
+        return Ok(());
+    }
     if let Some(image) = &image {
         let version = image_version(&image.image_path);
         if ctx.kv.data_changed("redis.workload-version", &version) {

@@ -31,6 +31,9 @@ use crate::layers::{Ctx, State, status};
 use crate::meta::{Flavour, RelationHook, SOURCE, action};
 use crate::reactive::{Registry, action_flag};
 
+/// This unit's kv: why the source's data cannot be used, while it cannot (the status says it in every hook).
+pub const BAD_SOURCE_KEY: &str = "redis.migration.bad-source";
+
 /// What the peer bag's migration key holds once the switch-over is done: the source is not followed again,
 /// whatever it publishes until the relation is removed.
 const PROMOTED: &str = "promoted";
@@ -91,10 +94,13 @@ fn source_changed(ctx: &mut Ctx<'_>) -> Result<()> {
         Ok(Some(source)) => source,
         Ok(None) => return Ok(()),
         Err(why) => {
-            status::blocked(ctx, &format!("source relation: {unit} published data this charm cannot use: {why}"));
+            let message = format!("source relation: {unit} published data this charm cannot use: {why}");
+            status::blocked(ctx, &message);
+            ctx.kv.set_as(BAD_SOURCE_KEY, &message);
             return Ok(());
         }
     };
+    ctx.kv.unset(BAD_SOURCE_KEY);
     let shared = peers::fresh(ctx)?;
     if state(&shared) == Some(Migration::Promoted) || following(&shared).as_ref() == Some(&source) {
         return Ok(());
@@ -109,6 +115,7 @@ fn source_broken(ctx: &mut Ctx<'_>) -> Result<()> {
     if !ctx.is_leader || peers::relation_id(ctx).is_none() {
         return Ok(());
     }
+    ctx.kv.unset(BAD_SOURCE_KEY);
     let shared = peers::fresh(ctx)?;
     let Some(state) = state(&shared) else { return Ok(()) };
     if let Migration::Following(source) = state {

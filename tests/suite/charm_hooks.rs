@@ -1120,3 +1120,41 @@ fn removing_the_source_relation_before_promote_abandons_the_copy() {
     assert!(u.cluster.sentinel("redis-k8s-0.redis-k8s-endpoints:26379").monitor.is_some(), "monitoring again");
     assert_eq!(u.model().last_status(), Some(("active", "listening on port 6379")));
 }
+
+/// Data on `source` the charm cannot use gives a blocked status naming the unit and the key, without the
+/// password, in every hook until the source publishes something usable.
+#[test]
+fn bad_source_data_blocks_naming_it_until_it_is_fixed() {
+    let u = Unit::sidecar("redis-k8s/0", true);
+    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
+        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
+    let mut bag = redis_k8s::juju::Settings::new();
+    bag.insert("host".into(), OLD_HOST.into());
+    bag.insert("port".into(), "6379".into());
+    bag.insert("password".into(), "unquoted-secret-hunter2".into());
+    rel.units.insert("old-redis/0".into(), bag);
+    u.model().relations.insert("source:9".into(), rel);
+    let env = HookEnv {
+        relation: Some("source".into()),
+        relation_id: Some("source:9".into()),
+        remote_unit: Some("old-redis/0".into()),
+        remote_app: Some("old-redis".into()),
+        ..u.env.clone()
+    };
+    u.hook_env("source-relation-changed", &env).0.unwrap();
+    let want = "source relation: old-redis/0 published data this charm cannot use: password is not a JSON string";
+    assert_eq!(u.model().last_status(), Some(("blocked", want)));
+    u.hook("update-status").0.unwrap();
+    assert_eq!(u.model().last_status(), Some(("blocked", want)), "still blocked in later hooks");
+    {
+        let m = u.model();
+        assert!(!m.statuses.iter().chain(&m.logs).any(|(_, msg)| msg.contains("hunter2")));
+    }
+    let old = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
+    u.cluster.state_mut().redis.insert(format!("{OLD_HOST}:6379"), old);
+    u.model().relations.get_mut("source:9").unwrap().units.get_mut("old-redis/0").unwrap().remove("password");
+    u.hook_env("source-relation-changed", &env).0.unwrap();
+    assert!(u.model().last_status().is_some_and(|(s, m)| s == "waiting" && m.starts_with("migrating from")));
+}
