@@ -1,6 +1,6 @@
 # redis-k8s: build, package, lint and test the charm.
 #
-#   make demo    set up, build redis-k8s.charm and run the local deploy demo (scripts/demo.sh)
+#   make demo    set up, build both archives and run the local deploy demo on each (scripts/demo.sh)
 #   make test    set up, build redis-k8s.charm and run every test against it
 #   make lint    rustfmt, shellcheck, clippy, rustdoc (warnings denied) and charm-proof on the unpacked .charm
 #   make charm   build redis-k8s.charm (podspec: the static binary as ./dispatch, hooks/ as symlinks) and
@@ -98,7 +98,8 @@ test: setup charm
 	REDIS_K8S_CHARM=$(CURDIR)/$(CHARM) REDIS_K8S_SIDECAR_CHARM=$(CURDIR)/$(SIDECAR_CHARM) JUJU_LOCAL_BIN=$(CURDIR)/target/debug/juju-local cargo test --workspace
 
 demo: setup charm
-	./scripts/demo.sh
+	./scripts/demo.sh ./$(CHARM)
+	DEMO_JUJU_VERSION=3.6.0 ./scripts/demo.sh ./$(SIDECAR_CHARM)
 
 clean:
 	cargo clean

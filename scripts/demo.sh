@@ -2,6 +2,8 @@
 # Deploys the built charm (./redis-k8s.charm) on juju-local, checks Redis answers at the unit's pod
 # address, moves it to port 7000 through `juju-local config`, shows the status, then tears down.
 # Needs root (network namespaces); build the charm first. Usage: scripts/demo.sh [path/to/charm]
+# DEMO_JUJU_VERSION sets the model's Juju version (e.g. 3.6.0 for redis-k8s-sidecar.charm, which Juju 2.x
+# cannot deploy).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,8 +22,10 @@ JL="$PWD/target/release/juju-local"
 step "juju-local destroy (clean slate; failure is fine)"
 "$JL" destroy || true
 
-step "juju-local deploy $CHARM --resource redis-image=redis:7.0"
-"$JL" deploy "$CHARM" --resource redis-image=redis:7.0
+VERSION_ARGS=()
+if [ -n "${DEMO_JUJU_VERSION:-}" ]; then VERSION_ARGS=(--juju-version "$DEMO_JUJU_VERSION"); fi
+step "juju-local deploy $CHARM --resource redis-image=redis:7.0 ${VERSION_ARGS[*]}"
+"$JL" deploy "$CHARM" --resource redis-image=redis:7.0 "${VERSION_ARGS[@]}"
 
 step "waiting (at most 20 s) for $APP/0 to be active"
 "$JL" wait "$APP" --timeout 20
