@@ -84,7 +84,7 @@ fn hook_env(paths: &Paths, model: &Model, ctx: &HookContext, hook: Option<&HookS
         ("JUJU_PRINCIPAL_UNIT".into(), String::new()),
         ("JUJU_AVAILABILITY_ZONE".into(), String::new()),
         ("JUJU_VERSION".into(), model.settings.juju_version.clone()),
-        ("CLOUD_API_VERSION".into(), "1.21.0".into()),
+        ("CLOUD_API_VERSION".into(), crate::assumes::K8S_API_VERSION.to_string()),
         ("JUJU_CHARM_HTTP_PROXY".into(), String::new()),
         ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),
         ("JUJU_CHARM_FTP_PROXY".into(), String::new()),

@@ -569,6 +569,9 @@ pub fn deploy(
     if juju4 && meta.format == 1 {
         bail!("deploying format v1 charms not supported");
     }
+    // The charm's `assumes` against the model's features, as the controller checks them (see `assumes`).
+    let doc: serde_json::Value = serde_yaml::from_str(&meta_text).context("invalid metadata.yaml")?;
+    crate::assumes::check(doc.get("assumes"), version)?;
     // juju-local models sidecar applications as Juju 3.1-4.0 do (a stand-in limit, not a Juju rule).
     if meta.format == 2 && !version.at_least(3, 1, 0) {
         bail!(

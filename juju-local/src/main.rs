@@ -4,6 +4,7 @@
 //! after a hook tool (`config-get`, `pod-spec-set`, …) it is that tool (`tools`), talking to the running
 //! hook's context.
 
+mod assumes;
 mod charm_archive;
 mod charm_meta;
 mod cli;
