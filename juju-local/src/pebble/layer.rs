@@ -705,6 +705,40 @@ fn merge_check(c: &mut Check, other: &Check) {
     }
 }
 
+/// One layer's services (or checks) over the combined ones, per each entry's `override`: `merge` into an
+/// existing entry, `replace` it; anything else is `CombineLayers`' error for the `kind` of entry.
+fn combine_entries<T: Clone>(
+    combined: &mut BTreeMap<String, T>,
+    entries: &BTreeMap<String, T>,
+    label: &str,
+    kind: &str,
+    override_of: impl Fn(&T) -> &String,
+    merge: impl Fn(&mut T, &T),
+) -> Result<(), String> {
+    for (name, entry) in entries {
+        match override_of(entry).as_str() {
+            "merge" => match combined.get_mut(name) {
+                Some(old) => merge(old, entry),
+                None => {
+                    combined.insert(name.clone(), entry.clone());
+                }
+            },
+            "replace" => {
+                combined.insert(name.clone(), entry.clone());
+            }
+            "" => return Err(format!(r#"layer {} must define "override" for {kind} {}"#, quote(label), quote(name))),
+            _ => {
+                return Err(format!(
+                    r#"layer {} has invalid "override" value for {kind} {}"#,
+                    quote(label),
+                    quote(name)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `plan.CombineLayers`: later layers override earlier ones per `override`; every service and check of every
 /// layer must say `override: merge` or `override: replace`. Defaults are filled in (not marked as set).
 pub fn combine_layers(layers: &[Layer]) -> Result<Layer, String> {
@@ -713,60 +747,15 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, String> {
     combined.summary = last.summary.clone();
     combined.description = last.description.clone();
     for layer in layers {
-        for (name, service) in &layer.services {
-            match service.override_.as_str() {
-                "merge" => match combined.services.get_mut(name) {
-                    Some(old) => merge_service(old, service),
-                    None => {
-                        combined.services.insert(name.clone(), service.clone());
-                    }
-                },
-                "replace" => {
-                    combined.services.insert(name.clone(), service.clone());
-                }
-                "" => {
-                    return Err(format!(
-                        r#"layer {} must define "override" for service {}"#,
-                        quote(&layer.label),
-                        quote(name)
-                    ));
-                }
-                _ => {
-                    return Err(format!(
-                        r#"layer {} has invalid "override" value for service {}"#,
-                        quote(&layer.label),
-                        quote(name)
-                    ));
-                }
-            }
-        }
-        for (name, check) in &layer.checks {
-            match check.override_.as_str() {
-                "merge" => match combined.checks.get_mut(name) {
-                    Some(old) => merge_check(old, check),
-                    None => {
-                        combined.checks.insert(name.clone(), check.clone());
-                    }
-                },
-                "replace" => {
-                    combined.checks.insert(name.clone(), check.clone());
-                }
-                "" => {
-                    return Err(format!(
-                        r#"layer {} must define "override" for check {}"#,
-                        quote(&layer.label),
-                        quote(name)
-                    ));
-                }
-                _ => {
-                    return Err(format!(
-                        r#"layer {} has invalid "override" value for check {}"#,
-                        quote(&layer.label),
-                        quote(name)
-                    ));
-                }
-            }
-        }
+        combine_entries(
+            &mut combined.services,
+            &layer.services,
+            &layer.label,
+            "service",
+            |s| &s.override_,
+            merge_service,
+        )?;
+        combine_entries(&mut combined.checks, &layer.checks, &layer.label, "check", |c| &c.override_, merge_check)?;
     }
     for service in combined.services.values_mut() {
         if !service.backoff_delay.is_set {
