@@ -56,9 +56,10 @@ fn finish(ctx: &mut Ctx<'_>) -> Result<()> {
     status::finalize(ctx)
 }
 
-/// Runs `hook` for the unit described by `env`, acting only through `tools` and the real Redis administration.
-pub fn run_hook(hook: &str, env: &HookEnv, tools: &mut HookTools) -> Result<Outcome<State>> {
-    run_hook_with(hook, env, tools, Admin::real())
+/// Runs `hook` for the unit described by `env` as `flavour` (which the caller read from the charm dir), acting only
+/// through `tools`, the real Redis administration and the real Pebbles.
+pub fn run_hook(hook: &str, env: &HookEnv, tools: &mut HookTools, flavour: Flavour) -> Result<Outcome<State>> {
+    engine(flavour)?.run_hook(hook, env, tools, &Store::locate(env, STORE), state(flavour, Boundaries::real()))
 }
 
 /// Runs `hook`, administering Redis and Sentinel through `admin`.
@@ -73,6 +74,12 @@ pub struct Boundaries {
     pub pebble: Option<PebbleRuntime>,
 }
 
+impl Boundaries {
+    fn real() -> Boundaries {
+        Boundaries { admin: Admin::real(), pebble: None }
+    }
+}
+
 /// Runs `hook` for the unit described by `env` through these boundaries. The flavour is the charm directory's
 /// ([`Flavour::of_charm_dir`]).
 pub fn run_hook_in(hook: &str, env: &HookEnv, tools: &mut HookTools, with: Boundaries) -> Result<Outcome<State>> {
@@ -81,9 +88,9 @@ pub fn run_hook_in(hook: &str, env: &HookEnv, tools: &mut HookTools, with: Bound
     engine(flavour)?.run_hook(hook, env, tools, &store, state(flavour, with))
 }
 
-/// Runs `action` (see [`Engine::run_action`]).
-pub fn run_action(action: &str, env: &HookEnv, tools: &mut HookTools, admin: Admin) -> Result<Outcome<State>> {
-    run_action_in(action, env, tools, Boundaries { admin, pebble: None })
+/// Runs `action` as `flavour` through the real boundaries (see [`Engine::run_action`]).
+pub fn run_action(action: &str, env: &HookEnv, tools: &mut HookTools, flavour: Flavour) -> Result<Outcome<State>> {
+    engine(flavour)?.run_action(action, env, tools, &Store::locate(env, STORE), state(flavour, Boundaries::real()))
 }
 
 /// Runs `action` through these boundaries.

@@ -97,8 +97,8 @@ fn main() -> ExitCode {
 
     match dispatch::resolve(meta, dispatch_path.as_deref(), &argv0, in_context) {
         Ok(Invocation::Cli) => cli(meta, in_context, &argv0),
-        Ok(Invocation::Hook(hook)) => run_hook(&hook),
-        Ok(Invocation::Action(action)) => run_action(&action),
+        Ok(Invocation::Hook(hook)) => run_hook(&hook, flavour),
+        Ok(Invocation::Action(action)) => run_action(&action, flavour),
         Err(e) => {
             eprintln!("redis-k8s: {e}");
             ExitCode::from(2)
@@ -159,13 +159,13 @@ fn context(what: &str) -> Result<(HookEnv, HookTools), ExitCode> {
     Ok((env, HookTools::new(Box::new(runner))))
 }
 
-fn run_hook(hook: &str) -> ExitCode {
+fn run_hook(hook: &str, flavour: Flavour) -> ExitCode {
     let _ = CURRENT.set(hook.to_string());
     let (env, mut tools) = match context(hook) {
         Ok(both) => both,
         Err(code) => return code,
     };
-    let result = redis_k8s::charm::run_hook(hook, &env, &mut tools);
+    let result = redis_k8s::charm::run_hook(hook, &env, &mut tools, flavour);
     let code = match result {
         Ok(outcome) => {
             for line in &outcome.trace {
@@ -194,14 +194,14 @@ fn run_hook(hook: &str) -> ExitCode {
     code
 }
 
-fn run_action(action: &str) -> ExitCode {
+fn run_action(action: &str, flavour: Flavour) -> ExitCode {
     let _ = CURRENT.set(format!("action {action}"));
     let (env, mut tools) = match context(&format!("action {action}")) {
         Ok(both) => both,
         Err(code) => return code,
     };
     // An action's stdout goes into its results and Juju's log: print nothing there.
-    match redis_k8s::charm::run_action(action, &env, &mut tools, redis_k8s::redis::admin::Admin::real()) {
+    match redis_k8s::charm::run_action(action, &env, &mut tools, flavour) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("redis-k8s: action {action}: {}", one_line(&format!("{err:#}")));

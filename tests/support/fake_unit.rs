@@ -376,7 +376,8 @@ impl FakeUnit {
         let mut tools = HookTools::new(Box::new(self.fake.clone()));
         let env = HookEnv { action_name: Some(name.into()), ..self.env.clone() };
         let admin = Admin::new(Box::new(self.cluster.clone()));
-        let (result, trace) = match redis_k8s::charm::run_action(name, &env, &mut tools, admin) {
+        let with = redis_k8s::charm::Boundaries { admin, pebble: None };
+        let (result, trace) = match redis_k8s::charm::run_action_in(name, &env, &mut tools, with) {
             Ok(outcome) => (Ok(()), outcome.trace),
             Err(e) => (Err(format!("{e:#}")), Vec::new()),
         };
