@@ -69,6 +69,30 @@ impl Unit {
         u
     }
 
+    /// A sidecar leader through its first hooks, both containers' Pebbles up.
+    fn sidecar_ready(unit: &str) -> Unit {
+        let u = Unit::sidecar(unit, true);
+        for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"]
+        {
+            u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
+        }
+        u
+    }
+
+    /// Relates `source:9` to an old application's unit publishing `bag`; the env of its relation hooks.
+    fn relate_source(&self, bag: redis_k8s::juju::Settings) -> HookEnv {
+        let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
+        rel.units.insert("old-redis/0".into(), bag);
+        self.model().relations.insert("source:9".into(), rel);
+        HookEnv {
+            relation: Some("source".into()),
+            relation_id: Some("source:9".into()),
+            remote_unit: Some("old-redis/0".into()),
+            remote_app: Some("old-redis".into()),
+            ..self.env.clone()
+        }
+    }
+
     fn pebble_runtime(&self) -> Option<PebbleRuntime> {
         self.pebbles.as_ref().map(|(redis, sentinel)| {
             PebbleRuntime::new([
@@ -862,10 +886,7 @@ fn the_sidecar_flavour_drives_pebble_and_never_calls_a_podspec_or_leadership_too
 /// pebble-ready sends it everything again.
 #[test]
 fn a_sidecar_unit_waits_for_a_restarting_pebble_and_resends_everything_when_it_is_back() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let u = Unit::sidecar_ready("redis-k8s/0");
     let (redis, _) = u.pebbles.clone().unwrap();
     let pushed = redis.requests().len();
     redis.set_running(false);
@@ -885,10 +906,7 @@ fn a_sidecar_unit_waits_for_a_restarting_pebble_and_resends_everything_when_it_i
 /// blocks the change, naming the pod, before any of it is shared or sent.
 #[test]
 fn a_sidecar_port_change_a_redis_cannot_apply_live_blocks_and_changes_nothing() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let u = Unit::sidecar_ready("redis-k8s/0");
     let (redis, _) = u.pebbles.clone().unwrap();
     let plan_before = redis.plan();
     let bag_before = u.model().relations["redis-peers:0"].local_app.clone();
@@ -944,10 +962,7 @@ fn a_sidecar_non_leader_follows_the_config_the_leader_shared() {
 /// Pebble readiness checks.
 #[test]
 fn a_sidecar_unit_reports_a_failing_readiness_check_in_update_status() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let u = Unit::sidecar_ready("redis-k8s/0");
     let (redis, _) = u.pebbles.clone().unwrap();
     redis.set_check("redis-ready", "down", 3);
     u.hook("update-status").0.unwrap();
@@ -971,10 +986,7 @@ fn a_sidecar_unit_reports_a_failing_readiness_check_in_update_status() {
 /// reads each container's checks once (`GET /v1/checks`), nothing else.
 #[test]
 fn quiet_sidecar_hooks_cost_no_pebble_call_but_update_status_s_checks() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let u = Unit::sidecar_ready("redis-k8s/0");
     // The first config-changed with the password committed applies it to the running servers (and shares the
     // primary it finds); the next one has nothing to do.
     u.hook("config-changed").0.unwrap();
@@ -1002,30 +1014,18 @@ const OLD_PW: &str = "old-app-password-0123456789abcdef";
 /// tells the progress; `promote` switches over once in sync; nothing the source publishes later is followed.
 #[test]
 fn a_sidecar_application_copies_a_podspec_one_through_source_and_promote_switches_over() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let u = Unit::sidecar_ready("redis-k8s/0");
     u.hook("config-changed").0.unwrap();
     let mut old = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
     old.passwords = vec![OLD_PW.into()];
     old.offset = 5000;
     u.cluster.state_mut().redis.insert(format!("{OLD_HOST}:6379"), old);
 
-    let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
     let mut bag = redis_k8s::juju::Settings::new();
     bag.insert("host".into(), OLD_HOST.into());
     bag.insert("port".into(), "6379".into());
     bag.insert("password".into(), format!("\"{OLD_PW}\""));
-    rel.units.insert("old-redis/0".into(), bag);
-    u.model().relations.insert("source:9".into(), rel);
-    let env = HookEnv {
-        relation: Some("source".into()),
-        relation_id: Some("source:9".into()),
-        remote_unit: Some("old-redis/0".into()),
-        remote_app: Some("old-redis".into()),
-        ..u.env.clone()
-    };
+    let env = u.relate_source(bag);
     for h in ["source-relation-created", "source-relation-joined", "source-relation-changed"] {
         u.hook_env(h, &env).0.unwrap_or_else(|e| panic!("{h}: {e}"));
     }
@@ -1074,10 +1074,7 @@ fn promote_is_refused_by_the_podspec_archive_and_when_not_migrating() {
     u.deploy();
     run_action(&u, "promote").unwrap();
     assert!(u.model().action_failed.as_deref().is_some_and(|m| m.contains("sidecar")), "{:?}", u.model().action_failed);
-    let s = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        s.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let s = Unit::sidecar_ready("redis-k8s/0");
     run_action(&s, "promote").unwrap();
     assert!(
         s.model().action_failed.as_deref().is_some_and(|m| m.contains("not migrating")),
@@ -1090,26 +1087,14 @@ fn promote_is_refused_by_the_podspec_archive_and_when_not_migrating() {
 /// own masterauth back, and the Sentinels monitor it again.
 #[test]
 fn removing_the_source_relation_before_promote_abandons_the_copy() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
+    let u = Unit::sidecar_ready("redis-k8s/0");
     u.hook("config-changed").0.unwrap();
     let old = u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379");
     u.cluster.state_mut().redis.insert(format!("{OLD_HOST}:6379"), old);
-    let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
     let mut bag = redis_k8s::juju::Settings::new();
     bag.insert("host".into(), OLD_HOST.into());
     bag.insert("port".into(), "6379".into());
-    rel.units.insert("old-redis/0".into(), bag);
-    u.model().relations.insert("source:9".into(), rel);
-    let env = HookEnv {
-        relation: Some("source".into()),
-        relation_id: Some("source:9".into()),
-        remote_unit: Some("old-redis/0".into()),
-        remote_app: Some("old-redis".into()),
-        ..u.env.clone()
-    };
+    let env = u.relate_source(bag);
     u.hook_env("source-relation-changed", &env).0.unwrap();
     assert!(u.cluster.redis("redis-k8s-0.redis-k8s-endpoints:6379").replica_of.is_some());
     u.hook_env("source-relation-broken", &env).0.unwrap();
@@ -1125,24 +1110,12 @@ fn removing_the_source_relation_before_promote_abandons_the_copy() {
 /// password, in every hook until the source publishes something usable.
 #[test]
 fn bad_source_data_blocks_naming_it_until_it_is_fixed() {
-    let u = Unit::sidecar("redis-k8s/0", true);
-    for h in ["install", "leader-elected", "config-changed", "start", "redis-pebble-ready", "sentinel-pebble-ready"] {
-        u.hook(h).0.unwrap_or_else(|e| panic!("{h}: {e}"));
-    }
-    let mut rel = FakeRelation { remote_app: "old-redis".into(), ..Default::default() };
+    let u = Unit::sidecar_ready("redis-k8s/0");
     let mut bag = redis_k8s::juju::Settings::new();
     bag.insert("host".into(), OLD_HOST.into());
     bag.insert("port".into(), "6379".into());
     bag.insert("password".into(), "unquoted-secret-hunter2".into());
-    rel.units.insert("old-redis/0".into(), bag);
-    u.model().relations.insert("source:9".into(), rel);
-    let env = HookEnv {
-        relation: Some("source".into()),
-        relation_id: Some("source:9".into()),
-        remote_unit: Some("old-redis/0".into()),
-        remote_app: Some("old-redis".into()),
-        ..u.env.clone()
-    };
+    let env = u.relate_source(bag);
     u.hook_env("source-relation-changed", &env).0.unwrap();
     let want = "source relation: old-redis/0 published data this charm cannot use: password is not a JSON string";
     assert_eq!(u.model().last_status(), Some(("blocked", want)));
