@@ -345,15 +345,24 @@ pub fn follow(
             changed.push(format!("{}: follows {primary_host}:{port}", replica.label()));
         }
     }
+    // Already following: what it said above is the progress (no second session in a steady hook).
+    if following {
+        return Ok((progress_of(info), changed));
+    }
     let progress = match admin.session(&node, &creds, &[cmd(&["INFO", "replication"])], TIMEOUT) {
-        Ok(s) => match text(&s.replies[0]).and_then(|t| Replication::parse(&t)) {
-            Some(Replication { role: Role::Replica { link_up: true, .. }, offset, .. }) => Progress::Linked { offset },
-            _ => Progress::LinkDown,
-        },
+        Ok(s) => progress_of(text(&s.replies[0]).and_then(|t| Replication::parse(&t))),
         Err(e) if e.is_not_running() => Progress::NotRunning,
         Err(e) => return Err(e),
     };
     Ok((progress, changed))
+}
+
+/// The progress a following primary's `INFO replication` shows.
+fn progress_of(info: Option<Replication>) -> Progress {
+    match info {
+        Some(Replication { role: Role::Replica { link_up: true, .. }, offset, .. }) => Progress::Linked { offset },
+        _ => Progress::LinkDown,
+    }
 }
 
 /// After [`follow`] has just pointed the primary at the source: looks again (every half second, within `wait`)
@@ -365,12 +374,7 @@ pub fn wait_linked(admin: &mut Admin, desired: &Desired, primary: u32, wait: Dur
     let deadline = Instant::now() + wait;
     loop {
         let progress = match admin.session(&node, &creds, &[cmd(&["INFO", "replication"])], TIMEOUT) {
-            Ok(s) => match text(&s.replies[0]).and_then(|t| Replication::parse(&t)) {
-                Some(Replication { role: Role::Replica { link_up: true, .. }, offset, .. }) => {
-                    Progress::Linked { offset }
-                }
-                _ => Progress::LinkDown,
-            },
+            Ok(s) => progress_of(text(&s.replies[0]).and_then(|t| Replication::parse(&t))),
             Err(_) => Progress::LinkDown,
         };
         if matches!(progress, Progress::Linked { .. }) || Instant::now() >= deadline {
